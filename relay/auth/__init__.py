@@ -1,0 +1,1 @@
+"""Credentials to identities: keys, tokens, JWTs and capabilities (pure functions, no I/O)."""
