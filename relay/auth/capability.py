@@ -20,7 +20,7 @@ class Capability:
 
     @classmethod
     def parse(cls, value: str | Mapping[str, Any]) -> Capability:
-        """Parse a capability given as a JSON string or a mapping; AblyError 40000 when malformed."""
+        """Parse a capability from a JSON string or a mapping; AblyError 40000 if malformed."""
         if isinstance(value, str):
             try:
                 value = json.loads(value)
@@ -49,9 +49,7 @@ class Capability:
 def _matches(pattern: str, channel: str) -> bool:
     if pattern in ("*", "[*]*") or pattern == channel:
         return True
-    if pattern.endswith("*") and channel.startswith(pattern[:-1]):
-        return True
-    return False
+    return pattern.endswith("*") and channel.startswith(pattern[:-1])
 
 
 ALL = Capability({"*": frozenset({"*"})})

@@ -1,0 +1,66 @@
+"""API keys: "APPID.KEYID:SECRET", the credential every app starts with."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import string
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from relay.auth.capability import ALL, Capability
+from relay.auth.identity import Identity
+from relay.protocol.errors import AblyError
+
+__all__ = ["ApiKey", "KeyLookup", "authenticate_key"]
+
+_ID_ALPHABET = string.ascii_letters + string.digits + "-_"
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    app_id: str
+    key_id: str
+    secret: str
+    capability: Capability = ALL
+
+    @property
+    def name(self) -> str:
+        """The public half, "APPID.KEYID", as used in token requests and JWT `kid`."""
+        return f"{self.app_id}.{self.key_id}"
+
+    def __str__(self) -> str:
+        return f"{self.name}:{self.secret}"
+
+    @classmethod
+    def parse(cls, text: str, capability: Capability = ALL) -> ApiKey:
+        """Split "APPID.KEYID:SECRET"; AblyError 40101 when it is not of that shape."""
+        name, sep, secret = text.partition(":")
+        app_id, dot, key_id = name.partition(".")
+        if not (sep and dot and app_id and key_id and secret) or "." in key_id:
+            raise AblyError(40101, 401, "Invalid key format: expected APPID.KEYID:SECRET")
+        return cls(app_id, key_id, secret, capability)
+
+    @classmethod
+    def generate(cls, app_id: str, capability: Capability = ALL) -> ApiKey:
+        key_id = "".join(secrets.choice(_ID_ALPHABET[:-2]) for _ in range(6))
+        secret = secrets.token_urlsafe(32).replace(".", "_")
+        return cls(app_id, key_id, secret, capability)
+
+
+KeyLookup = Callable[[str], ApiKey | None]
+"""Finds a key by its name ("APPID.KEYID"), or None."""
+
+
+def authenticate_key(text: str, lookup: KeyLookup, client_id: str | None = None) -> Identity:
+    """Verify a full API key against the known keys; 40101 for unknown keys and wrong secrets."""
+    given = ApiKey.parse(text)
+    known = lookup(given.name)
+    if known is None or not hmac.compare_digest(known.secret.encode(), given.secret.encode()):
+        raise AblyError(40101, 401, "Invalid credentials")
+    return Identity(
+        app_id=known.app_id,
+        key_name=known.name,
+        capability=known.capability,
+        client_id=client_id,
+    )
