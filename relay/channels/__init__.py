@@ -1,0 +1,1 @@
+"""In-memory channel state: subscribers, numbering, ordered fan-out after commit, history."""

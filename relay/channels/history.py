@@ -1,0 +1,133 @@
+"""History queries: Ably's parameters in, one page of a channel's log and the next page's link out.
+
+The next page is addressed by a `cursor` query parameter holding the seq to continue from; it is
+opaque to clients, who follow the `Link: <./messages?...>; rel="next"` header as given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from relay.channels.channel import Channel
+from relay.protocol.errors import AblyError
+from relay.protocol.serials import parse_serial
+from relay.store.base import HistoryQuery
+
+__all__ = ["HistoryPage", "HistoryParams", "read_page"]
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryParams:
+    limit: int = DEFAULT_LIMIT
+    forwards: bool = False
+    start: int | None = None
+    end: int | None = None
+    until_serial: str | None = None
+    cursor: int | None = None
+
+    @classmethod
+    def parse(cls, query: Mapping[str, str]) -> HistoryParams:
+        """Read Ably's history parameters; 40003 for any value Ably would refuse."""
+        limit = _int(query, "limit", DEFAULT_LIMIT)
+        if not 1 <= limit <= MAX_LIMIT:
+            raise AblyError.invalid_param(f"limit must be between 1 and {MAX_LIMIT}")
+        direction = query.get("direction", "backwards")
+        if direction not in ("forwards", "backwards"):
+            raise AblyError.invalid_param("direction must be forwards or backwards")
+        start, end = _opt_int(query, "start"), _opt_int(query, "end")
+        if start is not None and end is not None and start > end:
+            raise AblyError.invalid_param("start must not be later than end")
+        until = query.get("from_serial") or query.get("fromSerial") or None
+        if until is not None and parse_serial(until) is None:
+            raise AblyError.invalid_param(f"from_serial {until!r} is not a serial of this channel")
+        return cls(limit, direction == "forwards", start, end, until, _opt_int(query, "cursor"))
+
+    def to_query(self) -> dict[str, str]:
+        query: dict[str, str] = {
+            "limit": str(self.limit),
+            "direction": "forwards" if self.forwards else "backwards",
+        }
+        for key, value in (
+            ("start", self.start),
+            ("end", self.end),
+            ("from_serial", self.until_serial),
+            ("cursor", self.cursor),
+        ):
+            if value is not None:
+                query[key] = str(value)
+        return query
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    messages: list[dict[str, Any]]
+    params: HistoryParams
+    next: HistoryParams | None
+
+    def links(self, resource: str) -> str:
+        """The Link header ably-js and ably-python follow: first, current and next pages."""
+        first = replace(self.params, cursor=None)
+        parts = [f'<./{resource}?{_query(first)}>; rel="first"']
+        parts.append(f'<./{resource}?{_query(self.params)}>; rel="current"')
+        if self.next is not None:
+            parts.append(f'<./{resource}?{_query(self.next)}>; rel="next"')
+        return ", ".join(parts)
+
+
+async def read_page(channel: Channel, params: HistoryParams) -> HistoryPage:
+    """One page of `channel`'s messages, newest first unless `params.forwards`."""
+    min_seq: int | None = None
+    max_seq: int | None = None
+    if params.until_serial is not None:
+        parsed = parse_serial(params.until_serial)
+        assert parsed is not None
+        epoch, seq = parsed
+        # A serial from an earlier log of this channel bounds nothing we still hold.
+        max_seq = seq if epoch == channel.log.epoch else 0
+    if params.cursor is not None:
+        if params.forwards:
+            min_seq = params.cursor
+        else:
+            max_seq = params.cursor if max_seq is None else min(max_seq, params.cursor)
+    rows = await channel.store.history(
+        HistoryQuery(
+            channel_id=channel.log.channel_id,
+            limit=params.limit + 1,
+            forwards=params.forwards,
+            min_seq=min_seq,
+            max_seq=max_seq,
+            start=params.start,
+            end=params.end,
+        )
+    )
+    next_params = None
+    if len(rows) > params.limit:
+        next_params = replace(params, cursor=rows[params.limit].seq)
+        rows = rows[: params.limit]
+    return HistoryPage([row.message for row in rows], params, next_params)
+
+
+def _query(params: HistoryParams) -> str:
+    # ably-js decodes link queries with decodeURIComponent: spaces must be %20, never "+".
+    return urlencode(params.to_query(), quote_via=quote)
+
+
+def _int(query: Mapping[str, str], key: str, default: int) -> int:
+    value = _opt_int(query, key)
+    return default if value is None else value
+
+
+def _opt_int(query: Mapping[str, str], key: str) -> int | None:
+    raw = query.get(key)
+    if raw is None or raw == "":
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise AblyError.invalid_param(f"{key} must be an integer") from None

@@ -1,0 +1,45 @@
+"""All live channels of the relay, loaded from the store on first use."""
+
+from __future__ import annotations
+
+import asyncio
+
+from relay.channels.channel import Channel
+from relay.store.base import Store
+
+__all__ = ["ChannelRegistry"]
+
+
+class ChannelRegistry:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._channels: dict[tuple[str, str], Channel] = {}
+        self._loading: dict[tuple[str, str], asyncio.Future[Channel]] = {}
+
+    def __len__(self) -> int:
+        return len(self._channels)
+
+    async def get(self, app_id: str, name: str) -> Channel:
+        """The channel, loading (or creating) its log once however many ask at the same time."""
+        key = (app_id, name)
+        channel = self._channels.get(key)
+        if channel is not None:
+            return channel
+        pending = self._loading.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Channel] = asyncio.get_running_loop().create_future()
+        self._loading[key] = future
+        try:
+            log_ = await self.store.channel(app_id, name)
+            channel = Channel(app_id, name, log_, self.store)
+            self._channels[key] = channel
+            future.set_result(channel)
+            return channel
+        except BaseException as exc:
+            future.set_exception(exc)
+            # Nobody else may be waiting; retrieve it so asyncio does not warn.
+            future.exception()
+            raise
+        finally:
+            del self._loading[key]

@@ -1,0 +1,1 @@
+"""Ably's wire protocol, sans-I/O: types, codecs, validation. Shared by the relay and client/."""

@@ -1,0 +1,116 @@
+"""Checks on what clients send: channel names, messages, sizes. Each failure is an AblyError
+with the code Ably's service uses for it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from relay.protocol.errors import AblyError
+
+__all__ = ["check_channel_name", "message_size", "parse_messages", "stamp_client_id"]
+
+_MESSAGE_FIELDS = ("id", "name", "data", "encoding", "clientId", "extras")
+
+
+def check_channel_name(name: Any) -> str:
+    """The name itself when Ably would accept it (non-empty, no leading `[` or `:`, no newline)."""
+    if not isinstance(name, str) or not name:
+        raise AblyError.invalid_channel_name("Channel name must be a non-empty string")
+    if name[0] in "[:":
+        raise AblyError.invalid_channel_name(f"Invalid channel name: {name!r} (leading {name[0]})")
+    if "\n" in name or "\r" in name:
+        raise AblyError.invalid_channel_name("Invalid channel name: contains a newline")
+    return name
+
+
+def message_size(message: dict[str, Any]) -> int:
+    """Ably's size of a message: name, clientId, data and extras, in bytes."""
+    size = 0
+    for key in ("name", "clientId"):
+        value = message.get(key)
+        if value:
+            size += len(value.encode())
+    data = message.get("data")
+    if isinstance(data, str):
+        size += len(data.encode())
+    elif isinstance(data, bytes | bytearray):
+        size += len(data)
+    extras = message.get("extras")
+    if extras:
+        size += len(json.dumps(extras, separators=(",", ":"), default=_bytes_len))
+    return size
+
+
+def _bytes_len(value: Any) -> str:
+    if isinstance(value, bytes | bytearray):
+        return "x" * len(value)
+    raise TypeError(type(value).__name__)
+
+
+def parse_messages(raw: Any, max_size: int) -> list[dict[str, Any]]:
+    """Validate published messages (already decoded from the wire) and return clean copies.
+
+    Only the fields a publisher may set are kept. Object or array data becomes a JSON string with
+    a `json` encoding step, as Ably's REST API does. The total size of the messages must fit
+    `max_size` (40009).
+    """
+    if isinstance(raw, dict):
+        raw = [raw]
+    if not isinstance(raw, list) or not raw:
+        raise AblyError.invalid_message("No messages to publish")
+    messages = [_clean(item) for item in raw]
+    total = sum(message_size(m) for m in messages)
+    if total > max_size:
+        raise AblyError.too_large(
+            f"Maximum size of messages that can be published at once exceeded "
+            f"(was {total} bytes; limit is {max_size} bytes)"
+        )
+    return messages
+
+
+def _clean(item: Any) -> dict[str, Any]:
+    if not isinstance(item, dict):
+        raise AblyError.invalid_message("A message must be an object")
+    message = {k: item[k] for k in _MESSAGE_FIELDS if item.get(k) is not None}
+    for key in ("id", "encoding"):
+        if key in message and not isinstance(message[key], str):
+            raise AblyError.invalid_message(f"Message {key} must be a string")
+    if "name" in message and not isinstance(message["name"], str):
+        raise AblyError(40016, 400, "Invalid message name")
+    if "clientId" in message and (
+        not isinstance(message["clientId"], str) or not message["clientId"]
+    ):
+        raise AblyError.invalid_client_id("Message clientId must be a non-empty string")
+    if "extras" in message and not isinstance(message["extras"], dict):
+        raise AblyError(40032, 400, "Invalid message extras field")
+    data = message.get("data")
+    if isinstance(data, dict | list):
+        message["data"] = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        encoding = message.get("encoding")
+        message["encoding"] = f"{encoding}/json" if encoding else "json"
+    elif data is not None and not isinstance(data, str | bytes):
+        raise AblyError.invalid_message("Message data must be a string, binary, object or array")
+    if isinstance(data, bytearray):
+        message["data"] = bytes(data)
+    action = item.get("action")
+    if action not in (None, 0, "message.create"):
+        raise AblyError(
+            93002, 400, "Message updates, appends and deletes are not enabled on this channel"
+        )
+    return message
+
+
+def stamp_client_id(client_id: str | None, messages: list[dict[str, Any]]) -> None:
+    """Put the publisher's verified clientId on each message; another clientId is 40012.
+
+    None (an anonymous key) and "*" (a wildcard token) may publish any clientId.
+    """
+    if client_id is None or client_id == "*":
+        return
+    for message in messages:
+        given = message.setdefault("clientId", client_id)
+        if given != client_id:
+            raise AblyError.invalid_client_id(
+                f"Unable to publish with clientId {given!r}: the credentials are for {client_id!r}"
+            )

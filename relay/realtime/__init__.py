@@ -1,0 +1,1 @@
+"""The realtime endpoint: one Connection per WebSocket, speaking Ably's ProtocolMessages."""

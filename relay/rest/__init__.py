@@ -1,0 +1,1 @@
+"""The REST API on the same port as the realtime endpoint."""

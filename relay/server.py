@@ -1,0 +1,154 @@
+"""The relay: one aiohttp application serving the realtime endpoint and the REST API on one port."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from relay.apps import Apps
+from relay.auth.keys import ApiKey
+from relay.channels.registry import ChannelRegistry
+from relay.config import Settings
+from relay.protocol.errors import AblyError
+from relay.realtime.endpoint import RealtimeEndpoint
+from relay.rest.negotiate import error_response
+from relay.rest.routes import RestApi
+from relay.store.sqlite import SqliteStore
+
+__all__ = ["Relay"]
+
+log = logging.getLogger(__name__)
+
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_DEFAULT_KEY_SETTING = "default_key"
+_CORS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, POST, PUT, PATCH, DELETE, OPTIONS",
+    "Access-Control-Allow-Headers": "*",
+    "Access-Control-Expose-Headers": "Link, X-Ably-Errorcode, X-Ably-Errormessage",
+}
+
+
+class Relay:
+    """A running relay. `start()` opens the store and binds; `stop()` undoes both."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store = SqliteStore(settings.db_path)
+        self.apps = Apps()
+        self.channels = ChannelRegistry(self.store)
+        self.realtime = RealtimeEndpoint(settings, self.apps, self.channels)
+        self.rest = RestApi(settings, self.apps, self.channels)
+        self.port = settings.port
+        self.default_key = ""
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        host = self.settings.host
+        return f"http://{'[' + host + ']' if ':' in host else host}:{self.port}"
+
+    def application(self) -> web.Application:
+        app = web.Application(middlewares=[_errors], client_max_size=self.settings.max_frame_size)
+        app.router.add_get("/", self._root)
+        app.router.add_routes(self.rest.routes())
+        return app
+
+    async def start(self) -> None:
+        await self.store.open()
+        try:
+            await self._load_keys()
+            self.realtime.start()
+            self._runner = web.AppRunner(self.application(), access_log=None)
+            await self._runner.setup()
+            for sock in _bind(self.settings.host, self.settings.port):
+                self.port = sock.getsockname()[1]
+                await web.SockSite(self._runner, sock).start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        await self.realtime.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        await self.store.close()
+
+    async def _load_keys(self) -> None:
+        if self.settings.keys:
+            keys = [ApiKey.parse(k) for k in self.settings.keys]
+        else:
+            keys = await self._default_keys()
+        self.apps.add(await self.store.keys())
+        self.apps.add(keys)
+        self.default_key = str(keys[0])
+
+    async def _default_keys(self) -> list[ApiKey]:
+        """The default app's key: made once, kept in the database, the same at every start."""
+        name = await self.store.get_setting(_DEFAULT_KEY_SETTING)
+        stored = {k.name: k for k in await self.store.keys()}
+        if name is not None and name in stored:
+            return [stored[name]]
+        key = ApiKey.generate(ApiKey.generate("x").key_id)
+        await self.store.add_keys([key])
+        await self.store.set_setting(_DEFAULT_KEY_SETTING, key.name)
+        return [key]
+
+    async def _root(self, request: web.Request) -> web.StreamResponse:
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return await self.realtime.handle(request)
+        return web.json_response({"service": "channel-relay", "status": "ok"})
+
+
+def _bind(host: str, port: int) -> list[socket.socket]:
+    """Listening sockets on every address `host` resolves to, all on one port.
+
+    ably-js users write `endpoint: 'localhost'`, which node may resolve to ::1 or 127.0.0.1:
+    both must reach the relay, and with port 0 both must share the port the OS picks.
+    """
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    addresses = list(dict.fromkeys((info[0], info[4][0]) for info in infos))
+    sockets: list[socket.socket] = []
+    try:
+        for family, address in addresses:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind((address, port))
+            sock.listen(1024)
+            sock.setblocking(False)
+            port = sock.getsockname()[1]
+            sockets.append(sock)
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: _Handler) -> web.StreamResponse:
+    """Every failure as Ably's error envelope, and CORS so browser apps can call the relay."""
+    if request.method == "OPTIONS":
+        return web.Response(status=204, headers=_CORS)
+    try:
+        response = await handler(request)
+    except AblyError as error:
+        response = error_response(request, error)
+    except web.HTTPNotFound:
+        response = error_response(request, AblyError.not_found(f"No route for {request.path}"))
+    except web.HTTPMethodNotAllowed:
+        response = error_response(request, AblyError(40500, 405, "Method not allowed"))
+    except web.HTTPRequestEntityTooLarge:
+        response = error_response(request, AblyError.too_large("Request body too large"))
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        response = error_response(request, AblyError.internal("Internal error"))
+    if not response.prepared:
+        response.headers.update(_CORS)
+    return response

@@ -1,0 +1,1 @@
+"""The durable log: channel messages, apps and keys, behind one interface."""

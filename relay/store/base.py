@@ -1,0 +1,85 @@
+"""The storage interface the channel layer is written against.
+
+SQLite (`sqlite.py`) is the embedded default; a distributed engine for several relay nodes will
+implement the same interface. Writes are submitted, not awaited, so a connection can pipeline its
+publishes; the store calls back in submission order once a write is durable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from relay.auth.keys import ApiKey
+
+__all__ = ["AppendBatch", "ChannelLog", "HistoryQuery", "Store", "StoredMessage"]
+
+
+@dataclass(slots=True)
+class ChannelLog:
+    """A channel's place in the store: its id, the epoch of its serials and its last sequence."""
+
+    channel_id: int
+    epoch: str
+    last_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    seq: int
+    message: dict[str, Any]
+
+
+@dataclass(slots=True)
+class AppendBatch:
+    """Messages of one publish, already numbered by the channel, to be committed together.
+
+    `idempotent_ids` maps each client-supplied message id to its seq so a retry finds it.
+    `done` is called on the event loop, in submission order, with None once the batch is
+    durable or with the exception that prevented it.
+    """
+
+    channel_id: int
+    messages: Sequence[StoredMessage]
+    idempotent_ids: Sequence[tuple[str, int]]
+    done: Callable[[BaseException | None], None]
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryQuery:
+    """One page of a channel's history; seq bounds are inclusive."""
+
+    channel_id: int
+    limit: int
+    forwards: bool = False
+    min_seq: int | None = None
+    max_seq: int | None = None
+    start: int | None = None
+    end: int | None = None
+
+
+class Store(Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def submit(self, batch: AppendBatch) -> None:
+        """Queue a batch for the next group commit; never blocks."""
+
+    async def channel(self, app_id: str, name: str) -> ChannelLog:
+        """The channel's log, created (with a fresh epoch) the first time it is named."""
+
+    async def history(self, query: HistoryQuery) -> list[StoredMessage]: ...
+
+    async def idempotent_seqs(self, channel_id: int, ids: Sequence[str]) -> dict[str, int]:
+        """The seqs already stored under any of these client-supplied message ids."""
+
+    async def keys(self) -> list[ApiKey]:
+        """Every API key kept in the database."""
+
+    async def add_keys(self, keys: Sequence[ApiKey]) -> None: ...
+
+    async def get_setting(self, name: str) -> str | None: ...
+
+    async def set_setting(self, name: str, value: str) -> None: ...

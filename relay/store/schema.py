@@ -1,0 +1,49 @@
+"""The SQLite schema, applied idempotently at open."""
+
+from __future__ import annotations
+
+__all__ = ["SCHEMA"]
+
+# Messages are clustered by (channel_id, seq): a history page is one range scan. The message
+# body is msgpack of the wire dict (str and bytes data kept apart); the serial is derived from
+# seq and the channel's epoch rather than stored. Timestamps are non-decreasing within a channel,
+# so the timestamp index serves start/end bounds.
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS settings (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS keys (
+    key_name TEXT PRIMARY KEY,
+    app_id TEXT NOT NULL,
+    secret TEXT NOT NULL,
+    capability TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS channels (
+    id INTEGER PRIMARY KEY,
+    app_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    epoch TEXT NOT NULL,
+    last_seq INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (app_id, name)
+);
+
+CREATE TABLE IF NOT EXISTS messages (
+    channel_id INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    timestamp INTEGER NOT NULL,
+    body BLOB NOT NULL,
+    PRIMARY KEY (channel_id, seq)
+) WITHOUT ROWID;
+
+CREATE INDEX IF NOT EXISTS messages_by_time ON messages (channel_id, timestamp);
+
+CREATE TABLE IF NOT EXISTS idempotency (
+    channel_id INTEGER NOT NULL,
+    message_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (channel_id, message_id)
+) WITHOUT ROWID;
+"""
