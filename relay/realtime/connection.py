@@ -1,12 +1,18 @@
-"""One realtime connection: the ProtocolMessage exchange with one Ably SDK over a WebSocket."""
+"""One realtime connection: the ProtocolMessage exchange with one Ably SDK.
+
+A Connection outlives its WebSocket: when the socket drops without a CLOSE, the connection keeps
+its id, identity and remembered replies for connectionStateTtl, and a client that comes back
+with `resume=<connectionKey>` gets it back on a new socket (same connectionId, new key). Channel
+continuity does not depend on this: a re-ATTACH with a channelSerial replays from the durable log.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import secrets
-from collections.abc import Callable
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -15,11 +21,13 @@ from relay.auth.identity import Identity
 from relay.channels.channel import Channel
 from relay.channels.outgoing import Outgoing
 from relay.channels.registry import ChannelRegistry
+from relay.channels.replay import ReplayFrom, read_range, resume_from, rewind_from
 from relay.config import Settings
 from relay.protocol.actions import MODE_FLAGS, Action, Flag
 from relay.protocol.codec import Format, decode_frame, encode_frame
 from relay.protocol.errors import AblyError
 from relay.protocol.validation import check_channel_name, parse_messages, stamp_client_id
+from relay.realtime.acks import AckQueue
 from relay.realtime.frames import ws_frame
 
 __all__ = ["Connection"]
@@ -31,12 +39,17 @@ for _mode in MODE_FLAGS:
     _ALL_MODES |= _mode
 # Modes granted when an ATTACH requests none: Ably's defaults (no annotations or objects).
 _DEFAULT_MODES = Flag.PUBLISH | Flag.SUBSCRIBE | Flag.PRESENCE | Flag.PRESENCE_SUBSCRIBE
+_REPLAY_BATCH = 100
 
 
 @dataclass(slots=True)
 class Attachment:
     channel: Channel
     modes: Flag
+    # Live deliveries held back while the log is replayed, so the replay and the live stream
+    # meet without a gap or a duplicate. None once live.
+    backlog: list[Outgoing] | None = None
+    replay: asyncio.Task[None] | None = field(default=None, repr=False)
 
 
 class Connection:
@@ -47,28 +60,36 @@ class Connection:
     Everything written goes straight to the transport as a pre-built frame.
     """
 
-    def __init__(
-        self,
-        ws: web.WebSocketResponse,
-        transport: asyncio.Transport,
-        identity: Identity,
-        fmt: Format,
-        echo: bool,
-        settings: Settings,
-        channels: ChannelRegistry,
-    ) -> None:
-        self.ws = ws
-        self.transport = transport
+    def __init__(self, identity: Identity, settings: Settings, channels: ChannelRegistry) -> None:
         self.identity = identity
-        self.format = fmt
-        self.echo = echo
         self.settings = settings
         self.channels = channels
         self.connection_id = secrets.token_urlsafe(8).replace("-", "x").replace("_", "y")
-        self.connection_key = f"{secrets.token_urlsafe(12)}!{self.connection_id}"
+        self.connection_key = ""
+        self.ws: web.WebSocketResponse | None = None
+        self.transport: asyncio.Transport | None = None
+        self.format: Format = "json"
+        self.echo = True
         self.attachments: dict[str, Attachment] = {}
+        self.acks = AckQueue(self.send)
         self.frames_sent = 0
+        # monotonic time the socket went away; None while one is attached
+        self.dropped_at: float | None = None
         self.closed = False
+
+    def attach_socket(
+        self, ws: web.WebSocketResponse, transport: asyncio.Transport, fmt: Format, echo: bool
+    ) -> None:
+        """Serve this connection over a (new) socket, replacing any previous one."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.abort()
+        self._detach_all()
+        self.ws, self.transport, self.format, self.echo = ws, transport, fmt, echo
+        self.connection_key = f"{secrets.token_urlsafe(12)}!{self.connection_id}"
+        self.dropped_at = None
+
+    def key_matches(self, key: str) -> bool:
+        return secrets.compare_digest(key.encode(), self.connection_key.encode())
 
     # Writing
 
@@ -76,6 +97,10 @@ class Connection:
         self._write(ws_frame(encode_frame(message, self.format)))
 
     def deliver(self, outgoing: Outgoing) -> None:
+        attachment = self.attachments.get(outgoing.message["channel"])
+        if attachment is not None and attachment.backlog is not None:
+            attachment.backlog.append(outgoing)
+            return
         frame = outgoing.frames.get(self.format)
         if frame is None:
             frame = ws_frame(encode_frame(outgoing.message, self.format))
@@ -84,19 +109,18 @@ class Connection:
 
     def _write(self, frame: bytes) -> None:
         transport = self.transport
-        if self.closed or transport.is_closing():
+        if transport is None or transport.is_closing():
             return
         transport.write(frame)
         self.frames_sent += 1
         if transport.get_write_buffer_size() > self.settings.max_outbound_buffer:
             # A subscriber that cannot keep up must not hold the channel back or grow memory
-            # without bound: drop it; the SDK reconnects and catches up from the log.
-            log.warning("disconnecting slow consumer %s", self.connection_id)
-            self.closed = True
+            # without bound: drop its socket; the SDK resumes and catches up from the log.
+            log.warning("dropping the socket of slow consumer %s", self.connection_id)
             self._detach_all()
             transport.abort()
 
-    def connected_message(self) -> dict[str, Any]:
+    def connected_message(self, error: AblyError | None = None) -> dict[str, Any]:
         s = self.settings
         details: dict[str, Any] = {
             "connectionKey": self.connection_key,
@@ -109,26 +133,30 @@ class Connection:
         }
         if self.identity.client_id is not None:
             details["clientId"] = self.identity.client_id
-        return {
+        message: dict[str, Any] = {
             "action": Action.CONNECTED,
             "connectionId": self.connection_id,
             "connectionDetails": details,
         }
+        if error is not None:
+            message["error"] = error.to_dict()
+        return message
 
     # Reading
 
     async def serve(self) -> None:
-        """Handle frames until the socket closes; always leaves the channels it was attached to."""
+        """Handle the current socket's frames until it closes, then leave every channel."""
+        ws = self.ws
+        assert ws is not None
         try:
-            async for frame in self.ws:
+            async for frame in ws:
                 if frame.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
                     break
                 if len(frame.data) > self.settings.max_frame_size:
                     await self.fail(AblyError.too_large("Protocol message exceeds maxFrameSize"))
                     break
                 try:
-                    message = decode_frame(frame.data)
-                    await self.handle(message)
+                    await self.handle(decode_frame(frame.data))
                 except _Fatal as fatal:
                     await self.fail(fatal.error)
                     break
@@ -136,37 +164,53 @@ class Connection:
                     await self.fail(error)
                     break
         finally:
-            self.closed = True
-            self._detach_all()
+            if self.ws is ws:
+                self._detach_all()
+                self.transport = None
+                self.dropped_at = time.monotonic()
 
     async def fail(self, error: AblyError) -> None:
-        """A connection-level ERROR: the SDK moves the connection to FAILED."""
+        """A connection-level ERROR: the SDK moves the connection to FAILED; no resume."""
         self.send({"action": Action.ERROR, "error": error.to_dict()})
+        await self.close()
+
+    async def close(self) -> None:
         self.closed = True
-        await self.ws.close()
+        self._detach_all()
+        if self.ws is not None:
+            await self.ws.close()
+
+    async def disconnect(self, error: AblyError) -> None:
+        """Server-initiated DISCONNECTED: the SDK reconnects at once and resumes."""
+        self.send({"action": Action.DISCONNECTED, "error": error.to_dict()})
+        self._detach_all()
+        if self.ws is not None:
+            await self.ws.close()
 
     async def handle(self, message: dict[str, Any]) -> None:
         action = message.get("action")
-        handler = self._handlers.get(action) if isinstance(action, int) else None
-        if handler is None:
+        if action == Action.MESSAGE:
+            await self._on_message(message)
+        elif action == Action.ATTACH:
+            await self._on_attach(message)
+        elif action == Action.DETACH:
+            self._on_detach(message)
+        elif action == Action.HEARTBEAT:
+            reply: dict[str, Any] = {"action": Action.HEARTBEAT}
+            if message.get("id") is not None:
+                reply["id"] = message["id"]
+            self.send(reply)
+        elif action == Action.CLOSE:
+            self.send({"action": Action.CLOSED, "connectionId": self.connection_id})
+            await self.close()
+        elif action == Action.DISCONNECT:
+            self._detach_all()
+            if self.ws is not None:
+                await self.ws.close()
+        else:
             self._unsupported(message)
-            return
-        await handler(self, message)
 
-    async def _on_heartbeat(self, message: dict[str, Any]) -> None:
-        reply: dict[str, Any] = {"action": Action.HEARTBEAT}
-        if message.get("id") is not None:
-            reply["id"] = message["id"]
-        self.send(reply)
-
-    async def _on_close(self, message: dict[str, Any]) -> None:
-        self.send({"action": Action.CLOSED, "connectionId": self.connection_id})
-        self.closed = True
-        await self.ws.close()
-
-    async def _on_disconnect(self, message: dict[str, Any]) -> None:
-        self.closed = True
-        await self.ws.close()
+    # Channels
 
     async def _on_attach(self, message: dict[str, Any]) -> None:
         name = _channel_name(message)
@@ -174,27 +218,78 @@ class Connection:
             check_channel_name(name)
             modes = self._granted_modes(name, message.get("flags"))
             channel = await self.channels.get(self.identity.app_id, name)
+            params = message.get("params") if isinstance(message.get("params"), dict) else None
+            start, error = self._replay_start(channel, message.get("channelSerial"), params)
         except AblyError as error:
             self._channel_error(name, error)
             return
-        previous = self.attachments.get(name)
-        if previous is not None and previous.channel is not channel:
-            previous.channel.unsubscribe(self)
-        self.attachments[name] = Attachment(channel, modes)
-        if modes & Flag.SUBSCRIBE:
+        self._leave(name)
+        attachment = Attachment(channel, modes)
+        self.attachments[name] = attachment
+        subscribing = bool(modes & Flag.SUBSCRIBE)
+        flags = modes
+        until = channel.delivered_seq
+        if start is not None and subscribing and start.after_seq < until:
+            attachment.backlog = []
+        if start is not None and error is None and message.get("channelSerial"):
+            flags |= Flag.RESUMED
+        if subscribing:
             channel.subscribe(self)
-        else:
-            channel.unsubscribe(self)
         reply: dict[str, Any] = {
             "action": Action.ATTACHED,
             "channel": name,
-            "flags": int(modes),
+            "flags": int(flags),
             "channelSerial": channel.serial,
         }
-        params = message.get("params")
-        if isinstance(params, dict) and params:
+        if params:
             reply["params"] = params
+        if error is not None:
+            reply["error"] = error.to_dict()
         self.send(reply)
+        if attachment.backlog is not None:
+            assert start is not None
+            attachment.replay = asyncio.create_task(self._replay(attachment, start, until))
+
+    def _replay_start(
+        self, channel: Channel, channel_serial: Any, params: dict[str, Any] | None
+    ) -> tuple[ReplayFrom | None, AblyError | None]:
+        """Where the attach replays from (None: live only), and the continuity error if any."""
+        if channel_serial:
+            point = resume_from(channel, channel_serial)
+            if isinstance(point, AblyError):
+                return None, point
+            return point, None
+        rewind = params.get("rewind") if params else None
+        if isinstance(rewind, str) and rewind:
+            return rewind_from(channel, rewind), None
+        return None, None
+
+    async def _replay(self, attachment: Attachment, start: ReplayFrom, until: int) -> None:
+        """Send the log from `start` to `until`, then the deliveries held back meanwhile."""
+        channel = attachment.channel
+        try:
+            async for messages in read_range(channel, start, until):
+                if self.attachments.get(channel.name) is not attachment:
+                    return
+                for i in range(0, len(messages), _REPLAY_BATCH):
+                    batch = messages[i : i + _REPLAY_BATCH]
+                    self.send(
+                        {
+                            "action": Action.MESSAGE,
+                            "channel": channel.name,
+                            "channelSerial": batch[-1]["serial"],
+                            "messages": batch,
+                        }
+                    )
+        except Exception:
+            log.exception("replay of %s failed", channel.name)
+            self._channel_error(channel.name, AblyError(90000, 500, "Channel replay failed"))
+            return
+        backlog = attachment.backlog or []
+        attachment.backlog = None
+        if self.attachments.get(channel.name) is attachment:
+            for outgoing in backlog:
+                self.deliver(outgoing)
 
     def _granted_modes(self, name: str, flags: Any) -> Flag:
         capability = self.identity.capability
@@ -208,16 +303,34 @@ class Connection:
             raise AblyError.forbidden(f"Channel denied access based on capability: {name}")
         return granted
 
-    async def _on_detach(self, message: dict[str, Any]) -> None:
+    def _on_detach(self, message: dict[str, Any]) -> None:
         name = _channel_name(message)
+        self._leave(name)
+        self.send({"action": Action.DETACHED, "channel": name})
+
+    def _leave(self, name: str) -> None:
         attachment = self.attachments.pop(name, None)
         if attachment is not None:
             attachment.channel.unsubscribe(self)
-        self.send({"action": Action.DETACHED, "channel": name})
+            if attachment.replay is not None:
+                attachment.replay.cancel()
+
+    def _detach_all(self) -> None:
+        for name in list(self.attachments):
+            self._leave(name)
+
+    def _channel_error(self, name: str, error: AblyError) -> None:
+        """A channel-scoped ERROR: that channel fails, the connection carries on."""
+        self._leave(name)
+        self.send({"action": Action.ERROR, "channel": name, "error": error.to_dict()})
+
+    # Publishing
 
     async def _on_message(self, message: dict[str, Any]) -> None:
         msg_serial = _msg_serial(message)
-        ack = self._acker(msg_serial)
+        if self.acks.seen(msg_serial):
+            return
+        ack = self.acks.expect(msg_serial)
         name = _channel_name(message)
         try:
             check_channel_name(name)
@@ -235,59 +348,17 @@ class Connection:
         except AblyError as error:
             ack(None, error)
 
-    def _acker(self, msg_serial: int) -> Callable[[list[str] | None, AblyError | None], None]:
-        def ack(serials: list[str] | None, error: AblyError | None) -> None:
-            if error is not None:
-                self.send(
-                    {
-                        "action": Action.NACK,
-                        "msgSerial": msg_serial,
-                        "count": 1,
-                        "error": error.to_dict(),
-                    }
-                )
-            else:
-                self.send(
-                    {
-                        "action": Action.ACK,
-                        "msgSerial": msg_serial,
-                        "count": 1,
-                        "res": [{"serials": serials}],
-                    }
-                )
-
-        return ack
-
     def _unsupported(self, message: dict[str, Any]) -> None:
         action = message.get("action")
         error = AblyError.bad_request(f"Protocol action {action!r} is not supported")
-        if isinstance(message.get("msgSerial"), int):
-            self._acker(message["msgSerial"])(None, error)
+        msg_serial = message.get("msgSerial")
+        if isinstance(msg_serial, int) and not isinstance(msg_serial, bool):
+            if not self.acks.seen(msg_serial):
+                self.acks.expect(msg_serial)(None, error)
         elif isinstance(message.get("channel"), str):
             self._channel_error(message["channel"], error)
         else:
             raise _Fatal(error)
-
-    def _channel_error(self, name: str, error: AblyError) -> None:
-        """A channel-scoped ERROR: that channel fails, the connection carries on."""
-        attachment = self.attachments.pop(name, None)
-        if attachment is not None:
-            attachment.channel.unsubscribe(self)
-        self.send({"action": Action.ERROR, "channel": name, "error": error.to_dict()})
-
-    def _detach_all(self) -> None:
-        for attachment in self.attachments.values():
-            attachment.channel.unsubscribe(self)
-        self.attachments.clear()
-
-    _handlers: dict[int, Callable[[Connection, dict[str, Any]], Any]] = {
-        Action.HEARTBEAT: _on_heartbeat,
-        Action.CLOSE: _on_close,
-        Action.DISCONNECT: _on_disconnect,
-        Action.ATTACH: _on_attach,
-        Action.DETACH: _on_detach,
-        Action.MESSAGE: _on_message,
-    }
 
 
 class _Fatal(Exception):

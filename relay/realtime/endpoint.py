@@ -1,11 +1,12 @@
-"""The WebSocket endpoint: the connect handshake, the live connections and their heartbeats."""
+"""The WebSocket endpoint: the connect handshake (with resume), live connections, heartbeats."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from typing import Any
+import time
+from collections.abc import Mapping
 
 from aiohttp import web
 
@@ -30,27 +31,34 @@ class RealtimeEndpoint:
         self.settings = settings
         self.apps = apps
         self.channels = channels
+        # Every connection with a socket, and those without one still inside connectionStateTtl.
         self.connections: dict[str, Connection] = {}
-        self._heartbeats: asyncio.Task[None] | None = None
+        self._ticker: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self._heartbeats = asyncio.create_task(self._heartbeat_loop(), name="relay-heartbeats")
+        self._ticker = asyncio.create_task(self._tick(), name="relay-heartbeats")
 
     async def stop(self) -> None:
-        if self._heartbeats is not None:
-            self._heartbeats.cancel()
+        """Tell every client to reconnect (they resume against whichever relay answers next)."""
+        if self._ticker is not None:
+            self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeats
-        for connection in list(self.connections.values()):
-            connection.closed = True
-            await connection.ws.close()
+                await self._ticker
+        going_away = AblyError(80003, 503, "Relay shutting down; reconnect")
+        await asyncio.gather(
+            *(c.disconnect(going_away) for c in self.connections.values() if c.ws is not None),
+            return_exceptions=True,
+        )
+        self.connections.clear()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        """Upgrade, authenticate from the query string, send CONNECTED, then serve frames."""
+        """Upgrade, authenticate from the query string, send CONNECTED, then serve frames.
+
+        Refusals are sent as a protocol ERROR after the upgrade: an SDK whose upgrade is refused
+        at the HTTP level cannot see why and would retry for ever.
+        """
         ws = web.WebSocketResponse(
-            autoping=True,
-            compress=False,
-            max_msg_size=self.settings.max_frame_size * 2,
+            autoping=True, compress=False, max_msg_size=self.settings.max_frame_size * 2
         )
         await ws.prepare(request)
         transport = request.transport
@@ -60,34 +68,20 @@ class RealtimeEndpoint:
         try:
             identity = self._authenticate(query)
         except AblyError as error:
-            # The SDK reads a connect-time ERROR as fatal for the connection, as Ably intends
-            # for refused credentials.
             frame = {"action": Action.ERROR, "error": error.to_dict()}
             transport.write(ws_frame(encode_frame(frame, fmt)))
             await ws.close()
             return ws
-        connection = Connection(
-            ws,
-            transport,
-            identity,
-            fmt,
-            echo=query.get("echo", "true") != "false",
-            settings=self.settings,
-            channels=self.channels,
-        )
+        connection, error = self._resume_or_new(query, identity)
+        connection.attach_socket(ws, transport, fmt, echo=query.get("echo", "true") != "false")
         self.connections[connection.connection_id] = connection
-        try:
-            connected = connection.connected_message()
-            error = _continuity_error(query)
-            if error is not None:
-                connected["error"] = error.to_dict()
-            connection.send(connected)
-            await connection.serve()
-        finally:
+        connection.send(connection.connected_message(error))
+        await connection.serve()
+        if connection.closed:
             self.connections.pop(connection.connection_id, None)
         return ws
 
-    def _authenticate(self, query: Any) -> Identity:
+    def _authenticate(self, query: Mapping[str, str]) -> Identity:
         client_id = query.get("clientId")
         if client_id is not None and (not client_id or client_id == "*"):
             raise AblyError.invalid_client_id(f"Invalid clientId {client_id!r}")
@@ -98,28 +92,49 @@ class RealtimeEndpoint:
             raise AblyError(40140, 401, "Token authentication is not available yet")
         raise AblyError.no_credentials("No authentication credentials given")
 
-    async def _heartbeat_loop(self) -> None:
-        """Keep every connection visibly alive within maxIdleInterval: a HEARTBEAT to any
-        connection that was sent nothing since the last tick."""
+    def _resume_or_new(
+        self, query: Mapping[str, str], identity: Identity
+    ) -> tuple[Connection, AblyError | None]:
+        """The connection a `resume`/`recover` key names, or a new one with the reason it is new.
+
+        A key that is not of our shape is 80018; one whose state has expired or is unknown (the
+        relay restarted) is 80008. Either way the SDK resets msgSerial and re-attaches its
+        channels with their channelSerials, which the durable log honours.
+        """
+        key = query.get("resume") or query.get("recover")
+        error: AblyError | None = None
+        if key:
+            _, sep, connection_id = key.rpartition("!")
+            existing = self.connections.get(connection_id) if sep else None
+            if not sep or not connection_id:
+                error = AblyError(80018, 400, "Invalid connection key")
+            elif existing is None or existing.closed:
+                error = AblyError(80008, 400, "Unable to resume: connection state expired")
+            elif not existing.key_matches(key) or existing.identity.app_id != identity.app_id:
+                error = AblyError(80018, 400, "Invalid connection key")
+            else:
+                existing.identity = identity
+                return existing, None
+        return Connection(identity, self.settings, self.channels), error
+
+    async def _tick(self) -> None:
+        """Heartbeats and expiry: a HEARTBEAT to each connection that was sent nothing since the
+        last tick (so SDKs see activity within maxIdleInterval), and connections without a socket
+        for longer than connectionStateTtl are forgotten."""
         interval = self.settings.max_idle_interval / 3000
+        ttl = self.settings.connection_state_ttl / 1000
+        heartbeat = {"action": Action.HEARTBEAT}
         seen: dict[str, int] = {}
-        heartbeat: dict[str, Any] = {"action": Action.HEARTBEAT}
         while True:
             await asyncio.sleep(interval)
+            now = time.monotonic()
             current: dict[str, int] = {}
             for cid, connection in list(self.connections.items()):
+                if connection.dropped_at is not None:
+                    if now - connection.dropped_at > ttl:
+                        del self.connections[cid]
+                    continue
                 if seen.get(cid) == connection.frames_sent:
                     connection.send(heartbeat)
                 current[cid] = connection.frames_sent
             seen = current
-
-
-def _continuity_error(query: Any) -> AblyError | None:
-    """A resume or recover the relay cannot honour: the SDK gets a new connection and this error,
-    and knows that connection-level continuity (not channel continuity) was lost."""
-    key = query.get("resume") or query.get("recover")
-    if not key:
-        return None
-    if "!" not in key:
-        return AblyError(80018, 400, "Invalid connection key")
-    return AblyError(80008, 400, "Unable to recover connection: connection state expired")
