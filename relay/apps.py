@@ -1,19 +1,25 @@
-"""The apps (tenants) the relay serves and their keys, held in memory for every lookup."""
+"""The apps (tenants) the relay serves: their keys and channel rules, in memory for every lookup."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from relay.auth.keys import ApiKey
+from relay.channels.rules import ChannelRules, namespace_of
 
 __all__ = ["Apps"]
 
+# An app without explicit rules enables mutable messages everywhere, so the quick start works
+# with AI Transport out of the box.
+_OPEN = ChannelRules()
+
 
 class Apps:
-    """Keys by name; an app exists while it has a key."""
+    """Keys by name and rules by app; an app exists while it has a key."""
 
     def __init__(self) -> None:
         self._keys: dict[str, ApiKey] = {}
+        self._rules: dict[str, tuple[ChannelRules, dict[str, ChannelRules]]] = {}
 
     def add(self, keys: Iterable[ApiKey]) -> None:
         for key in keys:
@@ -24,3 +30,16 @@ class Apps:
 
     def keys(self) -> list[ApiKey]:
         return list(self._keys.values())
+
+    def set_rules(
+        self, app_id: str, default: ChannelRules, namespaces: Mapping[str, ChannelRules]
+    ) -> None:
+        """Rules for the app's channels: per namespace, and `default` for the rest."""
+        self._rules[app_id] = (default, dict(namespaces))
+
+    def rules(self, app_id: str, channel: str) -> ChannelRules:
+        default, namespaces = self._rules.get(app_id, (_OPEN, {}))
+        namespace = namespace_of(channel)
+        if namespace is not None and namespace in namespaces:
+            return namespaces[namespace]
+        return default

@@ -39,7 +39,7 @@ class Relay:
         self.settings = settings
         self.store = SqliteStore(settings.db_path)
         self.apps = Apps()
-        self.channels = ChannelRegistry(self.store)
+        self.channels = ChannelRegistry(self.store, self.apps.rules)
         self.realtime = RealtimeEndpoint(settings, self.apps, self.channels)
         self.rest = RestApi(settings, self.apps, self.channels)
         self.port = settings.port

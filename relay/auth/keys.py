@@ -19,6 +19,8 @@ _ID_ALPHABET = string.ascii_letters + string.digits + "-_"
 
 @dataclass(frozen=True, slots=True)
 class ApiKey:
+    """An app's API key: the public name "APPID.KEYID", the secret, and what it may do."""
+
     app_id: str
     key_id: str
     secret: str
@@ -43,6 +45,7 @@ class ApiKey:
 
     @classmethod
     def generate(cls, app_id: str, capability: Capability = ALL) -> ApiKey:
+        """A fresh key with a random 6-character id and a 256-bit secret (no "." in either)."""
         key_id = "".join(secrets.choice(_ID_ALPHABET[:-2]) for _ in range(6))
         secret = secrets.token_urlsafe(32).replace(".", "_")
         return cls(app_id, key_id, secret, capability)
@@ -53,14 +56,23 @@ KeyLookup = Callable[[str], ApiKey | None]
 
 
 def authenticate_key(text: str, lookup: KeyLookup, client_id: str | None = None) -> Identity:
-    """Verify a full API key against the known keys; 40101 for unknown keys and wrong secrets."""
+    """Verify a full API key against the known keys.
+
+    Raises AblyError 40101/401 for a malformed key or a wrong secret, and 40400/401 for a key
+    name the relay does not know (what Ably's service answers: ably/specification
+    uts/rest/integration/auth.md, "invalid-credentials-rejected"). `client_id` is taken as
+    given; validate it first (relay.auth.credentials.authenticate does).
+    """
     given = ApiKey.parse(text)
     known = lookup(given.name)
-    if known is None or not hmac.compare_digest(known.secret.encode(), given.secret.encode()):
+    if known is None:
+        raise AblyError(40400, 401, f"No key found with name {given.name}")
+    if not hmac.compare_digest(known.secret.encode(), given.secret.encode()):
         raise AblyError(40101, 401, "Invalid credentials")
     return Identity(
         app_id=known.app_id,
         key_name=known.name,
         capability=known.capability,
         client_id=client_id,
+        method="basic",
     )

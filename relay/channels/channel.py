@@ -7,23 +7,41 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
+from relay.channels.mutations import apply_mutation, is_mutated
 from relay.channels.outgoing import Outgoing, Subscriber
+from relay.channels.rules import ChannelRules
 from relay.protocol.actions import Action, MessageAction
 from relay.protocol.errors import AblyError
-from relay.protocol.serials import format_serial
-from relay.store.base import AppendBatch, ChannelLog, Store, StoredMessage
+from relay.protocol.serials import format_serial, parse_serial
+from relay.protocol.validation import message_size
+from relay.store.base import AppendBatch, ChannelLog, Store, StoredMessage, StoredVersion
 
 __all__ = ["Channel", "PublishDone"]
 
 log = logging.getLogger(__name__)
 
-PublishDone = Callable[[list[str] | None, AblyError | None], None]
-"""Called once a publish is durable, with its serials (one per message), or with the error."""
+PublishDone = Callable[[list[str | None] | None, AblyError | None], None]
+"""Called once a publish is durable, with its serials (one per message, None for an ephemeral
+one), or with the error."""
 
 # Client-supplied message ids remembered in memory; older ones are found in the store.
 _RECENT_IDS = 10_000
+# Aggregates of recently changed messages, so a stream of appends never reads the store.
+_RECENT_AGGREGATES = 1_000
+
+
+@dataclass(slots=True)
+class _Subscription:
+    """Where a subscriber's view of the channel starts: it has seen (or is being replayed)
+    every message after `start_seq`. A change to an older message reaches it first as the
+    whole aggregate (message.update), after which the message is `adopted` and its further
+    appends arrive as fragments."""
+
+    start_seq: int
+    adopted: set[int] = field(default_factory=set)
 
 
 class Channel:
@@ -33,28 +51,47 @@ class Channel:
     in that same order and calls back in it, so delivery order is serial order for everyone.
     """
 
-    def __init__(self, app_id: str, name: str, log_: ChannelLog, store: Store) -> None:
+    def __init__(
+        self, app_id: str, name: str, log_: ChannelLog, store: Store, rules: ChannelRules
+    ) -> None:
         self.app_id = app_id
         self.name = name
         self.log = log_
         self.store = store
-        self.subscribers: dict[Subscriber, None] = {}
+        self.rules = rules
+        self.subscribers: dict[Subscriber, _Subscription] = {}
         # The last seq handed to subscribers: an attach starts after it, so a late joiner's
         # history (untilAttach) and its live stream meet without a gap or an overlap.
         self.delivered_seq = log_.last_seq
         self._last_timestamp = 0
         self._recent_ids: OrderedDict[str, str] = OrderedDict()
+        self._aggregates: OrderedDict[int, dict[str, Any]] = OrderedDict()
 
     @property
     def serial(self) -> str:
         """The serial of the last event delivered on the channel: where an attach starts."""
         return format_serial(self.log.epoch, self.delivered_seq)
 
-    def subscribe(self, subscriber: Subscriber) -> None:
-        self.subscribers[subscriber] = None
+    def subscribe(self, subscriber: Subscriber, start_seq: int | None = None) -> None:
+        """Deliver to `subscriber` from now on; it has seen the log up to `start_seq`
+        (by default everything delivered so far)."""
+        start = self.delivered_seq if start_seq is None else start_seq
+        self.subscribers[subscriber] = _Subscription(start)
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         self.subscribers.pop(subscriber, None)
+
+    def _now(self) -> int:
+        # Timestamps never go backwards within a channel, so time bounds follow seq order.
+        now = max(int(time.time() * 1000), self._last_timestamp)
+        self._last_timestamp = now
+        return now
+
+    def _next_seq(self) -> int:
+        self.log.last_seq += 1
+        return self.log.last_seq
+
+    # Publishing
 
     async def publish(
         self,
@@ -69,34 +106,38 @@ class Channel:
         `messages` are validated wire dicts; the channel stamps serial, timestamp, action and,
         where missing, an id "<id_base>:<index>" and the publisher's connectionId. Messages
         whose client-supplied id was published before are not stored again: `done` gets their
-        original serials (idempotent publishing).
+        original serials (idempotent publishing). Messages with `extras.ephemeral` are
+        delivered but never stored, and have no serial.
         """
         known = await self._known_ids(messages)
         if id_base is None:
             id_base = secrets.token_urlsafe(12)
-        now = max(int(time.time() * 1000), self._last_timestamp)
-        self._last_timestamp = now
-        serials: list[str] = []
+        now = self._now()
+        serials: list[str | None] = []
         stored: list[StoredMessage] = []
+        delivered: list[dict[str, Any]] = []
         explicit: list[tuple[str, int]] = []
         for index, message in enumerate(messages):
             mid = message.get("id")
             if mid is not None and mid in known:
                 serials.append(known[mid])
                 continue
-            self.log.last_seq += 1
-            seq = self.log.last_seq
-            serial = format_serial(self.log.epoch, seq)
             if mid is None:
                 message["id"] = f"{id_base}:{index}"
-            else:
-                explicit.append((mid, seq))
-                self._remember(mid, serial)
             if connection_id is not None:
                 message["connectionId"] = connection_id
             message["timestamp"] = now
-            message["serial"] = serial
             message["action"] = MessageAction.CREATE
+            delivered.append(message)
+            if _is_ephemeral(message):
+                serials.append(None)
+                continue
+            seq = self._next_seq()
+            serial = format_serial(self.log.epoch, seq)
+            message["serial"] = serial
+            if mid is not None:
+                explicit.append((mid, seq))
+                self._remember(mid, serial)
             serials.append(serial)
             stored.append(StoredMessage(seq, message))
 
@@ -106,12 +147,99 @@ class Channel:
                 return
             if stored:
                 self.delivered_seq = stored[-1].seq
-                self._fan_out([s.message for s in stored], connection_id)
+            if delivered:
+                self._fan_out(delivered, connection_id)
             done(serials, None)
 
-        # Even a publish with nothing new goes through the store's queue, so that its
+        # Even a publish with nothing to store goes through the store's queue, so that its
         # completion keeps its place among the publisher's others (ACKs stay in order).
         self.store.submit(AppendBatch(self.log.channel_id, stored, explicit, committed))
+
+    async def mutate(
+        self,
+        op: dict[str, Any],
+        done: PublishDone,
+        *,
+        authorize: Callable[[dict[str, Any]], None],
+        client_id: str | None,
+        max_size: int,
+        connection_id: str | None = None,
+    ) -> None:
+        """Apply an update, delete or append (`op`, validated) to the message at `op["serial"]`.
+
+        `authorize` sees the current message and raises when the caller may not change it.
+        `done` gets the new version serial. 93002 when the channel's rules do not enable
+        mutable messages; 40400 for a serial that names no message of this channel; 40009 when
+        the result would exceed `max_size`.
+        """
+        if not self.rules.mutable_messages:
+            raise AblyError(
+                93002, 400, "Message updates, deletes and appends are not enabled on this channel"
+            )
+        parsed = parse_serial(op["serial"])
+        if parsed is None or parsed[0] != self.log.epoch:
+            raise AblyError.not_found(f"No message with serial {op['serial']!r}")
+        target = parsed[1]
+        current = await self.message(target)
+        if current is None:
+            raise AblyError.not_found(f"No message with serial {op['serial']!r}")
+        authorize(current)
+        first_change = not is_mutated(current)
+        version: dict[str, Any] = dict(op.get("version") or {})
+        if client_id is not None and client_id != "*":
+            version["clientId"] = client_id
+        version["timestamp"] = self._now()
+        # Numbered before applying, so the version carries its own serial.
+        seq = self.log.last_seq + 1
+        version["serial"] = format_serial(self.log.epoch, seq)
+        aggregate, operation = apply_mutation(current, op, version)
+        if message_size(aggregate) > max_size:
+            raise AblyError.too_large(f"Message would exceed the maximum size of {max_size} bytes")
+        self._next_seq()
+        self._keep_aggregate(target, aggregate)
+        versions = [StoredVersion(seq, target, operation)]
+        if first_change:
+            versions.insert(0, StoredVersion(target, target, current))
+
+        def committed(error: BaseException | None) -> None:
+            if error is not None:
+                done(None, AblyError.internal(f"Message could not be stored: {error}"))
+                return
+            self.delivered_seq = seq
+            self._fan_out_change(target, seq, operation, aggregate, connection_id)
+            done([version["serial"]], None)
+
+        self.store.submit(
+            AppendBatch(
+                self.log.channel_id,
+                (),
+                (),
+                committed,
+                versions=versions,
+                aggregates=[StoredMessage(target, aggregate)],
+            )
+        )
+
+    async def message(self, seq: int) -> dict[str, Any] | None:
+        """The latest aggregate of the message first published at `seq`."""
+        cached = self._aggregates.get(seq)
+        if cached is not None:
+            self._aggregates.move_to_end(seq)
+            return cached
+        message = await self.store.message(self.log.channel_id, seq)
+        # A change numbered while we were reading is newer than what the store had.
+        cached = self._aggregates.get(seq)
+        if cached is not None:
+            return cached
+        if message is not None:
+            self._keep_aggregate(seq, message)
+        return message
+
+    def _keep_aggregate(self, seq: int, message: dict[str, Any]) -> None:
+        self._aggregates[seq] = message
+        self._aggregates.move_to_end(seq)
+        if len(self._aggregates) > _RECENT_AGGREGATES:
+            self._aggregates.popitem(last=False)
 
     async def _known_ids(self, messages: list[dict[str, Any]]) -> dict[str, str]:
         ids = [m["id"] for m in messages if "id" in m]
@@ -132,25 +260,70 @@ class Channel:
         if len(self._recent_ids) > _RECENT_IDS:
             self._recent_ids.popitem(last=False)
 
-    def _fan_out(self, messages: list[dict[str, Any]], publisher: str | None) -> None:
-        if not self.subscribers:
-            return
+    # Delivering
+
+    def _protocol_message(
+        self, messages: list[dict[str, Any]], channel_serial: str | None, publisher: str | None
+    ) -> dict[str, Any]:
         first = messages[0]
-        protocol_message: dict[str, Any] = {
+        message: dict[str, Any] = {
             "action": Action.MESSAGE,
             "channel": self.name,
-            "channelSerial": messages[-1]["serial"],
             "timestamp": first["timestamp"],
             "messages": messages,
         }
+        if channel_serial is not None:
+            message["channelSerial"] = channel_serial
         if publisher is not None:
-            protocol_message["connectionId"] = publisher
-            protocol_message["id"] = first["id"].rpartition(":")[0]
-        outgoing = Outgoing(protocol_message, publisher)
+            message["connectionId"] = publisher
+            message["id"] = first["id"].rpartition(":")[0]
+        return message
+
+    def _fan_out(self, messages: list[dict[str, Any]], publisher: str | None) -> None:
+        if not self.subscribers:
+            return
+        serial = next((m["serial"] for m in reversed(messages) if "serial" in m), None)
+        outgoing = Outgoing(self._protocol_message(messages, serial, publisher), publisher)
         for subscriber in list(self.subscribers):
             if subscriber.connection_id == publisher and not subscriber.echo:
                 continue
-            try:
-                subscriber.deliver(outgoing)
-            except Exception:
-                log.exception("delivery to %s failed", subscriber.connection_id)
+            self._deliver(subscriber, outgoing)
+
+    def _fan_out_change(
+        self,
+        target: int,
+        seq: int,
+        operation: dict[str, Any],
+        aggregate: dict[str, Any],
+        publisher: str | None,
+    ) -> None:
+        if not self.subscribers:
+            return
+        serial = format_serial(self.log.epoch, seq)
+        change = (target, seq)
+        op_out = Outgoing(self._protocol_message([operation], serial, publisher), publisher, change)
+        whole_out = op_out
+        if operation is not aggregate:
+            whole_out = Outgoing(
+                self._protocol_message([aggregate], serial, publisher), publisher, change
+            )
+        for subscriber, subscription in list(self.subscribers.items()):
+            if subscriber.connection_id == publisher and not subscriber.echo:
+                continue
+            if target > subscription.start_seq or target in subscription.adopted:
+                self._deliver(subscriber, op_out)
+            else:
+                subscription.adopted.add(target)
+                self._deliver(subscriber, whole_out)
+
+    @staticmethod
+    def _deliver(subscriber: Subscriber, outgoing: Outgoing) -> None:
+        try:
+            subscriber.deliver(outgoing)
+        except Exception:
+            log.exception("delivery to %s failed", subscriber.connection_id)
+
+
+def _is_ephemeral(message: dict[str, Any]) -> bool:
+    extras = message.get("extras")
+    return isinstance(extras, dict) and extras.get("ephemeral") is True

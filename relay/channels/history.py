@@ -16,7 +16,7 @@ from relay.protocol.errors import AblyError
 from relay.protocol.serials import parse_serial
 from relay.store.base import HistoryQuery
 
-__all__ = ["HistoryPage", "HistoryParams", "read_page"]
+__all__ = ["HistoryPage", "HistoryParams", "read_page", "read_versions"]
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -106,6 +106,31 @@ async def read_page(channel: Channel, params: HistoryParams) -> HistoryPage:
             end=params.end,
         )
     )
+    next_params = None
+    if len(rows) > params.limit:
+        next_params = replace(params, cursor=rows[params.limit].seq)
+        rows = rows[: params.limit]
+    return HistoryPage([row.message for row in rows], params, next_params)
+
+
+async def read_versions(channel: Channel, seq: int, params: HistoryParams) -> HistoryPage:
+    """One page of the versions of the message first published at `seq`; a message that never
+    changed has one version, itself."""
+    min_seq, max_seq = (params.cursor, None) if params.forwards else (None, params.cursor)
+    rows = await channel.store.versions(
+        channel.log.channel_id,
+        seq,
+        HistoryQuery(
+            channel_id=channel.log.channel_id,
+            limit=params.limit + 1,
+            forwards=params.forwards,
+            min_seq=min_seq,
+            max_seq=max_seq,
+        ),
+    )
+    if not rows and params.cursor is None:
+        message = await channel.message(seq)
+        return HistoryPage([message] if message is not None else [], params, None)
     next_params = None
     if len(rows) > params.limit:
         next_params = replace(params, cursor=rows[params.limit].seq)

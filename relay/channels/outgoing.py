@@ -14,11 +14,18 @@ class Outgoing:
     subscriber of that format: the fan-out cost per subscriber is a dict lookup and a write.
     """
 
-    __slots__ = ("frames", "message", "publisher")
+    __slots__ = ("change", "frames", "message", "publisher")
 
-    def __init__(self, message: dict[str, Any], publisher: str | None) -> None:
+    def __init__(
+        self,
+        message: dict[str, Any],
+        publisher: str | None,
+        change: tuple[int, int] | None = None,
+    ) -> None:
         self.message = message
         self.publisher = publisher
+        # For an update, delete or append: (seq of the message changed, seq of this version).
+        self.change = change
         self.frames: dict[str, bytes] = {}
 
 

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from relay.channels.channel import Channel
+from relay.channels.rules import ChannelRules
 from relay.store.base import Store
 
 __all__ = ["ChannelRegistry"]
 
 
 class ChannelRegistry:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, rules: Callable[[str, str], ChannelRules]) -> None:
         self.store = store
+        self.rules = rules
         self._channels: dict[tuple[str, str], Channel] = {}
         self._loading: dict[tuple[str, str], asyncio.Future[Channel]] = {}
 
@@ -32,7 +35,7 @@ class ChannelRegistry:
         self._loading[key] = future
         try:
             log_ = await self.store.channel(app_id, name)
-            channel = Channel(app_id, name, log_, self.store)
+            channel = Channel(app_id, name, log_, self.store, self.rules(app_id, name))
             self._channels[key] = channel
             future.set_result(channel)
             return channel

@@ -1,19 +1,23 @@
-"""Where an attach starts reading a channel's log: after a channelSerial, or a rewind."""
+"""Replaying a channel's log to a subscriber: after a channelSerial (resume) or a rewind.
+
+What is replayed is the log as a subscriber that saw everything up to the starting point would
+need it: messages first published after it come once, as their latest aggregate; changes to
+messages it already had come as the operations themselves.
+"""
 
 from __future__ import annotations
 
 import re
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 from relay.channels.channel import Channel
 from relay.protocol.errors import AblyError
-from relay.protocol.serials import parse_serial
+from relay.protocol.serials import format_serial, parse_serial
 from relay.store.base import HistoryQuery
 
-__all__ = ["ReplayFrom", "read_range", "resume_from", "rewind_from"]
+__all__ = ["Replay", "resume_from", "rewind_from"]
 
 MAX_REWIND = 100
 _DURATION = re.compile(r"^(\d+)(ms|s|m|h)$")
@@ -21,16 +25,8 @@ _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
 _PAGE = 100
 
 
-@dataclass(frozen=True, slots=True)
-class ReplayFrom:
-    """Replay messages after `after_seq`, or (when set) those since `since_ms`."""
-
-    after_seq: int = 0
-    since_ms: int | None = None
-
-
-def resume_from(channel: Channel, channel_serial: Any) -> ReplayFrom | AblyError:
-    """Continue after `channel_serial`, or the error that says continuity from it is lost.
+def resume_from(channel: Channel, channel_serial: Any) -> int | AblyError:
+    """The seq to continue after, or the error that says continuity from it is lost.
 
     Lost means: not a serial of ours (80012), or from a log of this channel the relay no longer
     holds, or newer than anything delivered (80006). The SDK then treats the attach as fresh.
@@ -43,40 +39,69 @@ def resume_from(channel: Channel, channel_serial: Any) -> ReplayFrom | AblyError
         return AblyError(
             80006, 400, "Channel continuity not guaranteed: channelSerial is not in the log"
         )
-    return ReplayFrom(after_seq=seq)
+    return seq
 
 
-def rewind_from(channel: Channel, rewind: str) -> ReplayFrom:
-    """Ably's `rewind` attach param: a count of messages ("10", at most 100) or a duration
-    ("30s", "2m", "1h"); 40003 for anything else."""
+async def rewind_from(channel: Channel, rewind: str) -> int:
+    """The seq to replay after for Ably's `rewind` attach param: a count of messages ("10", at
+    most 100) or a duration ("30s", "2m", "1h"); 40003 for anything else."""
     if rewind.isdigit():
         count = min(int(rewind), MAX_REWIND)
-        return ReplayFrom(after_seq=max(channel.delivered_seq - count, 0))
-    match = _DURATION.match(rewind)
-    if match is None:
-        raise AblyError.invalid_param(f"Invalid rewind value {rewind!r}")
-    span = int(match.group(1)) * _UNIT_MS[match.group(2)]
-    return ReplayFrom(since_ms=int(time.time() * 1000) - span)
-
-
-async def read_range(
-    channel: Channel, start: ReplayFrom, until_seq: int
-) -> AsyncIterator[list[dict[str, Any]]]:
-    """Pages of the messages from `start` up to `until_seq` inclusive, oldest first."""
-    after = start.after_seq
-    since = start.since_ms
-    while after < until_seq:
-        rows = await channel.store.history(
-            HistoryQuery(
-                channel_id=channel.log.channel_id,
-                limit=_PAGE,
-                forwards=True,
-                min_seq=after + 1,
-                max_seq=until_seq,
-                start=since,
-            )
+        if count == 0:
+            return channel.delivered_seq
+        query = HistoryQuery(
+            channel_id=channel.log.channel_id, limit=count, max_seq=channel.delivered_seq
         )
-        if not rows:
-            return
-        yield [row.message for row in rows]
-        after = rows[-1].seq
+        rows = await channel.store.history(query)
+    else:
+        match = _DURATION.match(rewind)
+        if match is None:
+            raise AblyError.invalid_param(f"Invalid rewind value {rewind!r}")
+        since = int(time.time() * 1000) - int(match.group(1)) * _UNIT_MS[match.group(2)]
+        query = HistoryQuery(
+            channel_id=channel.log.channel_id,
+            limit=1,
+            forwards=True,
+            max_seq=channel.delivered_seq,
+            start=since,
+        )
+        rows = await channel.store.history(query)
+    if not rows:
+        return channel.delivered_seq
+    return min(row.seq for row in rows) - 1
+
+
+class Replay:
+    """The events after `after_seq` up to `until_seq`, and which versions of each message they
+    carried, so that live changes already folded into a replayed aggregate are not sent again."""
+
+    def __init__(self, channel: Channel, after_seq: int, until_seq: int) -> None:
+        self.channel = channel
+        self.after_seq = after_seq
+        self.until_seq = until_seq
+        self._versions: dict[int, int] = {}
+
+    async def pages(self) -> AsyncIterator[tuple[list[dict[str, Any]], str]]:
+        """Pages of messages, oldest first, each with the channelSerial of its last event."""
+        after = self.after_seq
+        epoch = self.channel.log.epoch
+        while after < self.until_seq:
+            events = await self.channel.store.events(
+                self.channel.log.channel_id, after, self.until_seq, _PAGE
+            )
+            if not events:
+                return
+            for event in events:
+                version = event.message.get("version")
+                parsed = parse_serial(version["serial"]) if version else None
+                if parsed is not None and parsed[0] == epoch:
+                    self._versions[event.target_seq] = parsed[1]
+            after = events[-1].seq
+            yield [event.message for event in events], format_serial(epoch, after)
+
+    def covers(self, change: tuple[int, int] | None) -> bool:
+        """Whether a live change (message seq, version seq) was already part of the replay."""
+        if change is None:
+            return False
+        target, seq = change
+        return self._versions.get(target, -1) >= seq

@@ -33,6 +33,15 @@ Format = Literal["json", "msgpack"]
 _json_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 _packb = msgpack.Packer(use_bin_type=True).pack
 _PAYLOAD_LISTS = ("messages", "presence", "annotations")
+# What a malformed frame or body raises. RecursionError: the json module recurses per nesting
+# level, so a frame of "[[[[..." deep enough would otherwise escape as a crash, not a 40000.
+_UNDECODABLE = (
+    ValueError,
+    RecursionError,
+    msgpack.ExtraData,
+    msgpack.FormatError,
+    msgpack.StackError,
+)
 
 
 def decode_frame(frame: bytes | str) -> dict[str, Any]:
@@ -47,7 +56,7 @@ def decode_frame(frame: bytes | str) -> dict[str, Any]:
                 _payloads_from_json(value)
         else:
             value = msgpack.unpackb(frame, raw=False, strict_map_key=False)
-    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
+    except _UNDECODABLE as exc:
         raise AblyError.bad_request(f"Malformed protocol message: {exc}") from None
     if not isinstance(value, dict):
         raise AblyError.bad_request("Protocol message must be an object")
@@ -67,7 +76,7 @@ def decode_body(body: bytes, fmt: Format) -> Any:
         if fmt == "msgpack":
             return msgpack.unpackb(body, raw=False, strict_map_key=False)
         value = json.loads(body)
-    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
+    except _UNDECODABLE as exc:
         raise AblyError(40001, 400, f"Invalid request body: {exc}") from None
     items = value if isinstance(value, list) else [value]
     for item in items:

@@ -37,6 +37,9 @@ def format_serial(epoch: str, seq: int) -> str:
 def parse_serial(serial: str) -> tuple[str, int] | None:
     """(epoch, seq) of a serial this relay minted, or None for anything else."""
     epoch, sep, seq = serial.rpartition("-")
-    if not sep or len(epoch) != 12 or len(seq) != _SEQ_WIDTH or not seq.isdigit():
+    # isascii: str.isdigit() also accepts "²" (which int() refuses) and non-ASCII digits.
+    if not sep or len(epoch) != 12 or len(seq) != _SEQ_WIDTH:
+        return None
+    if not (seq.isascii() and seq.isdigit()):
         return None
     return epoch, int(seq)

@@ -6,11 +6,23 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from relay.protocol.actions import MessageAction
 from relay.protocol.errors import AblyError
 
-__all__ = ["check_channel_name", "message_size", "parse_messages", "stamp_client_id"]
+__all__ = [
+    "MUTATIONS",
+    "check_channel_name",
+    "message_size",
+    "parse_messages",
+    "parse_mutation",
+    "stamp_client_id",
+]
 
 _MESSAGE_FIELDS = ("id", "name", "data", "encoding", "clientId", "extras")
+_MUTATION_FIELDS = ("serial", "name", "data", "encoding", "extras")
+_VERSION_FIELDS = ("clientId", "description", "metadata")
+# The message actions that change an earlier message: update, delete, append.
+MUTATIONS = frozenset({MessageAction.UPDATE, MessageAction.DELETE, MessageAction.APPEND})
 
 
 def check_channel_name(name: Any) -> str:
@@ -60,6 +72,11 @@ def parse_messages(raw: Any, max_size: int) -> list[dict[str, Any]]:
     if not isinstance(raw, list) or not raw:
         raise AblyError.invalid_message("No messages to publish")
     messages = [_clean(item) for item in raw]
+    for item in raw:
+        if item.get("action") not in (None, MessageAction.CREATE):
+            raise AblyError.invalid_message(
+                "An update, delete or append must be published on its own"
+            )
     total = sum(message_size(m) for m in messages)
     if total > max_size:
         raise AblyError.too_large(
@@ -69,11 +86,34 @@ def parse_messages(raw: Any, max_size: int) -> list[dict[str, Any]]:
     return messages
 
 
-def _clean(item: Any) -> dict[str, Any]:
+def parse_mutation(item: Any, max_size: int) -> dict[str, Any]:
+    """Validate an update, delete or append: the target `serial` (40003 without one), the
+    fields it changes, `action` and `version` (description, metadata, clientId)."""
+    message = _clean(item, _MUTATION_FIELDS)
+    message["action"] = item["action"]
+    serial = message.get("serial")
+    if not isinstance(serial, str) or not serial:
+        raise AblyError.invalid_param("This message lacks a serial")
+    version = item.get("version")
+    if version is not None and not isinstance(version, dict):
+        raise AblyError.invalid_message("Message version must be an object")
+    if version:
+        kept = {k: version[k] for k in _VERSION_FIELDS if version.get(k) is not None}
+        if not all(isinstance(kept.get(k, ""), str) for k in ("clientId", "description")):
+            raise AblyError.invalid_message("Version clientId and description must be strings")
+        if not isinstance(kept.get("metadata", {}), dict):
+            raise AblyError.invalid_message("Version metadata must be an object")
+        message["version"] = kept
+    if message_size(message) > max_size:
+        raise AblyError.too_large(f"Message exceeds the maximum size of {max_size} bytes")
+    return message
+
+
+def _clean(item: Any, fields: tuple[str, ...] = _MESSAGE_FIELDS) -> dict[str, Any]:
     if not isinstance(item, dict):
         raise AblyError.invalid_message("A message must be an object")
-    message = {k: item[k] for k in _MESSAGE_FIELDS if item.get(k) is not None}
-    for key in ("id", "encoding"):
+    message = {k: item[k] for k in fields if item.get(k) is not None}
+    for key in ("id", "encoding", "serial"):
         if key in message and not isinstance(message[key], str):
             raise AblyError.invalid_message(f"Message {key} must be a string")
     if "name" in message and not isinstance(message["name"], str):
@@ -93,11 +133,6 @@ def _clean(item: Any) -> dict[str, Any]:
         raise AblyError.invalid_message("Message data must be a string, binary, object or array")
     if isinstance(data, bytearray):
         message["data"] = bytes(data)
-    action = item.get("action")
-    if action not in (None, 0, "message.create"):
-        raise AblyError(
-            93002, 400, "Message updates, appends and deletes are not enabled on this channel"
-        )
     return message
 
 

@@ -18,15 +18,22 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from relay.auth.identity import Identity
+from relay.auth.permissions import authorize_change
 from relay.channels.channel import Channel
 from relay.channels.outgoing import Outgoing
 from relay.channels.registry import ChannelRegistry
-from relay.channels.replay import ReplayFrom, read_range, resume_from, rewind_from
+from relay.channels.replay import Replay, resume_from, rewind_from
 from relay.config import Settings
 from relay.protocol.actions import MODE_FLAGS, Action, Flag
 from relay.protocol.codec import Format, decode_frame, encode_frame
 from relay.protocol.errors import AblyError
-from relay.protocol.validation import check_channel_name, parse_messages, stamp_client_id
+from relay.protocol.validation import (
+    MUTATIONS,
+    check_channel_name,
+    parse_messages,
+    parse_mutation,
+    stamp_client_id,
+)
 from relay.realtime.acks import AckQueue
 from relay.realtime.frames import ws_frame
 
@@ -39,7 +46,6 @@ for _mode in MODE_FLAGS:
     _ALL_MODES |= _mode
 # Modes granted when an ATTACH requests none: Ably's defaults (no annotations or objects).
 _DEFAULT_MODES = Flag.PUBLISH | Flag.SUBSCRIBE | Flag.PRESENCE | Flag.PRESENCE_SUBSCRIBE
-_REPLAY_BATCH = 100
 
 
 @dataclass(slots=True)
@@ -49,7 +55,7 @@ class Attachment:
     # Live deliveries held back while the log is replayed, so the replay and the live stream
     # meet without a gap or a duplicate. None once live.
     backlog: list[Outgoing] | None = None
-    replay: asyncio.Task[None] | None = field(default=None, repr=False)
+    replaying: asyncio.Task[None] | None = field(default=None, repr=False)
 
 
 class Connection:
@@ -219,22 +225,23 @@ class Connection:
             modes = self._granted_modes(name, message.get("flags"))
             channel = await self.channels.get(self.identity.app_id, name)
             params = message.get("params") if isinstance(message.get("params"), dict) else None
-            start, error = self._replay_start(channel, message.get("channelSerial"), params)
+            start, error = await self._replay_start(channel, message.get("channelSerial"), params)
         except AblyError as error:
             self._channel_error(name, error)
             return
         self._leave(name)
         attachment = Attachment(channel, modes)
         self.attachments[name] = attachment
-        subscribing = bool(modes & Flag.SUBSCRIBE)
         flags = modes
-        until = channel.delivered_seq
-        if start is not None and subscribing and start.after_seq < until:
-            attachment.backlog = []
-        if start is not None and error is None and message.get("channelSerial"):
+        if error is None and message.get("channelSerial"):
             flags |= Flag.RESUMED
-        if subscribing:
-            channel.subscribe(self)
+        until = channel.delivered_seq
+        replay = None
+        if modes & Flag.SUBSCRIBE:
+            if start is not None and start < until:
+                replay = Replay(channel, start, until)
+                attachment.backlog = []
+            channel.subscribe(self, start)
         reply: dict[str, Any] = {
             "action": Action.ATTACHED,
             "channel": name,
@@ -246,14 +253,13 @@ class Connection:
         if error is not None:
             reply["error"] = error.to_dict()
         self.send(reply)
-        if attachment.backlog is not None:
-            assert start is not None
-            attachment.replay = asyncio.create_task(self._replay(attachment, start, until))
+        if replay is not None:
+            attachment.replaying = asyncio.create_task(self._replay(attachment, replay))
 
-    def _replay_start(
+    async def _replay_start(
         self, channel: Channel, channel_serial: Any, params: dict[str, Any] | None
-    ) -> tuple[ReplayFrom | None, AblyError | None]:
-        """Where the attach replays from (None: live only), and the continuity error if any."""
+    ) -> tuple[int | None, AblyError | None]:
+        """The seq the attach replays after (None: live only), and the continuity error if any."""
         if channel_serial:
             point = resume_from(channel, channel_serial)
             if isinstance(point, AblyError):
@@ -261,26 +267,25 @@ class Connection:
             return point, None
         rewind = params.get("rewind") if params else None
         if isinstance(rewind, str) and rewind:
-            return rewind_from(channel, rewind), None
+            return await rewind_from(channel, rewind), None
         return None, None
 
-    async def _replay(self, attachment: Attachment, start: ReplayFrom, until: int) -> None:
-        """Send the log from `start` to `until`, then the deliveries held back meanwhile."""
+    async def _replay(self, attachment: Attachment, replay: Replay) -> None:
+        """Send the log from the replay's start, then the live deliveries held back meanwhile
+        (less those the replayed aggregates already include)."""
         channel = attachment.channel
         try:
-            async for messages in read_range(channel, start, until):
+            async for messages, channel_serial in replay.pages():
                 if self.attachments.get(channel.name) is not attachment:
                     return
-                for i in range(0, len(messages), _REPLAY_BATCH):
-                    batch = messages[i : i + _REPLAY_BATCH]
-                    self.send(
-                        {
-                            "action": Action.MESSAGE,
-                            "channel": channel.name,
-                            "channelSerial": batch[-1]["serial"],
-                            "messages": batch,
-                        }
-                    )
+                self.send(
+                    {
+                        "action": Action.MESSAGE,
+                        "channel": channel.name,
+                        "channelSerial": channel_serial,
+                        "messages": messages,
+                    }
+                )
         except Exception:
             log.exception("replay of %s failed", channel.name)
             self._channel_error(channel.name, AblyError(90000, 500, "Channel replay failed"))
@@ -289,7 +294,8 @@ class Connection:
         attachment.backlog = None
         if self.attachments.get(channel.name) is attachment:
             for outgoing in backlog:
-                self.deliver(outgoing)
+                if not replay.covers(outgoing.change):
+                    self.deliver(outgoing)
 
     def _granted_modes(self, name: str, flags: Any) -> Flag:
         capability = self.identity.capability
@@ -312,8 +318,8 @@ class Connection:
         attachment = self.attachments.pop(name, None)
         if attachment is not None:
             attachment.channel.unsubscribe(self)
-            if attachment.replay is not None:
-                attachment.replay.cancel()
+            if attachment.replaying is not None:
+                attachment.replaying.cancel()
 
     def _detach_all(self) -> None:
         for name in list(self.attachments):
@@ -332,13 +338,30 @@ class Connection:
             return
         ack = self.acks.expect(msg_serial)
         name = _channel_name(message)
+        identity = self.identity
+        max_size = self.settings.max_message_size
         try:
             check_channel_name(name)
-            if not self.identity.capability.allows(name, "publish"):
+            raw = message.get("messages")
+            change = _single_change(raw)
+            if change is None and not identity.capability.allows(name, "publish"):
                 raise AblyError.forbidden(f"Unable to publish to channel {name}: not permitted")
-            messages = parse_messages(message.get("messages"), self.settings.max_message_size)
-            stamp_client_id(self.identity.client_id, messages)
-            channel = await self.channels.get(self.identity.app_id, name)
+            channel = await self.channels.get(identity.app_id, name)
+            if change is not None:
+                op = parse_mutation(change, max_size)
+                await channel.mutate(
+                    op,
+                    ack,
+                    authorize=lambda original: authorize_change(
+                        identity, name, op["action"], original
+                    ),
+                    client_id=identity.client_id,
+                    max_size=max_size,
+                    connection_id=self.connection_id,
+                )
+                return
+            messages = parse_messages(raw, max_size)
+            stamp_client_id(identity.client_id, messages)
             await channel.publish(
                 messages,
                 ack,
@@ -374,6 +397,18 @@ def _channel_name(message: dict[str, Any]) -> str:
     if not isinstance(name, str):
         raise _Fatal(AblyError.invalid_channel_name("Protocol message has no channel name"))
     return name
+
+
+def _single_change(raw: Any) -> dict[str, Any] | None:
+    """The update, delete or append a MESSAGE carries (always on its own), if it is one."""
+    if (
+        isinstance(raw, list)
+        and len(raw) == 1
+        and isinstance(raw[0], dict)
+        and raw[0].get("action") in MUTATIONS
+    ):
+        return raw[0]
+    return None
 
 
 def _msg_serial(message: dict[str, Any]) -> int:

@@ -6,18 +6,25 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from urllib.parse import unquote
 
 from aiohttp import web
 
 from relay.apps import Apps
 from relay.auth.identity import Identity
-from relay.channels.channel import Channel
-from relay.channels.history import HistoryParams, read_page
+from relay.auth.permissions import authorize_change
+from relay.channels.channel import Channel, PublishDone
+from relay.channels.history import HistoryParams, read_page, read_versions
 from relay.channels.registry import ChannelRegistry
 from relay.config import Settings
 from relay.protocol.errors import AblyError
-from relay.protocol.validation import check_channel_name, parse_messages, stamp_client_id
+from relay.protocol.serials import parse_serial
+from relay.protocol.validation import (
+    MUTATIONS,
+    check_channel_name,
+    parse_messages,
+    parse_mutation,
+    stamp_client_id,
+)
 from relay.rest.credentials import authenticate_request
 from relay.rest.negotiate import read_body, reply
 
@@ -35,6 +42,9 @@ class RestApi:
             web.get("/time", self.time),
             web.post("/channels/{name:[\\s\\S]+}/messages", self.publish),
             web.get("/channels/{name:[\\s\\S]+}/messages", self.history),
+            web.patch("/channels/{name:[\\s\\S]+}/messages/{serial}", self.change),
+            web.get("/channels/{name:[\\s\\S]+}/messages/{serial}", self.message),
+            web.get("/channels/{name:[\\s\\S]+}/messages/{serial}/versions", self.versions),
         ]
 
     async def time(self, request: web.Request) -> web.Response:
@@ -45,19 +55,8 @@ class RestApi:
         body = await read_body(request, self.settings.max_frame_size)
         messages = parse_messages(body, self.settings.max_message_size)
         stamp_client_id(identity.client_id, messages)
-        id_base = secrets.token_urlsafe(12)
-        future: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
-
-        def done(serials: list[str] | None, error: AblyError | None) -> None:
-            if future.done():
-                return
-            if error is not None:
-                future.set_exception(error)
-            else:
-                assert serials is not None
-                future.set_result(serials)
-
-        await channel.publish(messages, done, id_base=id_base)
+        future = _completion()
+        await channel.publish(messages, _settle(future), id_base=secrets.token_urlsafe(12))
         serials = await future
         first_id = messages[0].get("id", "")
         message_id = first_id.rpartition(":")[0] or first_id
@@ -67,6 +66,47 @@ class RestApi:
             status=201,
         )
 
+    async def change(self, request: web.Request) -> web.Response:
+        """PATCH a message: update, delete or append (the action is in the body)."""
+        identity, channel = await self._channel(request, None)
+        body = await read_body(request, self.settings.max_frame_size)
+        if isinstance(body, list) and len(body) == 1:
+            body = body[0]
+        if not isinstance(body, dict) or body.get("action") not in MUTATIONS:
+            raise AblyError.invalid_message("Expected one message with an update, delete or append")
+        body["serial"] = request.match_info["serial"]
+        op = parse_mutation(body, self.settings.max_message_size)
+        future = _completion()
+        await channel.mutate(
+            op,
+            _settle(future),
+            authorize=lambda original: authorize_change(
+                identity, channel.name, op["action"], original
+            ),
+            client_id=identity.client_id,
+            max_size=self.settings.max_message_size,
+        )
+        serials = await future
+        return reply(request, {"versionSerial": serials[0]})
+
+    async def message(self, request: web.Request) -> web.Response:
+        """The latest version of one message."""
+        _, channel = await self._channel(request, "history")
+        seq = _message_seq(channel, request.match_info["serial"])
+        message = await channel.message(seq)
+        if message is None:
+            raise AblyError.not_found("Message not found")
+        return reply(request, message)
+
+    async def versions(self, request: web.Request) -> web.Response:
+        """Every recorded version of one message, newest first unless direction=forwards."""
+        _, channel = await self._channel(request, "history")
+        seq = _message_seq(channel, request.match_info["serial"])
+        page = await read_versions(channel, seq, HistoryParams.parse(request.query))
+        if not page.messages:
+            raise AblyError.not_found("Message not found")
+        return reply(request, page.messages, headers={"Link": page.links("versions")})
+
     async def history(self, request: web.Request) -> web.Response:
         _, channel = await self._channel(request, "history")
         params = HistoryParams.parse(request.query)
@@ -75,7 +115,34 @@ class RestApi:
 
     async def _channel(self, request: web.Request, op: str) -> tuple[Identity, Channel]:
         identity = authenticate_request(request, self.apps)
-        name = check_channel_name(unquote(request.match_info["name"]))
+        # aiohttp has already percent-decoded match_info: decoding again would turn a channel
+        # named "a%41" (sent as a%2541) into "aA".
+        name = check_channel_name(request.match_info["name"])
         if not identity.capability.allows(name, op):
             raise AblyError.forbidden(f"Operation {op} not permitted on channel {name}")
         return identity, await self.channels.get(identity.app_id, name)
+
+
+def _completion() -> asyncio.Future[list[str | None]]:
+    return asyncio.get_running_loop().create_future()
+
+
+def _settle(future: asyncio.Future[list[str | None]]) -> PublishDone:
+    """A publish callback that resolves `future` with the serials or raises the error."""
+
+    def done(serials: list[str | None] | None, error: AblyError | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(serials or [])
+
+    return done
+
+
+def _message_seq(channel: Channel, serial: str) -> int:
+    parsed = parse_serial(serial)
+    if parsed is None or parsed[0] != channel.log.epoch:
+        raise AblyError.not_found("Message not found")
+    return parsed[1]

@@ -13,7 +13,15 @@ from typing import Any, Protocol
 
 from relay.auth.keys import ApiKey
 
-__all__ = ["AppendBatch", "ChannelLog", "HistoryQuery", "Store", "StoredMessage"]
+__all__ = [
+    "AppendBatch",
+    "ChannelLog",
+    "HistoryQuery",
+    "LogEvent",
+    "Store",
+    "StoredMessage",
+    "StoredVersion",
+]
 
 
 @dataclass(slots=True)
@@ -31,10 +39,36 @@ class StoredMessage:
     message: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class StoredVersion:
+    """An update, delete or append: its own seq, the seq of the message it changes, and the
+    operation as subscribers received it."""
+
+    seq: int
+    target_seq: int
+    message: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class LogEvent:
+    """One event of a channel's log in seq order: a message (`target_seq == seq`, body its
+    latest aggregate) or a version of an earlier message."""
+
+    seq: int
+    target_seq: int
+    message: dict[str, Any]
+
+    @property
+    def is_version(self) -> bool:
+        return self.seq != self.target_seq
+
+
 @dataclass(slots=True)
 class AppendBatch:
-    """Messages of one publish, already numbered by the channel, to be committed together.
+    """What one publish adds to a channel's log, already numbered, committed together.
 
+    `messages` are new messages; `versions` record changes to earlier ones, whose rows are
+    rewritten with the new aggregates in `aggregates` (keyed by the original seq).
     `idempotent_ids` maps each client-supplied message id to its seq so a retry finds it.
     `done` is called on the event loop, in submission order, with None once the batch is
     durable or with the exception that prevented it.
@@ -44,6 +78,8 @@ class AppendBatch:
     messages: Sequence[StoredMessage]
     idempotent_ids: Sequence[tuple[str, int]]
     done: Callable[[BaseException | None], None]
+    versions: Sequence[StoredVersion] = ()
+    aggregates: Sequence[StoredMessage] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +107,21 @@ class Store(Protocol):
         """The channel's log, created (with a fresh epoch) the first time it is named."""
 
     async def history(self, query: HistoryQuery) -> list[StoredMessage]: ...
+
+    async def message(self, channel_id: int, seq: int) -> dict[str, Any] | None:
+        """The latest aggregate of the message first published at `seq`."""
+
+    async def versions(
+        self, channel_id: int, target_seq: int, query: HistoryQuery
+    ) -> list[StoredVersion]:
+        """A page of the recorded versions of one message (bounds in `query` apply to seq)."""
+
+    async def events(
+        self, channel_id: int, after_seq: int, until_seq: int, limit: int
+    ) -> list[LogEvent]:
+        """The log after `after_seq` up to `until_seq`, in seq order, for replaying to a client
+        that last saw `after_seq`: messages first published in that range come as their latest
+        aggregate, so versions of those messages are left out."""
 
     async def idempotent_seqs(self, channel_id: int, ids: Sequence[str]) -> dict[str, int]:
         """The seqs already stored under any of these client-supplied message ids."""

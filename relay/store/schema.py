@@ -5,9 +5,9 @@ from __future__ import annotations
 __all__ = ["SCHEMA"]
 
 # Messages are clustered by (channel_id, seq): a history page is one range scan. The message
-# body is msgpack of the wire dict (str and bytes data kept apart); the serial is derived from
-# seq and the channel's epoch rather than stored. Timestamps are non-decreasing within a channel,
-# so the timestamp index serves start/end bounds.
+# body is msgpack of the wire dict (str and bytes data kept apart), and for a message that was
+# updated or appended to, it is the latest aggregate (what history and late joiners get).
+# Timestamps are non-decreasing within a channel, so the timestamp index serves start/end bounds.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS settings (
     name TEXT PRIMARY KEY,
@@ -39,6 +39,19 @@ CREATE TABLE IF NOT EXISTS messages (
 ) WITHOUT ROWID;
 
 CREATE INDEX IF NOT EXISTS messages_by_time ON messages (channel_id, timestamp);
+
+-- Each update, delete or append of a message: its own seq in the channel (the version serial),
+-- the seq of the message it changes, and the operation as subscribers received it. The row for
+-- seq = target_seq is the message as first published, kept once it starts changing.
+CREATE TABLE IF NOT EXISTS versions (
+    channel_id INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    target_seq INTEGER NOT NULL,
+    body BLOB NOT NULL,
+    PRIMARY KEY (channel_id, seq)
+) WITHOUT ROWID;
+
+CREATE INDEX IF NOT EXISTS versions_by_message ON versions (channel_id, target_seq, seq);
 
 CREATE TABLE IF NOT EXISTS idempotency (
     channel_id INTEGER NOT NULL,

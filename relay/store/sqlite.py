@@ -27,7 +27,14 @@ import msgpack
 from relay.auth.capability import Capability
 from relay.auth.keys import ApiKey
 from relay.protocol.serials import new_epoch
-from relay.store.base import AppendBatch, ChannelLog, HistoryQuery, StoredMessage
+from relay.store.base import (
+    AppendBatch,
+    ChannelLog,
+    HistoryQuery,
+    LogEvent,
+    StoredMessage,
+    StoredVersion,
+)
 from relay.store.schema import SCHEMA
 
 __all__ = ["SqliteStore"]
@@ -147,25 +154,41 @@ class SqliteStore:
         return keys
 
     async def history(self, query: HistoryQuery) -> list[StoredMessage]:
-        clauses = ["channel_id = ?"]
-        params: list[Any] = [query.channel_id]
-        for clause, value in (
-            ("seq >= ?", query.min_seq),
-            ("seq <= ?", query.max_seq),
-            ("timestamp >= ?", query.start),
-            ("timestamp <= ?", query.end),
-        ):
-            if value is not None:
-                clauses.append(clause)
-                params.append(value)
-        order = "ASC" if query.forwards else "DESC"
-        params.append(query.limit)
+        where, params = _bounds(query, with_time=True)
         rows = await self._fetchall(
-            f"SELECT seq, body FROM messages WHERE {' AND '.join(clauses)} "
-            f"ORDER BY seq {order} LIMIT ?",
+            f"SELECT seq, body FROM messages WHERE channel_id = ? {where}", params
+        )
+        return [StoredMessage(seq, _unpack(body)) for seq, body in rows]
+
+    async def message(self, channel_id: int, seq: int) -> dict[str, Any] | None:
+        row = await self._fetchone(
+            "SELECT body FROM messages WHERE channel_id = ? AND seq = ?", (channel_id, seq)
+        )
+        return None if row is None else _unpack(row[0])
+
+    async def versions(
+        self, channel_id: int, target_seq: int, query: HistoryQuery
+    ) -> list[StoredVersion]:
+        where, params = _bounds(query, with_time=False)
+        params[0:1] = [channel_id, target_seq]
+        rows = await self._fetchall(
+            f"SELECT seq, body FROM versions WHERE channel_id = ? AND target_seq = ? {where}",
             params,
         )
-        return [StoredMessage(seq, msgpack.unpackb(body, raw=False)) for seq, body in rows]
+        return [StoredVersion(seq, target_seq, _unpack(body)) for seq, body in rows]
+
+    async def events(
+        self, channel_id: int, after_seq: int, until_seq: int, limit: int
+    ) -> list[LogEvent]:
+        rows = await self._fetchall(
+            "SELECT seq, seq, body FROM messages WHERE channel_id = ? AND seq > ? AND seq <= ? "
+            "UNION ALL "
+            "SELECT seq, target_seq, body FROM versions WHERE channel_id = ? AND seq > ? "
+            "AND seq <= ? AND target_seq <= ? AND seq != target_seq "
+            "ORDER BY 1 LIMIT ?",
+            (channel_id, after_seq, until_seq, channel_id, after_seq, until_seq, after_seq, limit),
+        )
+        return [LogEvent(seq, target, _unpack(body)) for seq, target, body in rows]
 
     async def idempotent_seqs(self, channel_id: int, ids: Sequence[str]) -> dict[str, int]:
         if not ids:
@@ -226,6 +249,29 @@ class SqliteStore:
             db.close()
 
 
+def _unpack(body: bytes) -> dict[str, Any]:
+    return msgpack.unpackb(body, raw=False)
+
+
+def _bounds(query: HistoryQuery, *, with_time: bool) -> tuple[str, list[Any]]:
+    """The WHERE tail (after the channel clause), ORDER BY and LIMIT of a paged query."""
+    clauses: list[str] = []
+    params: list[Any] = [query.channel_id]
+    bounds: list[tuple[str, int | None]] = [
+        ("seq >= ?", query.min_seq),
+        ("seq <= ?", query.max_seq),
+    ]
+    if with_time:
+        bounds += [("timestamp >= ?", query.start), ("timestamp <= ?", query.end)]
+    for clause, value in bounds:
+        if value is not None:
+            clauses.append(f"AND {clause}")
+            params.append(value)
+    params.append(query.limit)
+    order = "ASC" if query.forwards else "DESC"
+    return f"{' '.join(clauses)} ORDER BY seq {order} LIMIT ?", params
+
+
 def _create_channel(db: sqlite3.Connection, app_id: str, name: str) -> tuple[int, str, int]:
     db.execute(
         "INSERT OR IGNORE INTO channels (app_id, name, epoch, last_seq) VALUES (?, ?, ?, 0)",
@@ -241,6 +287,9 @@ def _commit(db: sqlite3.Connection, ops: list[_Op]) -> list[tuple[Any, BaseExcep
     """Apply `ops` in one transaction; each op's (result, error), all failed if the commit fails."""
     outcomes: list[tuple[Any, BaseException | None]] = []
     messages: list[tuple[int, int, int, bytes]] = []
+    versions: list[tuple[int, int, int, bytes]] = []
+    # An aggregate rewritten several times in one commit is written once, at its latest.
+    aggregates: dict[tuple[int, int], dict[str, Any]] = {}
     ids: list[tuple[int, str, int]] = []
     last_seqs: dict[int, int] = {}
 
@@ -251,6 +300,19 @@ def _commit(db: sqlite3.Connection, ops: list[_Op]) -> list[tuple[Any, BaseExcep
                 messages,
             )
             messages.clear()
+        if versions:
+            db.executemany(
+                "INSERT OR IGNORE INTO versions (channel_id, seq, target_seq, body) "
+                "VALUES (?, ?, ?, ?)",
+                versions,
+            )
+            versions.clear()
+        if aggregates:
+            db.executemany(
+                "UPDATE messages SET body = ? WHERE channel_id = ? AND seq = ?",
+                [(_pack(body), cid, seq) for (cid, seq), body in aggregates.items()],
+            )
+            aggregates.clear()
         if ids:
             db.executemany(
                 "INSERT OR IGNORE INTO idempotency (channel_id, message_id, seq) VALUES (?, ?, ?)",
@@ -272,9 +334,16 @@ def _commit(db: sqlite3.Connection, ops: list[_Op]) -> list[tuple[Any, BaseExcep
                 messages.extend(
                     (cid, m.seq, m.message["timestamp"], _pack(m.message)) for m in op.messages
                 )
+                versions.extend((cid, v.seq, v.target_seq, _pack(v.message)) for v in op.versions)
+                for agg in op.aggregates:
+                    aggregates[(cid, agg.seq)] = agg.message
                 ids.extend((cid, mid, seq) for mid, seq in op.idempotent_ids)
-                if op.messages:
-                    last_seqs[cid] = max(last_seqs.get(cid, 0), op.messages[-1].seq)
+                top = max(
+                    (op.messages[-1].seq if op.messages else 0),
+                    (op.versions[-1].seq if op.versions else 0),
+                )
+                if top:
+                    last_seqs[cid] = max(last_seqs.get(cid, 0), top)
                 outcomes.append((None, None))
             else:
                 flush()
