@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from relay.apps import Apps
+from relay.auth.authenticator import Authenticator
 from relay.auth.keys import ApiKey
 from relay.channels.registry import ChannelRegistry
 from relay.config import Settings
@@ -40,8 +41,11 @@ class Relay:
         self.store = SqliteStore(settings.db_path)
         self.apps = Apps()
         self.channels = ChannelRegistry(self.store, self.apps.rules)
-        self.realtime = RealtimeEndpoint(settings, self.apps, self.channels)
-        self.rest = RestApi(settings, self.apps, self.channels)
+        self.authenticator = Authenticator(self.apps.lookup)
+        self.realtime = RealtimeEndpoint(settings, self.channels, self.authenticator)
+        self.rest = RestApi(
+            settings, self.channels, self.authenticator, self.realtime.enforce_revocations
+        )
         self.port = settings.port
         self.default_key = ""
         self._runner: web.AppRunner | None = None

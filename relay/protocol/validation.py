@@ -15,7 +15,6 @@ __all__ = [
     "message_size",
     "parse_messages",
     "parse_mutation",
-    "stamp_client_id",
 ]
 
 _MESSAGE_FIELDS = ("id", "name", "data", "encoding", "clientId", "extras")
@@ -134,18 +133,3 @@ def _clean(item: Any, fields: tuple[str, ...] = _MESSAGE_FIELDS) -> dict[str, An
     if isinstance(data, bytearray):
         message["data"] = bytes(data)
     return message
-
-
-def stamp_client_id(client_id: str | None, messages: list[dict[str, Any]]) -> None:
-    """Put the publisher's verified clientId on each message; another clientId is 40012.
-
-    None (an anonymous key) and "*" (a wildcard token) may publish any clientId.
-    """
-    if client_id is None or client_id == "*":
-        return
-    for message in messages:
-        given = message.setdefault("clientId", client_id)
-        if given != client_id:
-            raise AblyError.invalid_client_id(
-                f"Unable to publish with clientId {given!r}: the credentials are for {client_id!r}"
-            )

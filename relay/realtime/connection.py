@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from relay.auth.authenticator import Authenticator, now_ms, stamp_client_ids
 from relay.auth.identity import Identity
 from relay.auth.permissions import authorize_change
 from relay.channels.channel import Channel
@@ -32,7 +33,6 @@ from relay.protocol.validation import (
     check_channel_name,
     parse_messages,
     parse_mutation,
-    stamp_client_id,
 )
 from relay.realtime.acks import AckQueue
 from relay.realtime.frames import ws_frame
@@ -66,10 +66,19 @@ class Connection:
     Everything written goes straight to the transport as a pre-built frame.
     """
 
-    def __init__(self, identity: Identity, settings: Settings, channels: ChannelRegistry) -> None:
-        self.identity = identity
+    def __init__(
+        self,
+        identity: Identity,
+        settings: Settings,
+        channels: ChannelRegistry,
+        authenticator: Authenticator,
+    ) -> None:
         self.settings = settings
         self.channels = channels
+        self.authenticator = authenticator
+        self._expiry: asyncio.TimerHandle | None = None
+        self.identity = identity
+        self.set_identity(identity)
         self.connection_id = secrets.token_urlsafe(8).replace("-", "x").replace("_", "y")
         self.connection_key = ""
         self.ws: web.WebSocketResponse | None = None
@@ -93,6 +102,25 @@ class Connection:
         self.ws, self.transport, self.format, self.echo = ws, transport, fmt, echo
         self.connection_key = f"{secrets.token_urlsafe(12)}!{self.connection_id}"
         self.dropped_at = None
+
+    def set_identity(self, identity: Identity) -> None:
+        """Act with `identity` from now on; when its token expires, the socket is dropped with
+        DISCONNECTED 40142, and the SDK renews its token and resumes."""
+        self.identity = identity
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        if identity.expires is not None:
+            loop = asyncio.get_running_loop()
+            delay = (identity.expires - now_ms()) / 1000
+            self._expiry = loop.call_at(loop.time() + max(delay, 0), self._token_expired)
+
+    def _token_expired(self) -> None:
+        self._expiry = None
+        if self.ws is not None and not self.closed:
+            asyncio.get_running_loop().create_task(
+                self.disconnect(AblyError(40142, 401, "Token expired"))
+            )
 
     def key_matches(self, key: str) -> bool:
         return secrets.compare_digest(key.encode(), self.connection_key.encode())
@@ -182,6 +210,8 @@ class Connection:
 
     async def close(self) -> None:
         self.closed = True
+        if self._expiry is not None:
+            self._expiry.cancel()
         self._detach_all()
         if self.ws is not None:
             await self.ws.close()
@@ -201,6 +231,8 @@ class Connection:
             await self._on_attach(message)
         elif action == Action.DETACH:
             self._on_detach(message)
+        elif action == Action.AUTH:
+            await self._on_auth(message)
         elif action == Action.HEARTBEAT:
             reply: dict[str, Any] = {"action": Action.HEARTBEAT}
             if message.get("id") is not None:
@@ -215,6 +247,37 @@ class Connection:
                 await self.ws.close()
         else:
             self._unsupported(message)
+
+    async def _on_auth(self, message: dict[str, Any]) -> None:
+        """In-band reauthentication: a new token on the same connection. The reply is a new
+        CONNECTED (same connectionId); attached channels the new capability no longer grants
+        fail with 40160 at once."""
+        auth = message.get("auth")
+        token = auth.get("accessToken") if isinstance(auth, dict) else None
+        if not isinstance(token, str) or not token:
+            raise _Fatal(AblyError.bad_request("AUTH without auth.accessToken"))
+        own = self.identity.client_id
+        try:
+            identity = self.authenticator.token(token, None if own in (None, "*") else own)
+            if identity.app_id != self.identity.app_id:
+                raise AblyError(40102, 401, "Incompatible credentials: a different app")
+        except AblyError as error:
+            if 40140 <= error.code < 40150:
+                await self.disconnect(error)
+            else:
+                await self.fail(error)
+            return
+        self.set_identity(identity)
+        self.send(self.connected_message())
+        for name, attachment in list(self.attachments.items()):
+            try:
+                modes = self._granted_modes(name, int(attachment.modes))
+            except AblyError as error:
+                self._channel_error(name, error)
+                continue
+            attachment.modes = modes
+            if not modes & Flag.SUBSCRIBE:
+                attachment.channel.unsubscribe(self)
 
     # Channels
 
@@ -361,7 +424,7 @@ class Connection:
                 )
                 return
             messages = parse_messages(raw, max_size)
-            stamp_client_id(identity.client_id, messages)
+            stamp_client_ids(identity, messages)
             await channel.publish(
                 messages,
                 ack,

@@ -10,9 +10,8 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
-from relay.apps import Apps
+from relay.auth.authenticator import Authenticator, now_ms
 from relay.auth.identity import Identity
-from relay.auth.keys import authenticate_key
 from relay.channels.registry import ChannelRegistry
 from relay.config import Settings
 from relay.protocol.actions import Action
@@ -27,10 +26,12 @@ log = logging.getLogger(__name__)
 
 
 class RealtimeEndpoint:
-    def __init__(self, settings: Settings, apps: Apps, channels: ChannelRegistry) -> None:
+    def __init__(
+        self, settings: Settings, channels: ChannelRegistry, authenticator: Authenticator
+    ) -> None:
         self.settings = settings
-        self.apps = apps
         self.channels = channels
+        self.authenticator = authenticator
         # Every connection with a socket, and those without one still inside connectionStateTtl.
         self.connections: dict[str, Connection] = {}
         self._ticker: asyncio.Task[None] | None = None
@@ -66,7 +67,7 @@ class RealtimeEndpoint:
         query = request.query
         fmt: Format = "msgpack" if query.get("format") == "msgpack" else "json"
         try:
-            identity = self._authenticate(query)
+            identity = self.authenticator.connect_params(query)
         except AblyError as error:
             frame = {"action": Action.ERROR, "error": error.to_dict()}
             transport.write(ws_frame(encode_frame(frame, fmt)))
@@ -80,17 +81,6 @@ class RealtimeEndpoint:
         if connection.closed:
             self.connections.pop(connection.connection_id, None)
         return ws
-
-    def _authenticate(self, query: Mapping[str, str]) -> Identity:
-        client_id = query.get("clientId")
-        if client_id is not None and (not client_id or client_id == "*"):
-            raise AblyError.invalid_client_id(f"Invalid clientId {client_id!r}")
-        key = query.get("key")
-        if key:
-            return authenticate_key(key, self.apps.lookup, client_id)
-        if query.get("access_token") or query.get("accessToken"):
-            raise AblyError(40140, 401, "Token authentication is not available yet")
-        raise AblyError.no_credentials("No authentication credentials given")
 
     def _resume_or_new(
         self, query: Mapping[str, str], identity: Identity
@@ -113,9 +103,24 @@ class RealtimeEndpoint:
             elif not existing.key_matches(key) or existing.identity.app_id != identity.app_id:
                 error = AblyError(80018, 400, "Invalid connection key")
             else:
-                existing.identity = identity
+                existing.set_identity(identity)
                 return existing, None
-        return Connection(identity, self.settings, self.channels), error
+        return Connection(identity, self.settings, self.channels, self.authenticator), error
+
+    def enforce_revocations(self) -> None:
+        """Drop the sockets of connections whose token has been revoked (40141)."""
+        revocations = self.authenticator.revocations
+        now = now_ms()
+        for connection in list(self.connections.values()):
+            identity = connection.identity
+            if (
+                connection.ws is not None
+                and identity.method == "token"
+                and revocations.is_revoked(identity, now)
+            ):
+                asyncio.get_running_loop().create_task(
+                    connection.disconnect(AblyError(40141, 401, "Token revoked"))
+                )
 
     async def _tick(self) -> None:
         """Heartbeats and expiry: a HEARTBEAT to each connection that was sent nothing since the
@@ -138,3 +143,5 @@ class RealtimeEndpoint:
                     connection.send(heartbeat)
                 current[cid] = connection.frames_sent
             seen = current
+            # A revocation may apply some time after it is made (allowReauthMargin).
+            self.enforce_revocations()

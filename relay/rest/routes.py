@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections.abc import Callable
 
 from aiohttp import web
 
-from relay.apps import Apps
+from relay.auth.authenticator import Authenticator, stamp_client_ids
 from relay.auth.identity import Identity
 from relay.auth.permissions import authorize_change
 from relay.channels.channel import Channel, PublishDone
@@ -23,23 +24,31 @@ from relay.protocol.validation import (
     check_channel_name,
     parse_messages,
     parse_mutation,
-    stamp_client_id,
 )
-from relay.rest.credentials import authenticate_request
 from relay.rest.negotiate import read_body, reply
 
 __all__ = ["RestApi"]
 
 
 class RestApi:
-    def __init__(self, settings: Settings, apps: Apps, channels: ChannelRegistry) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        channels: ChannelRegistry,
+        authenticator: Authenticator,
+        on_revoked: Callable[[], None],
+    ) -> None:
         self.settings = settings
-        self.apps = apps
         self.channels = channels
+        self.auth = authenticator
+        # Called after a revocation, so live connections using revoked tokens are dropped.
+        self.on_revoked = on_revoked
 
     def routes(self) -> list[web.RouteDef]:
         return [
             web.get("/time", self.time),
+            web.post("/keys/{key_name}/requestToken", self.request_token),
+            web.post("/keys/{key_name}/revokeTokens", self.revoke_tokens),
             web.post("/channels/{name:[\\s\\S]+}/messages", self.publish),
             web.get("/channels/{name:[\\s\\S]+}/messages", self.history),
             web.patch("/channels/{name:[\\s\\S]+}/messages/{serial}", self.change),
@@ -50,11 +59,32 @@ class RestApi:
     async def time(self, request: web.Request) -> web.Response:
         return reply(request, [int(time.time() * 1000)])
 
+    async def request_token(self, request: web.Request) -> web.Response:
+        body = await read_body(request, self.settings.max_frame_size)
+        if not isinstance(body, dict):
+            raise AblyError(40001, 400, "Expected a TokenRequest or TokenParams object")
+        caller = None
+        if "mac" not in body:
+            caller = self._identify(request)
+        details = self.auth.request_token(request.match_info["key_name"], body, caller)
+        return reply(request, details.to_dict())
+
+    async def revoke_tokens(self, request: web.Request) -> web.Response:
+        caller = self._identify(request)
+        body = await read_body(request, self.settings.max_frame_size)
+        if not isinstance(body, dict):
+            raise AblyError(40001, 400, "Expected {targets: [...]}")
+        result = self.auth.revoke(
+            request.match_info["key_name"], caller, body.get("targets") or [], body
+        )
+        self.on_revoked()
+        return reply(request, result, status=201)
+
     async def publish(self, request: web.Request) -> web.Response:
         identity, channel = await self._channel(request, "publish")
         body = await read_body(request, self.settings.max_frame_size)
         messages = parse_messages(body, self.settings.max_message_size)
-        stamp_client_id(identity.client_id, messages)
+        stamp_client_ids(identity, messages)
         future = _completion()
         await channel.publish(messages, _settle(future), id_base=secrets.token_urlsafe(12))
         serials = await future
@@ -113,14 +143,23 @@ class RestApi:
         page = await read_page(channel, params)
         return reply(request, page.messages, headers={"Link": page.links("messages")})
 
-    async def _channel(self, request: web.Request, op: str) -> tuple[Identity, Channel]:
-        identity = authenticate_request(request, self.apps)
+    async def _channel(self, request: web.Request, op: str | None) -> tuple[Identity, Channel]:
+        """The caller and the channel named in the path, checking `op` (None: the handler
+        checks permissions itself)."""
+        identity = self._identify(request)
         # aiohttp has already percent-decoded match_info: decoding again would turn a channel
         # named "a%41" (sent as a%2541) into "aA".
         name = check_channel_name(request.match_info["name"])
-        if not identity.capability.allows(name, op):
+        if op is not None and not identity.capability.allows(name, op):
             raise AblyError.forbidden(f"Operation {op} not permitted on channel {name}")
         return identity, await self.channels.get(identity.app_id, name)
+
+    def _identify(self, request: web.Request) -> Identity:
+        return self.auth.request_headers(
+            request.headers.get("Authorization"),
+            request.headers.get("X-Ably-ClientId"),
+            request.query.get("key"),
+        )
 
 
 def _completion() -> asyncio.Future[list[str | None]]:
