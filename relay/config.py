@@ -24,6 +24,10 @@ class Settings:
     max_frame_size: int = 524288
     connection_state_ttl: int = 120_000
     max_idle_interval: int = 15_000
+    # How long a dropped connection's presence members stay, waiting for it to resume (ms).
+    presence_grace: int = 15_000
+    # Members per SYNC ProtocolMessage sent to an attaching client.
+    sync_page_size: int = 100
     # A subscriber whose unsent output exceeds this is disconnected rather than slowing a channel.
     max_outbound_buffer: int = 8 * 1024 * 1024
     sandbox: bool = False

@@ -12,6 +12,7 @@ from typing import Any
 
 from relay.channels.mutations import apply_mutation, is_mutated
 from relay.channels.outgoing import Outgoing, Subscriber
+from relay.channels.presence import Presence
 from relay.channels.rules import ChannelRules
 from relay.protocol.actions import Action, MessageAction
 from relay.protocol.errors import AblyError
@@ -66,6 +67,9 @@ class Channel:
         self._last_timestamp = 0
         self._recent_ids: OrderedDict[str, str] = OrderedDict()
         self._aggregates: OrderedDict[int, dict[str, Any]] = OrderedDict()
+        self.presence = Presence(self)
+        # Every attached connection and its granted modes (occupancy).
+        self.attached: dict[Subscriber, int] = {}
 
     @property
     def serial(self) -> str:

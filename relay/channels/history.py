@@ -6,7 +6,7 @@ opaque to clients, who follow the `Link: <./messages?...>; rel="next"` header as
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -14,9 +14,9 @@ from urllib.parse import quote, urlencode
 from relay.channels.channel import Channel
 from relay.protocol.errors import AblyError
 from relay.protocol.serials import parse_serial
-from relay.store.base import HistoryQuery
+from relay.store.base import HistoryQuery, StoredMessage
 
-__all__ = ["HistoryPage", "HistoryParams", "read_page", "read_versions"]
+__all__ = ["HistoryPage", "HistoryParams", "read_page", "read_presence_page", "read_versions"]
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -82,6 +82,19 @@ class HistoryPage:
 
 async def read_page(channel: Channel, params: HistoryParams) -> HistoryPage:
     """One page of `channel`'s messages, newest first unless `params.forwards`."""
+    return await _page(channel, params, channel.store.history)
+
+
+async def read_presence_page(channel: Channel, params: HistoryParams) -> HistoryPage:
+    """One page of `channel`'s presence history (from_serial does not apply)."""
+    return await _page(channel, replace(params, until_serial=None), channel.store.presence_history)
+
+
+async def _page(
+    channel: Channel,
+    params: HistoryParams,
+    read: Callable[[HistoryQuery], Awaitable[list[StoredMessage]]],
+) -> HistoryPage:
     min_seq: int | None = None
     max_seq: int | None = None
     if params.until_serial is not None:
@@ -95,7 +108,7 @@ async def read_page(channel: Channel, params: HistoryParams) -> HistoryPage:
             min_seq = params.cursor
         else:
             max_seq = params.cursor if max_seq is None else min(max_seq, params.cursor)
-    rows = await channel.store.history(
+    rows = await read(
         HistoryQuery(
             channel_id=channel.log.channel_id,
             limit=params.limit + 1,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from relay.protocol.actions import MessageAction
+from relay.protocol.actions import MessageAction, PresenceAction
 from relay.protocol.errors import AblyError
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "message_size",
     "parse_messages",
     "parse_mutation",
+    "parse_presence",
 ]
 
 _MESSAGE_FIELDS = ("id", "name", "data", "encoding", "clientId", "extras")
@@ -83,6 +84,29 @@ def parse_messages(raw: Any, max_size: int) -> list[dict[str, Any]]:
             f"(was {total} bytes; limit is {max_size} bytes)"
         )
     return messages
+
+
+_PRESENCE_FIELDS = ("id", "clientId", "data", "encoding", "extras")
+_PRESENCE_ACTIONS = frozenset({PresenceAction.ENTER, PresenceAction.LEAVE, PresenceAction.UPDATE})
+
+
+def parse_presence(raw: Any, max_size: int) -> list[dict[str, Any]]:
+    """Validate the presence events of a PRESENCE message: enter, update or leave, with the
+    same field rules (and combined size limit) as messages."""
+    if not isinstance(raw, list) or not raw:
+        raise AblyError.invalid_message("No presence events")
+    events = []
+    for item in raw:
+        event = _clean(item, _PRESENCE_FIELDS)
+        action = item.get("action")
+        if action not in _PRESENCE_ACTIONS:
+            raise AblyError.invalid_message(f"Invalid presence action {action!r}")
+        event["action"] = action
+        events.append(event)
+    total = sum(message_size(e) for e in events)
+    if total > max_size:
+        raise AblyError.too_large(f"Presence data exceeds the maximum size of {max_size} bytes")
+    return events
 
 
 def parse_mutation(item: Any, max_size: int) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from relay.auth.authenticator import Authenticator, now_ms, stamp_client_ids
+from relay.auth.credentials import message_client_id
 from relay.auth.identity import Identity
 from relay.auth.permissions import authorize_change
 from relay.channels.channel import Channel
@@ -25,14 +26,16 @@ from relay.channels.outgoing import Outgoing
 from relay.channels.registry import ChannelRegistry
 from relay.channels.replay import Replay, resume_from, rewind_from
 from relay.config import Settings
-from relay.protocol.actions import MODE_FLAGS, Action, Flag
+from relay.protocol.actions import MODE_FLAGS, Action, Flag, PresenceAction
 from relay.protocol.codec import Format, decode_frame, encode_frame
 from relay.protocol.errors import AblyError
+from relay.protocol.serials import format_serial
 from relay.protocol.validation import (
     MUTATIONS,
     check_channel_name,
     parse_messages,
     parse_mutation,
+    parse_presence,
 )
 from relay.realtime.acks import AckQueue
 from relay.realtime.frames import ws_frame
@@ -91,6 +94,15 @@ class Connection:
         # monotonic time the socket went away; None while one is attached
         self.dropped_at: float | None = None
         self.closed = False
+        # Channels where this connection may have presence members, and the timer that makes
+        # them leave once the socket has been gone for the grace period.
+        self.presence_channels: dict[str, Channel] = {}
+        self._presence_grace: asyncio.TimerHandle | None = None
+        # Channels whose members of this connection the relay removed without being asked (or
+        # that a replaced connection had): the next attach there is not RESUMED, so the SDK
+        # re-enters them. `replaces` is the connectionId of a connection that failed to resume.
+        self.lost_presence: set[str] = set()
+        self.replaces: str | None = None
 
     def attach_socket(
         self, ws: web.WebSocketResponse, transport: asyncio.Transport, fmt: Format, echo: bool
@@ -99,6 +111,9 @@ class Connection:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.abort()
         self._detach_all()
+        if self._presence_grace is not None:
+            self._presence_grace.cancel()
+            self._presence_grace = None
         self.ws, self.transport, self.format, self.echo = ws, transport, fmt, echo
         self.connection_key = f"{secrets.token_urlsafe(12)}!{self.connection_id}"
         self.dropped_at = None
@@ -202,17 +217,35 @@ class Connection:
                 self._detach_all()
                 self.transport = None
                 self.dropped_at = time.monotonic()
+                if self.presence_channels and not self.closed:
+                    self._presence_grace = asyncio.get_running_loop().call_later(
+                        self.settings.presence_grace / 1000, self._presence_expired
+                    )
 
     async def fail(self, error: AblyError) -> None:
         """A connection-level ERROR: the SDK moves the connection to FAILED; no resume."""
         self.send({"action": Action.ERROR, "error": error.to_dict()})
         await self.close()
 
+    def _presence_expired(self) -> None:
+        self._presence_grace = None
+        self.lost_presence.update(self.presence_channels)
+        self.leave_presence()
+
+    def leave_presence(self) -> None:
+        """Every member this connection has entered leaves, on every channel."""
+        for channel in self.presence_channels.values():
+            channel.presence.leave_connection(self.connection_id)
+        self.presence_channels.clear()
+
     async def close(self) -> None:
         self.closed = True
         if self._expiry is not None:
             self._expiry.cancel()
+        if self._presence_grace is not None:
+            self._presence_grace.cancel()
         self._detach_all()
+        self.leave_presence()
         if self.ws is not None:
             await self.ws.close()
 
@@ -231,6 +264,8 @@ class Connection:
             await self._on_attach(message)
         elif action == Action.DETACH:
             self._on_detach(message)
+        elif action == Action.PRESENCE:
+            await self._on_presence(message)
         elif action == Action.AUTH:
             await self._on_auth(message)
         elif action == Action.HEARTBEAT:
@@ -295,29 +330,60 @@ class Connection:
         self._leave(name)
         attachment = Attachment(channel, modes)
         self.attachments[name] = attachment
+        channel.attached[self] = int(modes)
         flags = modes
-        if error is None and message.get("channelSerial"):
+        resumed = (
+            error is None
+            and bool(message.get("channelSerial"))
+            and not await self._presence_was_lost(channel)
+        )
+        if resumed:
             flags |= Flag.RESUMED
+        sync = None
+        if modes & Flag.PRESENCE_SUBSCRIBE:
+            channel.presence.subscribe(self)
+            if channel.presence.members:
+                flags |= Flag.HAS_PRESENCE
+                sync = channel.presence.sync(self.settings.sync_page_size)
         until = channel.delivered_seq
         replay = None
+        # SDKs store the ATTACHED channelSerial as their resume point (RTL15b): on a resume it
+        # must be where the replay starts, or a drop before the replay arrives skips it.
+        attached_serial = channel.serial
         if modes & Flag.SUBSCRIBE:
             if start is not None and start < until:
                 replay = Replay(channel, start, until)
                 attachment.backlog = []
+                if resumed:
+                    attached_serial = format_serial(channel.log.epoch, start)
             channel.subscribe(self, start)
         reply: dict[str, Any] = {
             "action": Action.ATTACHED,
             "channel": name,
             "flags": int(flags),
-            "channelSerial": channel.serial,
+            "channelSerial": attached_serial,
         }
         if params:
             reply["params"] = params
         if error is not None:
             reply["error"] = error.to_dict()
         self.send(reply)
+        for page in sync or ():
+            self.send(page)
         if replay is not None:
             attachment.replaying = asyncio.create_task(self._replay(attachment, replay))
+
+    async def _presence_was_lost(self, channel: Channel) -> bool:
+        """Whether members this client entered on `channel` are gone from the relay (its grace
+        ran out, or its previous connection could not be resumed): then the attach must not be
+        RESUMED, which is what makes an SDK re-enter them."""
+        if channel.name in self.lost_presence:
+            self.lost_presence.discard(channel.name)
+            return True
+        if self.replaces is None:
+            return False
+        last = await channel.store.last_presence(channel.log.channel_id, self.replaces)
+        return last is not None and last.get("action") != PresenceAction.LEAVE
 
     async def _replay_start(
         self, channel: Channel, channel_serial: Any, params: dict[str, Any] | None
@@ -375,12 +441,19 @@ class Connection:
     def _on_detach(self, message: dict[str, Any]) -> None:
         name = _channel_name(message)
         self._leave(name)
+        # Detaching leaves the channel's presence at once (no grace: the client asked).
+        channel = self.presence_channels.pop(name, None)
+        if channel is not None:
+            channel.presence.leave_connection(self.connection_id)
         self.send({"action": Action.DETACHED, "channel": name})
 
     def _leave(self, name: str) -> None:
         attachment = self.attachments.pop(name, None)
         if attachment is not None:
-            attachment.channel.unsubscribe(self)
+            channel = attachment.channel
+            channel.unsubscribe(self)
+            channel.presence.unsubscribe(self)
+            channel.attached.pop(self, None)
             if attachment.replaying is not None:
                 attachment.replaying.cancel()
 
@@ -433,6 +506,36 @@ class Connection:
             )
         except AblyError as error:
             ack(None, error)
+
+    async def _on_presence(self, message: dict[str, Any]) -> None:
+        msg_serial = _msg_serial(message)
+        if self.acks.seen(msg_serial):
+            return
+        ack = self.acks.expect(msg_serial)
+        name = _channel_name(message)
+        try:
+            attachment = self.attachments.get(name)
+            if attachment is None:
+                raise AblyError(91001, 400, "Cannot enter presence: the channel is not attached")
+            if not self.identity.capability.allows(name, "presence"):
+                raise AblyError.forbidden(f"Presence not permitted on channel {name}")
+            events = parse_presence(message.get("presence"), self.settings.max_message_size)
+            for event in events:
+                client_id = message_client_id(self.identity, event.get("clientId"))
+                if client_id is None:
+                    raise AblyError(91000, 400, "Cannot enter presence without a clientId")
+                event["clientId"] = client_id
+        except AblyError as error:
+            ack(None, error)
+            return
+        channel = attachment.channel
+        self.presence_channels[name] = channel
+        channel.presence.publish(
+            events,
+            ack,
+            connection_id=self.connection_id,
+            id_base=f"{self.connection_id}:{msg_serial}",
+        )
 
     def _unsupported(self, message: dict[str, Any]) -> None:
         action = message.get("action")

@@ -93,6 +93,7 @@ class RealtimeEndpoint:
         """
         key = query.get("resume") or query.get("recover")
         error: AblyError | None = None
+        replaced: str | None = None
         if key:
             _, sep, connection_id = key.rpartition("!")
             existing = self.connections.get(connection_id) if sep else None
@@ -100,12 +101,15 @@ class RealtimeEndpoint:
                 error = AblyError(80018, 400, "Invalid connection key")
             elif existing is None or existing.closed:
                 error = AblyError(80008, 400, "Unable to resume: connection state expired")
+                replaced = connection_id
             elif not existing.key_matches(key) or existing.identity.app_id != identity.app_id:
                 error = AblyError(80018, 400, "Invalid connection key")
             else:
                 existing.set_identity(identity)
                 return existing, None
-        return Connection(identity, self.settings, self.channels, self.authenticator), error
+        connection = Connection(identity, self.settings, self.channels, self.authenticator)
+        connection.replaces = replaced
+        return connection, error
 
     def enforce_revocations(self) -> None:
         """Drop the sockets of connections whose token has been revoked (40141)."""

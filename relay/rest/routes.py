@@ -14,9 +14,11 @@ from relay.auth.authenticator import Authenticator, stamp_client_ids
 from relay.auth.identity import Identity
 from relay.auth.permissions import authorize_change
 from relay.channels.channel import Channel, PublishDone
-from relay.channels.history import HistoryParams, read_page, read_versions
+from relay.channels.history import HistoryParams, read_page, read_presence_page, read_versions
+from relay.channels.occupancy import channel_status
 from relay.channels.registry import ChannelRegistry
 from relay.config import Settings
+from relay.protocol.actions import PresenceAction
 from relay.protocol.errors import AblyError
 from relay.protocol.serials import parse_serial
 from relay.protocol.validation import (
@@ -51,9 +53,12 @@ class RestApi:
             web.post("/keys/{key_name}/revokeTokens", self.revoke_tokens),
             web.post("/channels/{name:[\\s\\S]+}/messages", self.publish),
             web.get("/channels/{name:[\\s\\S]+}/messages", self.history),
+            web.get("/channels/{name:[\\s\\S]+}/presence", self.presence),
+            web.get("/channels/{name:[\\s\\S]+}/presence/history", self.presence_history),
             web.patch("/channels/{name:[\\s\\S]+}/messages/{serial}", self.change),
             web.get("/channels/{name:[\\s\\S]+}/messages/{serial}", self.message),
             web.get("/channels/{name:[\\s\\S]+}/messages/{serial}/versions", self.versions),
+            web.get("/channels/{name:[\\s\\S]+}", self.status),
         ]
 
     async def time(self, request: web.Request) -> web.Response:
@@ -142,6 +147,29 @@ class RestApi:
         params = HistoryParams.parse(request.query)
         page = await read_page(channel, params)
         return reply(request, page.messages, headers={"Link": page.links("messages")})
+
+    async def presence(self, request: web.Request) -> web.Response:
+        """The channel's current members (filters: clientId, connectionId; limit)."""
+        _, channel = await self._channel(request, "subscribe")
+        query = request.query
+        limit = HistoryParams.parse({"limit": query.get("limit", "100")}).limit
+        members = [
+            {**m, "action": PresenceAction.PRESENT}
+            for m in channel.presence.members.values()
+            if query.get("clientId") in (None, m["clientId"])
+            and query.get("connectionId") in (None, m["connectionId"])
+        ]
+        return reply(request, members[:limit])
+
+    async def presence_history(self, request: web.Request) -> web.Response:
+        _, channel = await self._channel(request, "history")
+        page = await read_presence_page(channel, HistoryParams.parse(request.query))
+        return reply(request, page.messages, headers={"Link": page.links("history")})
+
+    async def status(self, request: web.Request) -> web.Response:
+        """Channel details: whether it is active and its occupancy."""
+        _, channel = await self._channel(request, "channel-metadata")
+        return reply(request, channel_status(channel))
 
     async def _channel(self, request: web.Request, op: str | None) -> tuple[Identity, Channel]:
         """The caller and the channel named in the path, checking `op` (None: the handler

@@ -31,6 +31,7 @@ class ChannelLog:
     channel_id: int
     epoch: str
     last_seq: int
+    last_presence_seq: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +68,8 @@ class LogEvent:
 class AppendBatch:
     """What one publish adds to a channel's log, already numbered, committed together.
 
-    `messages` are new messages; `versions` record changes to earlier ones, whose rows are
+    `messages` are new messages; `presence` new presence events (numbered on their own);
+    `versions` record changes to earlier ones, whose rows are
     rewritten with the new aggregates in `aggregates` (keyed by the original seq).
     `idempotent_ids` maps each client-supplied message id to its seq so a retry finds it.
     `done` is called on the event loop, in submission order, with None once the batch is
@@ -80,6 +82,7 @@ class AppendBatch:
     done: Callable[[BaseException | None], None]
     versions: Sequence[StoredVersion] = ()
     aggregates: Sequence[StoredMessage] = ()
+    presence: Sequence[StoredMessage] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +110,12 @@ class Store(Protocol):
         """The channel's log, created (with a fresh epoch) the first time it is named."""
 
     async def history(self, query: HistoryQuery) -> list[StoredMessage]: ...
+
+    async def presence_history(self, query: HistoryQuery) -> list[StoredMessage]:
+        """A page of a channel's presence events (seq and time bounds as for messages)."""
+
+    async def last_presence(self, channel_id: int, connection_id: str) -> dict[str, Any] | None:
+        """The latest presence event a connection published on a channel."""
 
     async def message(self, channel_id: int, seq: int) -> dict[str, Any] | None:
         """The latest aggregate of the message first published at `seq`."""

@@ -53,6 +53,19 @@ CREATE TABLE IF NOT EXISTS versions (
 
 CREATE INDEX IF NOT EXISTS versions_by_message ON versions (channel_id, target_seq, seq);
 
+-- Presence events (enter, update, leave), numbered per channel apart from messages: they are
+-- presence history, and tell which connection had members on a channel before a restart.
+CREATE TABLE IF NOT EXISTS presence (
+    channel_id INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    connection_id TEXT NOT NULL,
+    timestamp INTEGER NOT NULL,
+    body BLOB NOT NULL,
+    PRIMARY KEY (channel_id, seq)
+) WITHOUT ROWID;
+
+CREATE INDEX IF NOT EXISTS presence_by_connection ON presence (channel_id, connection_id, seq);
+
 CREATE TABLE IF NOT EXISTS idempotency (
     channel_id INTEGER NOT NULL,
     message_id TEXT NOT NULL,

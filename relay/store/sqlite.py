@@ -120,7 +120,12 @@ class SqliteStore:
         )
         if row is None:
             row = await self._write(lambda db: _create_channel(db, app_id, name))
-        return ChannelLog(channel_id=row[0], epoch=row[1], last_seq=row[2])
+        presence = await self._fetchone(
+            "SELECT max(seq) FROM presence WHERE channel_id = ?", (row[0],)
+        )
+        return ChannelLog(
+            channel_id=row[0], epoch=row[1], last_seq=row[2], last_presence_seq=presence[0] or 0
+        )
 
     async def add_keys(self, keys: Sequence[ApiKey]) -> None:
         rows = [(k.name, k.app_id, k.secret, k.capability.to_json()) for k in keys]
@@ -159,6 +164,21 @@ class SqliteStore:
             f"SELECT seq, body FROM messages WHERE channel_id = ? {where}", params
         )
         return [StoredMessage(seq, _unpack(body)) for seq, body in rows]
+
+    async def presence_history(self, query: HistoryQuery) -> list[StoredMessage]:
+        where, params = _bounds(query, with_time=True)
+        rows = await self._fetchall(
+            f"SELECT seq, body FROM presence WHERE channel_id = ? {where}", params
+        )
+        return [StoredMessage(seq, _unpack(body)) for seq, body in rows]
+
+    async def last_presence(self, channel_id: int, connection_id: str) -> dict[str, Any] | None:
+        row = await self._fetchone(
+            "SELECT body FROM presence WHERE channel_id = ? AND connection_id = ? "
+            "ORDER BY seq DESC LIMIT 1",
+            (channel_id, connection_id),
+        )
+        return None if row is None else _unpack(row[0])
 
     async def message(self, channel_id: int, seq: int) -> dict[str, Any] | None:
         row = await self._fetchone(
@@ -287,6 +307,7 @@ def _commit(db: sqlite3.Connection, ops: list[_Op]) -> list[tuple[Any, BaseExcep
     """Apply `ops` in one transaction; each op's (result, error), all failed if the commit fails."""
     outcomes: list[tuple[Any, BaseException | None]] = []
     messages: list[tuple[int, int, int, bytes]] = []
+    presence: list[tuple[int, int, str, int, bytes]] = []
     versions: list[tuple[int, int, int, bytes]] = []
     # An aggregate rewritten several times in one commit is written once, at its latest.
     aggregates: dict[tuple[int, int], dict[str, Any]] = {}
@@ -300,6 +321,13 @@ def _commit(db: sqlite3.Connection, ops: list[_Op]) -> list[tuple[Any, BaseExcep
                 messages,
             )
             messages.clear()
+        if presence:
+            db.executemany(
+                "INSERT INTO presence (channel_id, seq, connection_id, timestamp, body) "
+                "VALUES (?, ?, ?, ?, ?)",
+                presence,
+            )
+            presence.clear()
         if versions:
             db.executemany(
                 "INSERT OR IGNORE INTO versions (channel_id, seq, target_seq, body) "
@@ -335,6 +363,16 @@ def _commit(db: sqlite3.Connection, ops: list[_Op]) -> list[tuple[Any, BaseExcep
                     (cid, m.seq, m.message["timestamp"], _pack(m.message)) for m in op.messages
                 )
                 versions.extend((cid, v.seq, v.target_seq, _pack(v.message)) for v in op.versions)
+                presence.extend(
+                    (
+                        cid,
+                        p.seq,
+                        p.message["connectionId"],
+                        p.message["timestamp"],
+                        _pack(p.message),
+                    )
+                    for p in op.presence
+                )
                 for agg in op.aggregates:
                     aggregates[(cid, agg.seq)] = agg.message
                 ids.extend((cid, mid, seq) for mid, seq in op.idempotent_ids)

@@ -1,0 +1,28 @@
+"""A channel's details as Ably's REST API reports them: activity and occupancy metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from relay.channels.channel import Channel
+from relay.protocol.actions import Flag
+
+__all__ = ["channel_status"]
+
+
+def channel_status(channel: Channel) -> dict[str, Any]:
+    modes = list(channel.attached.values())
+    members = channel.presence.members.values()
+    metrics = {
+        "connections": len(modes),
+        "publishers": sum(1 for m in modes if m & Flag.PUBLISH),
+        "subscribers": sum(1 for m in modes if m & Flag.SUBSCRIBE),
+        "presenceConnections": len({m["connectionId"] for m in members}),
+        "presenceMembers": len(channel.presence.members),
+        "presenceSubscribers": sum(1 for m in modes if m & Flag.PRESENCE_SUBSCRIBE),
+    }
+    return {
+        "channelId": channel.name,
+        "name": channel.name,
+        "status": {"isActive": bool(modes), "occupancy": {"metrics": metrics}},
+    }

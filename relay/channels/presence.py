@@ -1,0 +1,146 @@
+"""A channel's presence: who is there (members keyed by clientId:connectionId), the events that
+change it, stored as presence history and delivered to presence subscribers after commit."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from relay.channels.outgoing import Outgoing, Subscriber
+from relay.protocol.actions import Action, PresenceAction
+from relay.protocol.errors import AblyError
+from relay.store.base import AppendBatch, StoredMessage
+
+if TYPE_CHECKING:
+    from relay.channels.channel import Channel
+
+__all__ = ["Presence", "PresenceDone", "member_key"]
+
+log = logging.getLogger(__name__)
+
+PresenceDone = Callable[[list[str | None] | None, AblyError | None], None]
+_COMPARED = ("data", "encoding", "extras")
+
+
+def member_key(event: dict[str, Any]) -> str:
+    return f"{event['clientId']}:{event['connectionId']}"
+
+
+class Presence:
+    def __init__(self, channel: Channel) -> None:
+        self.channel = channel
+        self.members: dict[str, dict[str, Any]] = {}
+        self.subscribers: dict[Subscriber, None] = {}
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        self.subscribers[subscriber] = None
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        self.subscribers.pop(subscriber, None)
+
+    def members_of(self, connection_id: str) -> list[dict[str, Any]]:
+        return [m for m in self.members.values() if m["connectionId"] == connection_id]
+
+    def publish(
+        self,
+        events: list[dict[str, Any]],
+        done: PresenceDone,
+        *,
+        connection_id: str,
+        id_base: str,
+    ) -> None:
+        """Store enter/update/leave events (validated, with clientIds) from one connection, then
+        apply them to the member set and deliver the ones that change it."""
+        now = int(time.time() * 1000)
+        for index, event in enumerate(events):
+            event.setdefault("id", f"{id_base}:{index}")
+            event["connectionId"] = connection_id
+            event["timestamp"] = now
+        self._commit(events, done, publisher=connection_id)
+
+    def leave_connection(self, connection_id: str) -> None:
+        """The connection is gone: its members leave. The leaves are synthesized, with ids
+        that do not start with the connectionId, as SDKs expect of them."""
+        now = int(time.time() * 1000)
+        leaves = []
+        for member in self.members_of(connection_id):
+            leave = {k: member[k] for k in ("clientId", "connectionId", *_COMPARED) if k in member}
+            leave["action"] = PresenceAction.LEAVE
+            leave["id"] = f"{secrets.token_urlsafe(9)}:0:0"
+            leave["timestamp"] = now
+            leaves.append(leave)
+        if leaves:
+            self._commit(leaves, _ignore, publisher=None)
+
+    def _commit(
+        self, events: list[dict[str, Any]], done: PresenceDone, publisher: str | None
+    ) -> None:
+        log_ = self.channel.log
+        stored = []
+        for event in events:
+            log_.last_presence_seq += 1
+            stored.append(StoredMessage(log_.last_presence_seq, event))
+
+        def committed(error: BaseException | None) -> None:
+            if error is not None:
+                done(None, AblyError.internal(f"Presence could not be stored: {error}"))
+                return
+            changed = [event for event in events if self._apply(event)]
+            if changed:
+                self._fan_out(changed, publisher)
+            done([None] * len(events), None)
+
+        self.channel.store.submit(AppendBatch(log_.channel_id, (), (), committed, presence=stored))
+
+    def _apply(self, event: dict[str, Any]) -> bool:
+        """Update the member set; False when the event changes nothing (a leave of someone
+        absent, or an SDK re-entering a member exactly as it already is)."""
+        key = member_key(event)
+        current = self.members.get(key)
+        if event["action"] == PresenceAction.LEAVE:
+            return self.members.pop(key, None) is not None
+        if current is not None and all(current.get(k) == event.get(k) for k in _COMPARED):
+            return False
+        self.members[key] = event
+        return True
+
+    def _fan_out(self, events: list[dict[str, Any]], publisher: str | None) -> None:
+        message: dict[str, Any] = {
+            "action": Action.PRESENCE,
+            "channel": self.channel.name,
+            "timestamp": events[0]["timestamp"],
+            "presence": events,
+        }
+        if publisher is not None:
+            message["connectionId"] = publisher
+            message["id"] = events[0]["id"].rpartition(":")[0]
+        outgoing = Outgoing(message, publisher)
+        for subscriber in list(self.subscribers):
+            try:
+                subscriber.deliver(outgoing)
+            except Exception:
+                log.exception("presence delivery to %s failed", subscriber.connection_id)
+
+    def sync(self, page_size: int) -> list[dict[str, Any]]:
+        """The SYNC ProtocolMessages that hand the whole member set to an attaching client:
+        pages of PRESENT members, the last with an empty cursor ("syncId:")."""
+        members = [{**m, "action": PresenceAction.PRESENT} for m in self.members.values()]
+        sync_id = secrets.token_hex(6)
+        pages = [members[i : i + page_size] for i in range(0, len(members), page_size)] or [[]]
+        return [
+            {
+                "action": Action.SYNC,
+                "channel": self.channel.name,
+                "channelSerial": f"{sync_id}:{'' if i == len(pages) - 1 else i + 1}",
+                "presence": page,
+            }
+            for i, page in enumerate(pages)
+        ]
+
+
+def _ignore(serials: list[str | None] | None, error: AblyError | None) -> None:
+    if error is not None:
+        log.error("synthesized presence leaves could not be stored: %s", error.message)
