@@ -36,7 +36,16 @@ class AckQueue:
         reply = self._results.get(msg_serial)
         if reply is None:
             return False
-        self._waiting.append([msg_serial, reply])
+        # Resends come in msgSerial order, and the SDK pairs replies with its queue from the
+        # head: answer this one before any still-unfinished publish of the previous socket with
+        # a higher msgSerial, not behind it.
+        slot = [msg_serial, reply]
+        for index, waiting in enumerate(self._waiting):
+            if waiting[0] > msg_serial:
+                self._waiting.insert(index, slot)
+                break
+        else:
+            self._waiting.append(slot)
         self._flush()
         return True
 

@@ -1,0 +1,56 @@
+"""Fixtures shared by the integration and interop tests: a real relay on a free port, each with
+its own SQLite file, and raw protocol connections to it.
+
+Test folders have no __init__.py, so pytest puts tests/ on sys.path while loading this file:
+helper modules here (`raw_client`) import by their bare name from any test folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from raw_client import ConnectRaw, RawClient, connect_raw
+
+from relay.config import Settings
+from relay.server import Relay
+
+APP_KEY = "app1.key1:secret1"
+FORMATS = ["msgpack", "json"]
+
+
+@pytest.fixture
+async def relay(tmp_path: Path) -> AsyncIterator[Relay]:
+    """A relay on an ephemeral port of 127.0.0.1 with its own SQLite file and key APP_KEY,
+    serving in the test's event loop."""
+    server = Relay(
+        Settings(host="127.0.0.1", port=0, db_path=str(tmp_path / "relay.db"), keys=[APP_KEY])
+    )
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture(params=FORMATS)
+def fmt(request: pytest.FixtureRequest) -> str:
+    """The wire format: msgpack (node default, useBinaryProtocol true) or json."""
+    return request.param
+
+
+@pytest.fixture
+async def raw(relay: Relay) -> AsyncIterator[ConnectRaw]:
+    """connect(format='json', **params) -> a CONNECTED RawClient on `relay`; closed afterwards."""
+    opened: list[RawClient] = []
+
+    async def connect(format: str = "json", **params: str) -> RawClient:
+        client, first = await connect_raw(relay.port, relay.default_key, format, **params)
+        assert first.get("action") == 4, f"expected CONNECTED, got {first}"
+        opened.append(client)
+        return client
+
+    yield connect
+    for client in opened:
+        await client.close()

@@ -1,0 +1,330 @@
+"""The embedded store on real SQLite files: group commit, channel logs, history reads, and what
+survives closing and reopening the database (or restarting the relay on it)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from relay.channels.registry import ChannelRegistry
+from relay.channels.rules import ChannelRules
+from relay.config import Settings
+from relay.protocol.serials import parse_serial
+from relay.server import Relay
+from relay.store.base import AppendBatch, ChannelLog, HistoryQuery, StoredMessage
+from relay.store.sqlite import SqliteStore
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> str:
+    return str(tmp_path / "store.db")
+
+
+@pytest.fixture
+async def store(db_path: str) -> AsyncIterator[SqliteStore]:
+    store = SqliteStore(db_path)
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+def _wal_commits(db_path: str) -> int:
+    """Transactions in the database's write-ahead log since its last reset, read from the file
+    (https://sqlite.org/fileformat.html#the_write_ahead_log): a commit frame records the
+    database size after the commit, other frames record 0."""
+    wal = Path(db_path + "-wal").read_bytes()
+    page_size = int.from_bytes(wal[8:12], "big")
+    salts = wal[16:24]
+    commits = 0
+    for offset in range(32, len(wal) - 24, 24 + page_size):
+        header = wal[offset : offset + 24]
+        if header[8:16] != salts:
+            break
+        commits += int.from_bytes(header[4:8], "big") != 0
+    return commits
+
+
+def _message(seq: int, timestamp: int | None = None) -> StoredMessage:
+    return StoredMessage(
+        seq, {"data": f"m{seq}", "timestamp": 1000 + seq if timestamp is None else timestamp}
+    )
+
+
+async def _append(
+    store: SqliteStore,
+    log: ChannelLog,
+    messages: list[StoredMessage],
+    ids: list[tuple[str, int]] | None = None,
+) -> None:
+    done: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
+    store.submit(AppendBatch(log.channel_id, messages, ids or [], done.set_result))
+    assert await done is None
+    if messages:
+        log.last_seq = messages[-1].seq
+
+
+async def _data(store: SqliteStore, query: HistoryQuery) -> list[Any]:
+    return [m.message["data"] for m in await store.history(query)]
+
+
+# Group commit
+
+
+async def test_batches_submitted_without_awaiting_all_commit_and_complete_in_order(
+    store: SqliteStore, db_path: str
+) -> None:
+    logs = [await store.channel("app", f"ch{i}") for i in range(3)]
+    commits_before = _wal_commits(db_path)
+    count = 3000
+    completed: list[int] = []
+    errors: list[BaseException] = []
+    all_done = asyncio.Event()
+
+    def done_for(index: int) -> Callable[[BaseException | None], None]:
+        def done(error: BaseException | None) -> None:
+            if error is not None:
+                errors.append(error)
+            completed.append(index)
+            if len(completed) == count:
+                all_done.set()
+
+        return done
+
+    seqs = [0, 0, 0]
+    for index in range(count):
+        channel = index % 3
+        seqs[channel] += 1
+        batch = AppendBatch(
+            logs[channel].channel_id,
+            [_message(seqs[channel])],
+            [(f"id-{index}", seqs[channel])],
+            done_for(index),
+        )
+        store.submit(batch)
+    async with asyncio.timeout(20):
+        await all_done.wait()
+
+    assert errors == []
+    assert completed == list(range(count))
+    # Group commit: the pending batches share transactions (and fsyncs) instead of taking one
+    # each. Awaiting every batch in turn would log one commit per batch.
+    commits = _wal_commits(db_path) - commits_before
+    assert 1 <= commits < count // 10, f"{commits} commits for {count} batches"
+    for channel, log in enumerate(logs):
+        rows = await store.history(HistoryQuery(log.channel_id, limit=2000, forwards=True))
+        assert [r.seq for r in rows] == list(range(1, seqs[channel] + 1))
+    ids = await store.idempotent_seqs(logs[0].channel_id, ["id-0", "id-2997"])
+    assert ids == {"id-0": 1, "id-2997": 1000}
+
+
+async def test_batches_awaited_one_by_one_commit_one_by_one(
+    store: SqliteStore, db_path: str
+) -> None:
+    # The contrast that makes the WAL count above meaningful.
+    log = await store.channel("app", "serial")
+    before = _wal_commits(db_path)
+    for seq in range(1, 21):
+        await _append(store, log, [_message(seq)])
+    assert _wal_commits(db_path) - before == 20
+
+
+async def test_a_failed_batch_reports_its_error_and_does_not_sink_later_commits(
+    store: SqliteStore,
+) -> None:
+    log = await store.channel("app", "dup")
+    await _append(store, log, [_message(1)])
+    # Seq 1 again: the primary key refuses it; the store must say so, not ACK it.
+    done: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
+    store.submit(AppendBatch(log.channel_id, [_message(1)], [], done.set_result))
+    assert isinstance(await done, BaseException)
+    await _append(store, log, [_message(2)])
+    assert await _data(store, HistoryQuery(log.channel_id, limit=10, forwards=True)) == ["m1", "m2"]
+
+
+# Channel logs
+
+
+async def test_a_channel_log_is_created_once_with_one_epoch_under_concurrent_requests(
+    store: SqliteStore,
+) -> None:
+    logs = await asyncio.gather(*(store.channel("app", "racy") for _ in range(25)))
+    assert len({log.channel_id for log in logs}) == 1
+    assert len({log.epoch for log in logs}) == 1
+    assert (await store.channel("app", "racy")).epoch == logs[0].epoch
+
+
+async def test_the_registry_loads_a_channel_once_for_concurrent_users(store: SqliteStore) -> None:
+    registry = ChannelRegistry(store, lambda _app, _name: ChannelRules())
+    channels = await asyncio.gather(*(registry.get("app", "shared") for _ in range(25)))
+    assert all(channel is channels[0] for channel in channels)
+    assert len(registry) == 1
+
+
+async def test_channels_are_scoped_per_app(store: SqliteStore) -> None:
+    one = await store.channel("app1", "same-name")
+    two = await store.channel("app2", "same-name")
+    assert one.channel_id != two.channel_id
+    await _append(store, one, [_message(1)])
+    assert await store.history(HistoryQuery(two.channel_id, limit=10)) == []
+
+
+async def test_a_new_channel_starts_at_seq_zero(store: SqliteStore) -> None:
+    log = await store.channel("app", "fresh")
+    assert log.last_seq == 0
+    assert parse_serial(f"{log.epoch}-{0:016d}") == (log.epoch, 0)
+
+
+# History reads
+
+
+async def test_history_pages_backwards_and_forwards_with_seq_bounds(store: SqliteStore) -> None:
+    log = await store.channel("app", "pages")
+    await _append(store, log, [_message(seq) for seq in range(1, 11)])
+    cid = log.channel_id
+    assert await _data(store, HistoryQuery(cid, limit=3)) == ["m10", "m9", "m8"]
+    assert await _data(store, HistoryQuery(cid, limit=3, max_seq=7)) == ["m7", "m6", "m5"]
+    assert await _data(store, HistoryQuery(cid, limit=3, forwards=True)) == ["m1", "m2", "m3"]
+    forwards_from_4 = HistoryQuery(cid, limit=3, forwards=True, min_seq=4)
+    assert await _data(store, forwards_from_4) == ["m4", "m5", "m6"]
+    between = HistoryQuery(cid, limit=100, min_seq=3, max_seq=5)
+    assert await _data(store, between) == ["m5", "m4", "m3"]
+    assert await _data(store, HistoryQuery(cid, limit=100, min_seq=11)) == []
+
+
+async def test_history_time_bounds_are_inclusive(store: SqliteStore) -> None:
+    log = await store.channel("app", "times")
+    # Several messages may share a millisecond; the bounds still select by timestamp.
+    stamps = [100, 200, 200, 300, 400]
+    await _append(store, log, [_message(i + 1, ts) for i, ts in enumerate(stamps)])
+    cid = log.channel_id
+    assert await _data(store, HistoryQuery(cid, limit=100, start=200, end=300)) == [
+        "m4",
+        "m3",
+        "m2",
+    ]
+    assert await _data(store, HistoryQuery(cid, limit=100, forwards=True, start=300)) == [
+        "m4",
+        "m5",
+    ]
+    assert await _data(store, HistoryQuery(cid, limit=100, end=100)) == ["m1"]
+    limited = HistoryQuery(cid, limit=2, forwards=True, start=200, min_seq=3)
+    assert await _data(store, limited) == ["m3", "m4"]
+
+
+async def test_stored_messages_come_back_as_published(store: SqliteStore) -> None:
+    log = await store.channel("app", "bodies")
+    body = {
+        "id": "abc:0",
+        "name": "é",
+        "data": b"\x00\xff",
+        "encoding": "cipher",
+        "extras": {"headers": {"k": "v"}},
+        "timestamp": 5,
+        "serial": "s",
+    }
+    await _append(store, log, [StoredMessage(1, body)])
+    (row,) = await store.history(HistoryQuery(log.channel_id, limit=1))
+    assert row.message == body
+    assert type(row.message["data"]) is bytes
+
+
+# What survives a reopen
+
+
+async def test_idempotency_ids_are_found_after_reopening_the_database(db_path: str) -> None:
+    store = SqliteStore(db_path)
+    await store.open()
+    log = await store.channel("app", "idem")
+    await _append(store, log, [_message(1), _message(2)], [("client:0", 1), ("client:1", 2)])
+    await store.close()
+
+    reopened = SqliteStore(db_path)
+    await reopened.open()
+    try:
+        log = await reopened.channel("app", "idem")
+        found = await reopened.idempotent_seqs(log.channel_id, ["client:0", "client:1", "new:0"])
+        assert found == {"client:0": 1, "client:1": 2}
+        assert await reopened.idempotent_seqs(log.channel_id, []) == {}
+    finally:
+        await reopened.close()
+
+
+async def test_reopening_keeps_each_channels_last_seq_and_epoch(db_path: str) -> None:
+    store = SqliteStore(db_path)
+    await store.open()
+    log = await store.channel("app", "durable")
+    for seq in range(1, 6):
+        await _append(store, log, [_message(seq)])
+    epoch = log.epoch
+    await store.close()
+
+    reopened = SqliteStore(db_path)
+    await reopened.open()
+    try:
+        log = await reopened.channel("app", "durable")
+        assert (log.epoch, log.last_seq) == (epoch, 5)
+    finally:
+        await reopened.close()
+
+
+# Through the relay: keys and serials across restarts
+
+
+def _basic(key: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(key.encode()).decode()}
+
+
+async def _publish(relay: Relay, channel: str, key: str) -> list[str]:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{relay.url}/channels/{channel}/messages", json=[{"data": "x"}], headers=_basic(key)
+        ) as resp,
+    ):
+        assert resp.status == 201, await resp.text()
+        return (await resp.json())["serials"]
+
+
+async def test_the_default_key_survives_a_restart(tmp_path: Path) -> None:
+    settings = Settings(host="127.0.0.1", port=0, db_path=str(tmp_path / "relay.db"), keys=[])
+    first = Relay(settings)
+    await first.start()
+    try:
+        key = first.default_key
+        assert key.count(":") == 1 and "." in key.split(":")[0]
+        await _publish(first, "keyed", key)
+    finally:
+        await first.stop()
+
+    second = Relay(Settings(host="127.0.0.1", port=0, db_path=settings.db_path, keys=[]))
+    await second.start()
+    try:
+        assert second.default_key == key
+        await _publish(second, "keyed", key)
+    finally:
+        await second.stop()
+
+
+async def test_serials_are_never_reused_after_a_relay_restart(tmp_path: Path) -> None:
+    key = "app1.key1:secret1"
+    db = str(tmp_path / "relay.db")
+    serials: list[str] = []
+    for _ in range(2):
+        relay = Relay(Settings(host="127.0.0.1", port=0, db_path=db, keys=[key]))
+        await relay.start()
+        try:
+            for _ in range(3):
+                serials += await _publish(relay, "restarted", key)
+        finally:
+            await relay.stop()
+    assert len(set(serials)) == 6
+    assert serials == sorted(serials)
+    assert [parse_serial(s)[1] for s in serials if parse_serial(s)] == [1, 2, 3, 4, 5, 6]

@@ -1,0 +1,48 @@
+"""An idle ably-js connection is kept alive by the relay, whichever heartbeat style it asks for."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from interop_support import RunNode
+
+if TYPE_CHECKING:
+    from relay.server import Relay
+
+MAX_IDLE_MS = 1000
+
+
+@pytest.fixture
+async def relay(tmp_path: Path) -> AsyncIterator[Relay]:
+    """A relay promising activity every second, so idling past ably-js's deadline is quick."""
+    from relay.config import Settings
+    from relay.server import Relay
+
+    server = Relay(
+        Settings(
+            host="127.0.0.1",
+            port=0,
+            db_path=str(tmp_path / "relay.db"),
+            keys=["app1.key1:secret1"],
+            max_idle_interval=MAX_IDLE_MS,
+        )
+    )
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.mark.parametrize("heartbeats", [False, True], ids=["ws-ping", "protocol-heartbeat"])
+async def test_idle_connection_stays_connected(run_node: RunNode, heartbeats: bool) -> None:
+    # ably-js drops a transport silent for maxIdleInterval + realtimeRequestTimeout (2 s here).
+    out = await run_node(
+        "idle.mjs", args={"heartbeats": heartbeats, "idleMs": 5 * MAX_IDLE_MS}, deadline=20
+    )
+    assert out["changes"] == [], f"connection changed state while idle: {out['changes']}"
+    assert out["state"] == "connected"
+    assert out["sameConnection"]
