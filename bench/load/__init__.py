@@ -1,0 +1,1 @@
+"""Load generators: a fast msgpack WebSocket client and the worker processes built on it."""

@@ -1,0 +1,161 @@
+"""The processes under test: the relay and the ceiling servers, pinned, watched, always stopped."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from .load.worker import child_setup
+
+__all__ = [
+    "BENCH_KEY",
+    "ROOT",
+    "ServerProcess",
+    "cpu_seconds",
+    "relay_available",
+    "rss_kib",
+    "start_ceiling",
+    "start_relay",
+]
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_KEY = "benchapp.benchkey:benchsecret"
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def relay_available(src: Path = ROOT) -> bool:
+    return (src / "relay" / "server.py").exists() and (src / "relay" / "__main__.py").exists()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+
+
+def rss_kib(pid: int) -> int:
+    """Resident set size in KiB, from /proc/PID/status."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+class ServerProcess:
+    """A server subprocess that prints its address on stdout; its output is kept for diagnosis."""
+
+    def __init__(
+        self, name: str, argv: list[str], ready: str, cpus: set[int], cwd: Path = ROOT
+    ) -> None:
+        self.name = name
+        self.cwd = cwd
+        self.argv = argv
+        self._ready = re.compile(ready)
+        self.cpus = cpus
+        self.port = 0
+        self.proc: subprocess.Popen[str] | None = None
+        self.output: list[str] = []
+        self._lines: queue.Queue[str] = queue.Queue()
+
+    def start(self, timeout: float = 30.0) -> ServerProcess:
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(self.cwd), env.get("PYTHONPATH")]))
+        self.proc = subprocess.Popen(
+            self.argv,
+            cwd=self.cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            preexec_fn=child_setup,
+        )
+        if self.cpus:
+            os.sched_setaffinity(self.proc.pid, self.cpus)
+        threading.Thread(target=self._drain, daemon=True).start()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self._lines.get(timeout=0.1)
+            except queue.Empty:
+                if self.proc.poll() is not None:
+                    break
+                continue
+            match = self._ready.search(line)
+            if match:
+                self.port = int(match.group(1))
+                return self
+        self.stop()
+        tail = "".join(self.output[-20:])
+        raise RuntimeError(f"{self.name} did not start within {timeout:.0f} s:\n{tail}")
+
+    def _drain(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if len(self.output) < 2000:
+                self.output.append(line)
+            self._lines.put(line)
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.pid)
+
+    def rss_kib(self) -> int:
+        return rss_kib(self.pid)
+
+    def tail(self, n: int = 20) -> str:
+        return "".join(self.output[-n:])
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(5.0)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5.0)
+
+    def __enter__(self) -> ServerProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_relay(db: Path, cpus: set[int], src: Path = ROOT, timeout: float = 30.0) -> ServerProcess:
+    """`python -m relay serve` from the checkout `src` (default: this one) on a free port."""
+    argv = [sys.executable, "-m", "relay", "serve", "--host", "127.0.0.1", "--port", "0"]
+    argv += ["--db", str(db), "--key", BENCH_KEY]
+    ready = r"relay listening on http://127\.0\.0\.1:(\d+)"
+    return ServerProcess("relay", argv, ready, cpus, cwd=src).start(timeout)
+
+
+def start_ceiling(cpus: set[int], timeout: float = 30.0) -> ServerProcess:
+    argv = [sys.executable, "-m", "bench.ceilings", "--port", "0"]
+    server = ServerProcess("ceiling", argv, r"ceiling listening on http://127\.0\.0\.1:(\d+)", cpus)
+    return server.start(timeout)
+
+
+@contextlib.contextmanager
+def running(server: ServerProcess) -> Iterator[ServerProcess]:
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,54 @@
+"""Keeps the benchmark harness working: every scenario once at a tiny size (not a timed test)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIOS = {"fanout", "durable", "streaming", "history", "resume", "idle", "sdk"}
+ROW_KEYS = {
+    "scenario",
+    "case",
+    "metric",
+    "unit",
+    "relay",
+    "ceiling",
+    "ratio",
+    "target",
+    "met",
+    "checks",
+    "note",
+}
+
+
+@pytest.mark.timeout(150)
+def test_bench_quick(tmp_path: Path) -> None:
+    out = tmp_path / "latest.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--out", str(out), "--cache", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=140,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    assert doc["quick"] is True
+    rows = doc["rows"]
+    assert {row["scenario"] for row in rows} == SCENARIOS
+    for row in rows:
+        assert set(row) >= ROW_KEYS, row
+        assert row["metric"] != "scenario error", row
+        # a ceiling is measured in every scenario (the sdk one compares with the fast client)
+        measured = ("p99 publish->", "p99 append->deliver", "p99 REST", "deliveries", "ACKed")
+        if row["scenario"] != "sdk" and row["metric"].startswith(measured):
+            assert row["ceiling"] is not None, row
+        # zero loss, zero duplicates, in order, wherever the relay ran
+        for bad in ("LOST", "DUP", "REORDER", "NACK", "bad page"):
+            assert bad not in (row["checks"] or ""), row
