@@ -201,6 +201,11 @@ class Connection:
             async for frame in ws:
                 if frame.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
                     break
+                if self.ws is not ws:
+                    # Resumed on a newer socket: what is still queued from this one is stale
+                    # (the SDK resends what matters there); handling it now would reorder
+                    # publishes and attaches and answer on the new socket.
+                    break
                 if len(frame.data) > self.settings.max_frame_size:
                     await self.fail(AblyError.too_large("Protocol message exceeds maxFrameSize"))
                     break
@@ -318,6 +323,7 @@ class Connection:
 
     async def _on_attach(self, message: dict[str, Any]) -> None:
         name = _channel_name(message)
+        transport = self.transport
         try:
             check_channel_name(name)
             modes = self._granted_modes(name, message.get("flags"))
@@ -326,6 +332,10 @@ class Connection:
             start, error = await self._replay_start(channel, message.get("channelSerial"), params)
         except AblyError as error:
             self._channel_error(name, error)
+            return
+        if self.transport is not transport:
+            # The socket dropped or was resumed elsewhere while the channel was looked up: this
+            # ATTACH belongs to the old one, and the SDK attaches again on the new one.
             return
         self._leave(name)
         attachment = Attachment(channel, modes)
