@@ -12,12 +12,12 @@ __all__ = ["channel_status"]
 
 def channel_status(channel: Channel) -> dict[str, Any]:
     modes = list(channel.attached.values())
-    members = channel.presence.members.values()
     metrics = {
         "connections": len(modes),
         "publishers": sum(1 for m in modes if m & Flag.PUBLISH),
         "subscribers": sum(1 for m in modes if m & Flag.SUBSCRIBE),
-        "presenceConnections": len({m["connectionId"] for m in members}),
+        # Attachments allowed to enter (PRESENCE mode), whether or not they have entered.
+        "presenceConnections": sum(1 for m in modes if m & Flag.PRESENCE),
         "presenceMembers": len(channel.presence.members),
         "presenceSubscribers": sum(1 for m in modes if m & Flag.PRESENCE_SUBSCRIBE),
     }

@@ -33,6 +33,10 @@ class Presence:
     def __init__(self, channel: Channel) -> None:
         self.channel = channel
         self.members: dict[str, dict[str, Any]] = {}
+        # The member set as it will be once every event handed to the store is applied: what
+        # decides whether a new event changes anything (and so is stored at all), and whose
+        # members a departing connection has (an enter still being stored included).
+        self._projected: dict[str, dict[str, Any]] = {}
         self.subscribers: dict[Subscriber, None] = {}
 
     def subscribe(self, subscriber: Subscriber) -> None:
@@ -53,25 +57,37 @@ class Presence:
         id_base: str,
     ) -> None:
         """Store enter/update/leave events (validated, with clientIds) from one connection, then
-        apply them to the member set and deliver the ones that change it."""
+        apply them to the member set and deliver them. Events that change nothing (an SDK
+        re-entering a member exactly as it is, a leave of someone absent) are acknowledged
+        but neither stored nor delivered, so presence history is what subscribers saw."""
         now = int(time.time() * 1000)
         for index, event in enumerate(events):
             event.setdefault("id", f"{id_base}:{index}")
             event["connectionId"] = connection_id
             event["timestamp"] = now
-        self._commit(events, done, publisher=connection_id)
+        changing = [event for event in events if _apply(self._projected, event)]
+        if not changing:
+            done([None] * len(events), None)
+            return
+        self._commit(
+            changing,
+            lambda _, error: done(None if error else [None] * len(events), error),
+            publisher=connection_id,
+        )
 
     def leave_connection(self, connection_id: str) -> None:
         """The connection is gone: its members leave. The leaves are synthesized, with ids
         that do not start with the connectionId, as SDKs expect of them."""
         now = int(time.time() * 1000)
         leaves = []
-        for member in self.members_of(connection_id):
+        for member in [m for m in self._projected.values() if m["connectionId"] == connection_id]:
             leave = {k: member[k] for k in ("clientId", "connectionId", *_COMPARED) if k in member}
             leave["action"] = PresenceAction.LEAVE
             leave["id"] = f"{secrets.token_urlsafe(9)}:0:0"
             leave["timestamp"] = now
             leaves.append(leave)
+        for leave in leaves:
+            _apply(self._projected, leave)
         if leaves:
             self._commit(leaves, _ignore, publisher=None)
 
@@ -86,26 +102,16 @@ class Presence:
 
         def committed(error: BaseException | None) -> None:
             if error is not None:
+                # Not stored: forget it (events committing meanwhile are in `members` too).
+                self._projected = dict(self.members)
                 done(None, AblyError.internal(f"Presence could not be stored: {error}"))
                 return
-            changed = [event for event in events if self._apply(event)]
+            changed = [event for event in events if _apply(self.members, event)]
             if changed:
                 self._fan_out(changed, publisher)
             done([None] * len(events), None)
 
         self.channel.store.submit(AppendBatch(log_.channel_id, (), (), committed, presence=stored))
-
-    def _apply(self, event: dict[str, Any]) -> bool:
-        """Update the member set; False when the event changes nothing (a leave of someone
-        absent, or an SDK re-entering a member exactly as it already is)."""
-        key = member_key(event)
-        current = self.members.get(key)
-        if event["action"] == PresenceAction.LEAVE:
-            return self.members.pop(key, None) is not None
-        if current is not None and all(current.get(k) == event.get(k) for k in _COMPARED):
-            return False
-        self.members[key] = event
-        return True
 
     def _fan_out(self, events: list[dict[str, Any]], publisher: str | None) -> None:
         message: dict[str, Any] = {
@@ -139,6 +145,19 @@ class Presence:
             }
             for i, page in enumerate(pages)
         ]
+
+
+def _apply(members: dict[str, dict[str, Any]], event: dict[str, Any]) -> bool:
+    """Update a member set; False when the event changes nothing (a leave of someone absent,
+    or an SDK re-entering a member exactly as it already is)."""
+    key = member_key(event)
+    current = members.get(key)
+    if event["action"] == PresenceAction.LEAVE:
+        return members.pop(key, None) is not None
+    if current is not None and all(current.get(k) == event.get(k) for k in _COMPARED):
+        return False
+    members[key] = event
+    return True
 
 
 def _ignore(serials: list[str | None] | None, error: AblyError | None) -> None:

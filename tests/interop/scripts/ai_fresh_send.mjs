@@ -1,7 +1,9 @@
 // (1) A fresh send through the Vercel useChat path: the client's ChatTransport publishes the user
-// message and POSTs the invocation to the "agent endpoint" (a fetch stub that serves it with an
-// agent session on its own connection, in this process); the agent streams the answer token by
-// token. Reports the chunks useChat received, the UIMessage they build, and the client's view.
+// message and POSTs the invocation to the "agent endpoint" (a fetch stub standing in for a
+// serverless route: per request it opens a new agent session on its own connection, which
+// attaches after the input was published and finds it in channel history); the agent streams
+// the answer token by token. Reports the chunks useChat received, the UIMessage they build, and
+// the client's view.
 import { readUIMessageStream } from 'ai';
 
 import {
@@ -22,7 +24,7 @@ import { args, run, withTimeout } from '../lib/relay.mjs';
 run(async () => {
   const tokens = tokenize(args.answer);
   const sender = await clientSession(args.channel, { clientId: 'alice' });
-  const agent = await agentSession(args.channel);
+  const agents = [];
   const deltas = recordDeltas(sender.session);
 
   const posts = [];
@@ -30,7 +32,16 @@ run(async () => {
   const fetchStub = async (url, init) => {
     const body = JSON.parse(init.body);
     posts.push({ url: String(url), body });
-    served.push(serve(agent, body, { source: (r) => tokenStream(tokens, { delayMs: 3, signal: r.abortSignal }) }));
+    served.push(
+      (async () => {
+        const agent = await agentSession(body.sessionName);
+        agents.push(agent);
+        return serve(agent, body, {
+          coldStart: true,
+          source: (r) => tokenStream(tokens, { delayMs: 3, signal: r.abortSignal }),
+        });
+      })(),
+    );
     return new Response(JSON.stringify({ ok: true }), { status: 200, headers: { 'content-type': 'application/json' } });
   };
   const chat = createChatTransport(sender.session, { api: 'http://agent.invalid/api/chat', fetch: fetchStub });
@@ -72,6 +83,6 @@ run(async () => {
     conversation: conversation(sender.session.view),
     runs: runsOf(sender.session.view),
     deltas: deltas[runId] || [],
-    errors: [...sender.errors, ...agent.errors],
+    errors: [...sender.errors, ...agents.flatMap((a) => a.errors)],
   };
 });

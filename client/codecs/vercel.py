@@ -1,0 +1,558 @@
+"""The Vercel AI SDK UIMessage codec, on the wire as @ably/ai-transport 0.8.0's vercel codec.
+
+Three jobs, each a pure function or a small class over plain dicts (no I/O):
+
+- Inputs: a user UIMessage ({id, role, parts}) becomes one `ai-input` per encodable part (text,
+  file, data-*), codec headers {kind: user-message, messageId, partType, id?/mediaType?}; the
+  reverse assembles the parts sharing a codec-message-id back into one UIMessage.
+- Outputs: `encode_chunk` says how one UIMessageChunk (text-start, text-delta, tool-input-*,
+  tool-output-available, data-*, start, finish, ...) goes on the wire: a discrete `ai-output`,
+  or the create / append / closing append of a streamed message (text, reasoning, tool-input).
+  `OutputDecoder` turns received `ai-output` messages back into chunks, first sightings of a
+  stream included (a stream met mid-way yields its start chunk and the text so far).
+- `fold_chunks` builds the assistant UIMessage from a chunk sequence, as useChat would.
+
+Codec header values are strings; booleans are "true"/"false" and structured values JSON text.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = [
+    "STREAM_KINDS",
+    "OutputDecoder",
+    "WireOp",
+    "apply_tool_response",
+    "decode_discrete",
+    "decode_input_part",
+    "encode_chunk",
+    "encode_user_message",
+    "fold_chunks",
+    "stream_start_chunk",
+]
+
+UIMessage = dict[str, Any]
+Chunk = dict[str, Any]
+# Streamed groups: codec kind -> (start, delta, end) chunk types and the delta's field.
+STREAM_KINDS: dict[str, tuple[str, str, str, str]] = {
+    "text": ("text-start", "text-delta", "text-end", "delta"),
+    "reasoning": ("reasoning-start", "reasoning-delta", "reasoning-end", "delta"),
+    "tool-input": (
+        "tool-input-start",
+        "tool-input-delta",
+        "tool-input-available",
+        "inputTextDelta",
+    ),
+}
+_START_TYPES = {v[0]: k for k, v in STREAM_KINDS.items()}
+_DELTA_TYPES = {v[1]: k for k, v in STREAM_KINDS.items()}
+_END_TYPES = {v[2]: k for k, v in STREAM_KINDS.items()}
+_BOOL_FIELDS = ("dynamic", "providerExecuted", "preliminary", "transient", "approved")
+_JSON_FIELDS = ("providerMetadata", "messageMetadata")
+# Codec header fields per discrete chunk type (besides `kind`), in the SDK's order.
+_DISCRETE_FIELDS: dict[str, tuple[str, ...]] = {
+    "start": ("messageId", "messageMetadata"),
+    "start-step": (),
+    "finish-step": (),
+    "finish": ("finishReason", "messageMetadata"),
+    "message-metadata": ("messageMetadata",),
+    "error": (),
+    "abort": (),
+    "file": ("mediaType", "providerMetadata"),
+    "source-url": ("sourceId", "title", "providerMetadata"),
+    "source-document": ("sourceId", "mediaType", "title", "filename", "providerMetadata"),
+    "tool-input-error": (
+        "toolCallId",
+        "toolName",
+        "dynamic",
+        "title",
+        "providerExecuted",
+        "providerMetadata",
+    ),
+    "tool-output-available": ("toolCallId", "dynamic", "providerExecuted", "preliminary"),
+    "tool-output-error": ("toolCallId", "dynamic", "providerExecuted"),
+    "tool-approval-request": ("toolCallId", "approvalId"),
+    "tool-output-denied": ("toolCallId",),
+}
+_STREAM_FIELDS: dict[str, tuple[str, ...]] = {
+    "text": ("id", "providerMetadata"),
+    "reasoning": ("id", "providerMetadata"),
+    "tool-input": (
+        "toolCallId",
+        "toolName",
+        "dynamic",
+        "title",
+        "providerExecuted",
+        "providerMetadata",
+    ),
+}
+_FINISH_REASONS = ("stop", "length", "content-filter", "tool-calls", "error", "other")
+
+
+def _write(headers: dict[str, str], key: str, value: Any) -> None:
+    if value is None:
+        return
+    if key in _BOOL_FIELDS:
+        if isinstance(value, bool):
+            headers[key] = "true" if value else "false"
+    elif key in _JSON_FIELDS:
+        headers[key] = json.dumps(value, separators=(",", ":"))
+    elif isinstance(value, str):
+        headers[key] = value
+
+
+def _read(headers: dict[str, str], key: str) -> Any:
+    raw = headers.get(key)
+    if raw is None:
+        return None
+    if key in _BOOL_FIELDS:
+        return {"true": True, "false": False}.get(raw)
+    if key in _JSON_FIELDS:
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return None
+    return raw
+
+
+def _codec(kind: str, source: dict[str, Any], keys: tuple[str, ...]) -> dict[str, str]:
+    headers = {"kind": kind}
+    for key in keys:
+        _write(headers, key, source.get(key))
+    return headers
+
+
+def _fields(headers: dict[str, str], keys: tuple[str, ...]) -> dict[str, Any]:
+    out = {}
+    for key in keys:
+        value = _read(headers, key)
+        if value is not None:
+            out[key] = value
+    return out
+
+
+# Inputs
+
+
+def encode_user_message(message: UIMessage) -> list[tuple[Any, dict[str, str]]]:
+    """(data, codec headers) for each wire part of a user message; at least one part (an
+    empty text) so the message's id and role always reach the wire."""
+    parts = [
+        p
+        for p in message.get("parts") or []
+        if p.get("type") in ("text", "file") or str(p.get("type", "")).startswith("data-")
+    ] or [{"type": "text", "text": ""}]
+    out = []
+    for part in parts:
+        kind = part["type"]
+        headers = {"kind": "user-message"}
+        if kind == "text":
+            data: Any = part.get("text", "")
+        elif kind == "file":
+            data = part.get("url", "")
+            headers["mediaType"] = part.get("mediaType", "")
+        else:
+            data = part.get("data")
+            _write(headers, "id", part.get("id"))
+        if message.get("id") is not None:
+            headers["messageId"] = message["id"]
+        headers["partType"] = kind
+        out.append((data, headers))
+    return out
+
+
+def decode_input_part(data: Any, codec: dict[str, str]) -> dict[str, Any]:
+    """One UIMessage part from a user-message wire part."""
+    part_type = codec.get("partType", "text")
+    if part_type == "text":
+        return {"type": "text", "text": data if isinstance(data, str) else ""}
+    if part_type == "file":
+        return {
+            "type": "file",
+            "mediaType": codec.get("mediaType", ""),
+            "url": data if isinstance(data, str) else "",
+        }
+    part: dict[str, Any] = {"type": part_type}
+    if codec.get("id") is not None:
+        part["id"] = codec["id"]
+    part["data"] = data
+    return part
+
+
+# Outputs: encoding
+
+
+@dataclass(slots=True)
+class WireOp:
+    """What one chunk becomes on the wire.
+
+    op "discrete": publish an ai-output with `data` and `codec`. "create": open the stream
+    `stream_id` (an ai-output with data "" and status streaming). "append": append `data`.
+    "close": the closing append (data "", status complete) with `codec` as closing headers.
+    "none": nothing (a chunk the wire does not carry). `ephemeral`: keep out of history.
+    """
+
+    op: Literal["discrete", "create", "append", "close", "none"]
+    codec: dict[str, str] = field(default_factory=dict)
+    data: Any = ""
+    stream_id: str | None = None
+    ephemeral: bool = False
+
+
+def encode_chunk(chunk: Chunk, open_streams: set[str], message_id: str) -> WireOp:
+    """The wire operation for one UIMessageChunk. `open_streams` holds the stream ids opened
+    and not yet closed (a tool-input-available without an open stream goes out discrete);
+    `message_id` is the assistant message id a `start` chunk carries when it has none."""
+    kind = chunk.get("type", "")
+    if kind in _START_TYPES:
+        group = _START_TYPES[kind]
+        sid = chunk.get("toolCallId") if group == "tool-input" else chunk.get("id")
+        return WireOp("create", _codec(group, chunk, _STREAM_FIELDS[group]), "", sid)
+    if kind in _DELTA_TYPES:
+        group = _DELTA_TYPES[kind]
+        sid = chunk.get("toolCallId") if group == "tool-input" else chunk.get("id")
+        delta = chunk.get(STREAM_KINDS[group][3]) or ""
+        return WireOp("append", {}, delta, sid)
+    if kind in _END_TYPES:
+        group = _END_TYPES[kind]
+        if group == "tool-input":
+            sid = chunk.get("toolCallId")
+            if sid in open_streams:
+                keys = ("toolCallId", "toolName", "providerMetadata")
+                return WireOp("close", _codec(group, chunk, keys), "", sid)
+            codec = _codec(group, chunk, _STREAM_FIELDS[group])
+            return WireOp("discrete", codec, chunk.get("input"), sid)
+        return WireOp("close", {}, "", chunk.get("id"))
+    if kind.startswith("data-"):
+        codec = _codec(kind, chunk, ("id", "transient"))
+        return WireOp(
+            "discrete", codec, chunk.get("data"), ephemeral=chunk.get("transient") is True
+        )
+    if kind not in _DISCRETE_FIELDS:
+        return WireOp("none")
+    source = dict(chunk)
+    if kind == "start" and not source.get("messageId"):
+        source["messageId"] = message_id
+    codec = _codec(kind, source, _DISCRETE_FIELDS[kind])
+    data: Any = ""
+    if kind == "error":
+        data = chunk.get("errorText", "")
+    elif kind == "abort":
+        data = chunk.get("reason") or ""
+    elif kind in ("file", "source-url"):
+        data = chunk.get("url", "")
+    elif kind == "tool-input-error":
+        data = {"errorText": chunk.get("errorText"), "input": chunk.get("input")}
+    elif kind == "tool-output-available":
+        data = {"output": chunk.get("output")}
+    elif kind == "tool-output-error":
+        data = {"errorText": chunk.get("errorText")}
+    if kind == "source-document" and "title" not in codec:
+        codec["title"] = ""
+    return WireOp("discrete", codec, data)
+
+
+# Outputs: decoding
+
+
+def stream_start_chunk(kind: str, codec: dict[str, str]) -> Chunk:
+    """The start chunk of a streamed group from its opening codec headers."""
+    chunk: Chunk = {"type": STREAM_KINDS[kind][0]}
+    fields = _fields(codec, _STREAM_FIELDS[kind])
+    if kind == "tool-input":
+        fields.setdefault("toolCallId", "")
+        fields.setdefault("toolName", "")
+    chunk.update(fields)
+    return chunk
+
+
+def stream_delta_chunk(kind: str, codec: dict[str, str], stream_id: str, delta: str) -> Chunk:
+    key = "toolCallId" if kind == "tool-input" else "id"
+    return {
+        "type": STREAM_KINDS[kind][1],
+        key: codec.get(key, stream_id),
+        STREAM_KINDS[kind][3]: delta,
+    }
+
+
+def stream_end_chunk(
+    kind: str, codec: dict[str, str], closing: dict[str, str], stream_id: str, text: str
+) -> Chunk:
+    if kind != "tool-input":
+        return {"type": STREAM_KINDS[kind][2], "id": codec.get("id", stream_id)}
+    chunk: Chunk = {
+        "type": "tool-input-available",
+        "toolCallId": stream_id,
+        "toolName": closing.get("toolName") or codec.get("toolName", ""),
+        "input": _json_or_string(text),
+    }
+    meta = _read(closing, "providerMetadata")
+    if meta is not None:
+        chunk["providerMetadata"] = meta
+    return chunk
+
+
+def decode_discrete(kind: str, codec: dict[str, str], data: Any) -> list[Chunk]:
+    """The chunks of one discrete ai-output (kind = codec `kind`)."""
+    if kind == "tool-input":
+        start = {"type": "tool-input-start", "toolCallId": codec.get("toolCallId", "")}
+        start.update(_fields(codec, _STREAM_FIELDS["tool-input"]))
+        start.setdefault("toolName", "")
+        available = {
+            "type": "tool-input-available",
+            "toolCallId": codec.get("toolCallId", ""),
+            "toolName": codec.get("toolName", ""),
+            "input": data,
+        }
+        meta = _read(codec, "providerMetadata")
+        if meta is not None:
+            available["providerMetadata"] = meta
+        return [start, available]
+    if kind.startswith("data-"):
+        chunk: Chunk = {"type": kind, **_fields(codec, ("id", "transient")), "data": data}
+        return [chunk]
+    if kind not in _DISCRETE_FIELDS:
+        return []
+    chunk = {"type": kind, **_fields(codec, _DISCRETE_FIELDS[kind])}
+    if kind == "finish" and chunk.get("finishReason") not in _FINISH_REASONS:
+        chunk["finishReason"] = "stop"
+    if kind in ("tool-output-available", "tool-output-error", "tool-approval-request"):
+        chunk.setdefault("toolCallId", "")
+    if kind == "tool-approval-request":
+        chunk.setdefault("approvalId", "")
+    text = data if isinstance(data, str) else ""
+    if kind == "error":
+        chunk["errorText"] = text
+    elif kind == "abort" and text:
+        chunk["reason"] = text
+    elif kind in ("file", "source-url"):
+        chunk["url"] = text
+    elif kind == "tool-input-error":
+        body = data if isinstance(data, dict) else {}
+        chunk["errorText"] = body.get("errorText") or ""
+        chunk["input"] = body.get("input")
+    elif kind == "tool-output-available":
+        if isinstance(data, dict) and "output" in data:
+            chunk["output"] = data["output"]
+    elif kind == "tool-output-error":
+        body = data if isinstance(data, dict) else {}
+        chunk["errorText"] = body.get("errorText") or ""
+    return [chunk]
+
+
+@dataclass(slots=True)
+class _Stream:
+    kind: str
+    stream_id: str
+    codec: dict[str, str]
+    text: str = ""
+    version: str = ""
+    status: str = "streaming"
+
+
+class OutputDecoder:
+    """Turns ai-output messages into UIMessageChunks, keeping each streamed message's text.
+
+    A stream is keyed by its message serial. An append whose version serial does not grow past
+    what was seen is dropped (a replay or history overlap), an update carries the whole text
+    (the first sighting of a stream, or history) and yields only what is new.
+    """
+
+    def __init__(self) -> None:
+        self.streams: dict[str, _Stream] = {}
+
+    def decode(
+        self,
+        serial: str,
+        version: str,
+        is_append: bool,
+        data: Any,
+        transport: dict[str, str],
+        codec: dict[str, str],
+    ) -> list[Chunk]:
+        kind = codec.get("kind", "")
+        if transport.get("stream") != "true" or kind not in STREAM_KINDS:
+            return decode_discrete(kind, codec, data)
+        text = data if isinstance(data, str) else ""
+        status = transport.get("status", "streaming")
+        stream = self.streams.get(serial)
+        chunks: list[Chunk] = []
+        if stream is None:
+            sid = transport.get("stream-id") or codec.get("id") or codec.get("toolCallId") or ""
+            stream = _Stream(kind, sid, dict(codec), version=version)
+            self.streams[serial] = stream
+            chunks.append(stream_start_chunk(kind, codec))
+            delta = text
+        else:
+            if version and stream.version and version <= stream.version:
+                return []
+            stream.version = version or stream.version
+            if stream.status != "streaming":
+                return []
+            if is_append:
+                delta = text
+            elif text.startswith(stream.text):
+                delta = text[len(stream.text) :]
+            else:
+                # A rewrite (updateMessage recovery): the whole text is new.
+                stream.text, delta = "", text
+        if delta:
+            stream.text += delta
+            chunks.append(stream_delta_chunk(kind, stream.codec, stream.stream_id, delta))
+        if status == "complete":
+            stream.status = status
+            chunks.append(
+                stream_end_chunk(kind, stream.codec, codec, stream.stream_id, stream.text)
+            )
+        elif status == "cancelled":
+            # A cancelled stream closes silently, as the SDK's decoder does.
+            stream.status = status
+        return chunks
+
+
+def _json_or_string(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+# Folding chunks into a UIMessage
+
+
+def fold_chunks(chunks: list[Chunk], message_id: str = "", role: str = "assistant") -> UIMessage:
+    """The UIMessage a chunk sequence builds (text and reasoning parts, tool parts with their
+    state, data parts replaced by id, step-start markers), as the AI SDK's reader does."""
+    message: UIMessage = {"id": message_id, "role": role, "parts": []}
+    parts: list[dict[str, Any]] = message["parts"]
+    open_text: dict[tuple[str, str], dict[str, Any]] = {}
+    tools: dict[str, dict[str, Any]] = {}
+    tool_text: dict[str, str] = {}
+    for chunk in chunks:
+        kind = chunk.get("type", "")
+        if kind == "start":
+            if chunk.get("messageId"):
+                message["id"] = chunk["messageId"]
+            if chunk.get("messageMetadata") is not None:
+                message["metadata"] = chunk["messageMetadata"]
+        elif kind in ("finish", "message-metadata"):
+            if chunk.get("messageMetadata") is not None:
+                message["metadata"] = chunk["messageMetadata"]
+        elif kind == "start-step":
+            parts.append({"type": "step-start"})
+        elif kind in ("text-start", "reasoning-start"):
+            part = {"type": kind[:-6], "text": "", "state": "streaming"}
+            if chunk.get("providerMetadata") is not None:
+                part["providerMetadata"] = chunk["providerMetadata"]
+            open_text[(part["type"], chunk.get("id", ""))] = part
+            parts.append(part)
+        elif kind in ("text-delta", "reasoning-delta"):
+            part = open_text.get((kind[:-6], chunk.get("id", "")))
+            if part is not None:
+                part["text"] += chunk.get("delta", "")
+        elif kind in ("text-end", "reasoning-end"):
+            part = open_text.get((kind[:-4], chunk.get("id", "")))
+            if part is not None:
+                part["state"] = "done"
+        elif kind == "tool-input-start":
+            part = _tool_part(chunk)
+            part.update(state="input-streaming", input=None)
+            tools[chunk.get("toolCallId", "")] = part
+            tool_text[chunk.get("toolCallId", "")] = ""
+            parts.append(part)
+        elif kind == "tool-input-delta":
+            call = chunk.get("toolCallId", "")
+            tool_text[call] = tool_text.get(call, "") + chunk.get("inputTextDelta", "")
+            if call in tools:
+                tools[call]["input"] = _json_or_string(tool_text[call]) if tool_text[call] else None
+        elif kind in ("tool-input-available", "tool-input-error"):
+            call = chunk.get("toolCallId", "")
+            part = tools.get(call)
+            if part is None:
+                part = tools[call] = _tool_part(chunk)
+                parts.append(part)
+            part["input"] = chunk.get("input")
+            if kind == "tool-input-error":
+                part.update(state="output-error", errorText=chunk.get("errorText", ""))
+            else:
+                part["state"] = "input-available"
+        elif kind == "tool-approval-request":
+            part = tools.get(chunk.get("toolCallId", ""))
+            if part is not None:
+                part.update(state="approval-requested", approval={"id": chunk.get("approvalId")})
+        elif kind == "tool-output-available":
+            part = tools.get(chunk.get("toolCallId", ""))
+            if part is not None:
+                part.update(state="output-available", output=chunk.get("output"))
+                if chunk.get("preliminary"):
+                    part["preliminary"] = True
+        elif kind == "tool-output-error":
+            part = tools.get(chunk.get("toolCallId", ""))
+            if part is not None:
+                part.update(state="output-error", errorText=chunk.get("errorText", ""))
+        elif kind == "tool-output-denied":
+            part = tools.get(chunk.get("toolCallId", ""))
+            if part is not None:
+                part["state"] = "output-denied"
+        elif kind.startswith("data-"):
+            if chunk.get("transient"):
+                continue
+            part = {"type": kind, "data": chunk.get("data")}
+            if chunk.get("id") is not None:
+                part = {"type": kind, "id": chunk["id"], "data": chunk.get("data")}
+                for i, existing in enumerate(parts):
+                    if existing.get("type") == kind and existing.get("id") == chunk["id"]:
+                        parts[i] = part
+                        break
+                else:
+                    parts.append(part)
+            else:
+                parts.append(part)
+        elif kind == "file":
+            parts.append(
+                {
+                    "type": "file",
+                    "mediaType": chunk.get("mediaType", ""),
+                    "url": chunk.get("url", ""),
+                }
+            )
+        elif kind in ("source-url", "source-document"):
+            part = {k: v for k, v in chunk.items() if k != "type"}
+            parts.append({"type": kind, **part})
+    return message
+
+
+def apply_tool_response(message: UIMessage, codec: dict[str, str], kind: str, data: Any) -> None:
+    """Fold a client's tool input (approval response, tool result) into the assistant message
+    holding the tool call."""
+    call = codec.get("toolCallId", "")
+    for part in message.get("parts", []):
+        if part.get("toolCallId") != call:
+            continue
+        if kind == "tool-approval-response":
+            approval = dict(part.get("approval") or {})
+            approval["approved"] = codec.get("approved") == "true"
+            if codec.get("reason"):
+                approval["reason"] = codec["reason"]
+            part.update(state="approval-responded", approval=approval)
+        elif kind == "tool-result":
+            output = data.get("output") if isinstance(data, dict) else None
+            part.update(state="output-available", output=output)
+        elif kind == "tool-result-error":
+            message_text = data.get("message") if isinstance(data, dict) else ""
+            part.update(state="output-error", errorText=message_text or "")
+
+
+def _tool_part(chunk: Chunk) -> dict[str, Any]:
+    name = chunk.get("toolName", "")
+    if chunk.get("dynamic"):
+        part = {"type": "dynamic-tool", "toolName": name, "toolCallId": chunk.get("toolCallId", "")}
+    else:
+        part = {"type": f"tool-{name}", "toolCallId": chunk.get("toolCallId", "")}
+    for key in ("title", "providerExecuted", "providerMetadata"):
+        if chunk.get(key) is not None:
+            part[key] = chunk[key]
+    return part

@@ -1,0 +1,423 @@
+"""The agent side: accept an invocation, run it, stream the answer, honour cancels.
+
+    agent = AgentSession(client, "ai:chat")
+    await agent.connect()
+    async for invocation in agent.invocations():      # inputs published on the channel
+        run = await agent.accept(invocation)          # or accept(event_id) from an HTTP POST
+        await run.start()                             # ai-run-start (or ai-run-resume)
+        reason = await run.pipe(chunks)               # UIMessageChunks -> create + appends
+        await run.end(reason)                         # ai-run-end
+
+On the wire exactly as @ably/ai-transport's agent: every event of the invocation carries the
+run-id, run-client-id, invocation-id, input-client-id and input-codec-message-id; outputs carry
+the assistant message's codec-message-id, its parent and the step they belong to; a streamed
+part is one message (create with data "", one append per delta, a closing append with status
+complete or cancelled). A live `ai-cancel` naming the run (or its input) sets `run.cancelled`
+and makes `pipe()` stop, close its open streams as cancelled and return "cancelled".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from client.codecs import vercel
+from client.errors import AblyError
+from client.events import Subscription
+from client.message import Message
+from client.realtime import Realtime
+from client.turns.session import Session
+from client.turns.wire import (
+    AI_OUTPUT,
+    RUN_END,
+    RUN_RESUME,
+    RUN_START,
+    RUN_SUSPEND,
+    STEP_END,
+    STEP_START,
+    ai_extras,
+    codec_headers,
+    transport_headers,
+)
+from relay.protocol.actions import MessageAction
+
+__all__ = ["AgentRun", "AgentSession", "Invocation"]
+
+
+@dataclass(frozen=True, slots=True)
+class Invocation:
+    """A request to serve one input: its event-id (what @ably/ai-transport POSTs as
+    inputEventId) and the session (channel) name."""
+
+    input_event_id: str
+    session_name: str
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> Invocation:
+        return cls(value["inputEventId"], value["sessionName"])
+
+
+class AgentSession:
+    """An agent on one channel. It follows the conversation (a Session underneath, so
+    `agent.session.tree` holds the tree) and routes live cancels to its runs."""
+
+    def __init__(self, client: Realtime, channel_name: str) -> None:
+        self.client = client
+        self.session = Session(client, channel_name)
+        self.channel = self.session.channel
+        self.runs: dict[str, AgentRun] = {}
+        self._by_input: dict[str, AgentRun] = {}
+        self._early_cancels: dict[str, dict[str, str]] = {}
+        self._invocations: list[Subscription[Invocation]] = []
+        self._announced: set[str] = set()
+        self.session.tree.on("cancel", self._on_cancel)
+        self.session.tree.on("input", self._on_input)
+
+    async def connect(self) -> None:
+        await self.session.connect()
+
+    async def close(self) -> None:
+        await self.session.close()
+
+    def invocations(self) -> Subscription[Invocation]:
+        """Every new live input with an event-id (user messages, regenerates, approvals), once
+        per event-id: an agent that serves a channel directly, with no HTTP endpoint."""
+        subscription: Subscription[Invocation] = Subscription(
+            on_close=lambda: self._invocations.remove(subscription)
+        )
+        self._invocations.append(subscription)
+        off = self.session.tree.on("update", self._announce)
+        subscription._on_close = lambda: (self._invocations.remove(subscription), off())
+        return subscription
+
+    def _announce(self) -> None:
+        for event_id, messages in self.session.tree.inputs_by_event_id.items():
+            if event_id in self._announced or not messages:
+                continue
+            self._announced.add(event_id)
+            for subscription in self._invocations:
+                subscription.push(Invocation(event_id, self.channel.name))
+
+    def _on_input(self, _node: Any) -> None:
+        self._announce()
+
+    async def accept(
+        self,
+        invocation: Invocation | dict[str, Any] | str,
+        *,
+        timeout: float = 10.0,  # noqa: ASYNC109
+    ) -> AgentRun:
+        """Find the input the invocation names (already seen, in older history, or arriving
+        live) and create its run. Raises AblyError 40400 if it does not turn up in `timeout`."""
+        if isinstance(invocation, dict):
+            invocation = Invocation.from_json(invocation)
+        event_id = invocation if isinstance(invocation, str) else invocation.input_event_id
+        tree = self.session.tree
+        try:
+            async with asyncio.timeout(timeout):
+                while event_id not in tree.inputs_by_event_id:
+                    if not await self.session.load_older():
+                        changed = asyncio.Event()
+                        off = tree.on("update", changed.set)
+                        try:
+                            await changed.wait()
+                        finally:
+                            off()
+        except TimeoutError:
+            raise AblyError(40400, 404, f"No input with event-id {event_id}") from None
+        inputs = tree.inputs_by_event_id[event_id]
+        run = AgentRun(self, inputs)
+        self.runs[run.run_id] = run
+        self._by_input[run.input_codec_message_id] = run
+        early = self._early_cancels.pop(run.input_codec_message_id, None)
+        if early is not None:
+            run._cancel(early)
+        return run
+
+    def _on_cancel(self, transport: dict[str, str], _message: Message) -> None:
+        run = self.runs.get(transport.get("run-id", ""))
+        cmid = transport.get("input-codec-message-id")
+        if run is None and cmid:
+            run = self._by_input.get(cmid)
+            if run is None:
+                # The run does not exist yet: honour the cancel when it is accepted.
+                self._early_cancels[cmid] = transport
+                return
+        if run is not None:
+            run._cancel(transport)
+
+
+class AgentRun:
+    """One invocation of the agent: a fresh run, or a continuation of a suspended one."""
+
+    def __init__(self, agent: AgentSession, inputs: list[Message]) -> None:
+        self.agent = agent
+        self.channel = agent.channel
+        first = inputs[0]
+        headers = transport_headers(first)
+        self.input_headers = headers
+        self.input_codec = codec_headers(first)
+        self.inputs = inputs
+        self.continuation = "run-id" in headers
+        self.run_id = headers.get("run-id") or str(uuid.uuid4())
+        self.invocation_id = str(uuid.uuid4())
+        self.client_id = headers.get("run-client-id", "")
+        self.input_client_id = first.client_id
+        self.input_codec_message_id = headers.get("codec-message-id", "")
+        self.fork_of = headers.get("fork-of")
+        self.regenerates = headers.get("msg-regenerate")
+        # Where the answer hangs: under the input node, or (a regenerate is no node) under
+        # the input's own parent.
+        kind = self.input_codec.get("kind")
+        self.parent = headers.get("parent") if kind == "regenerate" else self.input_codec_message_id
+        self.message_id = str(uuid.uuid4())
+        self.cancelled = asyncio.Event()
+        self.cancel_request: dict[str, str] | None = None
+        self._step = 0
+        self._pending: list[asyncio.Future[Any]] = []
+
+    @property
+    def input_message(self) -> dict[str, Any]:
+        """The triggering input as a UIMessage (user text/file/data parts)."""
+        node = self.agent.session.tree.nodes.get(self.input_codec_message_id)
+        if node is not None and node.role == "user":
+            return node.message
+        return {"id": self.input_codec_message_id, "role": "user", "parts": []}
+
+    def conversation(self) -> list[dict[str, Any]]:
+        """The branch of the conversation this run answers, as UIMessages (root first)."""
+        tree = self.agent.session.tree
+        out: list[dict[str, Any]] = []
+        node = tree.nodes.get(self.parent or "")
+        while node is not None:
+            out.append(node.message)
+            node = tree.nodes.get(node.parent or "")
+        return list(reversed(out))
+
+    # Lifecycle
+
+    def _lifecycle(self, **extra: str) -> dict[str, str]:
+        headers = {"run-id": self.run_id, "run-client-id": self.client_id}
+        headers.update(extra)
+        headers["invocation-id"] = self.invocation_id
+        if self.input_client_id is not None:
+            headers["input-client-id"] = self.input_client_id
+        headers["input-codec-message-id"] = self.input_codec_message_id
+        return headers
+
+    async def start(self) -> None:
+        """Publish ai-run-start (ai-run-resume when the input continues a run)."""
+        if self.continuation:
+            await self._publish(RUN_RESUME, self._lifecycle())
+            return
+        extra = {}
+        if self.parent is not None:
+            extra["parent"] = self.parent
+        if self.fork_of:
+            extra["fork-of"] = self.fork_of
+        if self.regenerates:
+            extra["msg-regenerate"] = self.regenerates
+        await self._publish(RUN_START, self._lifecycle(**extra))
+
+    async def end(self, reason: str = "complete", *, error: AblyError | None = None) -> None:
+        """Publish ai-run-end with reason complete, cancelled or error."""
+        headers = self._lifecycle()
+        ordered = {"run-id": headers.pop("run-id"), "run-client-id": headers.pop("run-client-id")}
+        ordered["run-reason"] = reason
+        ordered.update(headers)
+        if reason == "error" and error is not None:
+            ordered["error-code"] = str(error.code)
+            ordered["error-message"] = error.message
+        await self._publish(RUN_END, ordered)
+
+    async def suspend(self) -> None:
+        """Publish ai-run-suspend: the run waits for the user (a tool approval)."""
+        await self._publish(RUN_SUSPEND, self._lifecycle())
+
+    async def _publish(self, name: str, transport: dict[str, str]) -> str:
+        serials = await self.channel.publish(Message(name=name, extras=ai_extras(transport)))
+        return serials[0] if serials else ""
+
+    def _cancel(self, request: dict[str, str]) -> None:
+        self.cancel_request = request
+        self.cancelled.set()
+
+    # Streaming
+
+    async def pipe(self, chunks: AsyncIterable[dict[str, Any]] | Iterable[dict[str, Any]]) -> str:
+        """Publish a UIMessageChunk stream as one step; returns complete or cancelled.
+
+        Appends are sent without waiting for each ACK (in order on the one connection); every
+        ACK is awaited before returning. A live cancel stops reading `chunks`.
+        """
+        step_id = f"{self.invocation_id}-step-{self._step}"
+        self._step += 1
+        step_headers = {
+            "run-id": self.run_id,
+            "step-id": step_id,
+            "invocation-id": self.invocation_id,
+            "run-client-id": self.client_id,
+        }
+        if self.input_client_id is not None:
+            step_headers["input-client-id"] = self.input_client_id
+        step_headers["step-client-id"] = self.client_id
+        step_serial = await self._publish(STEP_START, step_headers)
+        writer = _StreamWriter(self, step_id, step_serial)
+        reason = "complete"
+        try:
+            async for chunk in _aiter(chunks, self.cancelled):
+                await writer.write(chunk)
+            if self.cancelled.is_set():
+                reason = "cancelled"
+        finally:
+            await writer.close("cancelled" if reason == "cancelled" else "complete")
+        end_headers = {
+            "run-id": self.run_id,
+            "step-id": step_id,
+            "step-start-serial": step_serial,
+            **{k: v for k, v in step_headers.items() if k not in ("run-id", "step-id")},
+            "step-reason": reason,
+        }
+        await self._publish(STEP_END, end_headers)
+        return reason
+
+    async def stream_text(
+        self,
+        tokens: Iterable[str] | AsyncIterable[str],
+        *,
+        text_id: str = "txt-1",
+        delay: float = 0.0,
+    ) -> str:
+        """Stream `tokens` as one text part (start, step, text-start, deltas, text-end,
+        finish); returns complete or cancelled."""
+
+        async def chunks() -> AsyncIterable[dict[str, Any]]:
+            yield {"type": "start"}
+            yield {"type": "start-step"}
+            yield {"type": "text-start", "id": text_id}
+            async for token in _aiter(tokens, self.cancelled):
+                if delay:
+                    await asyncio.sleep(delay)
+                yield {"type": "text-delta", "id": text_id, "delta": token}
+            yield {"type": "text-end", "id": text_id}
+            yield {"type": "finish-step"}
+            yield {"type": "finish", "finishReason": "stop"}
+
+        return await self.pipe(chunks())
+
+
+class _StreamWriter:
+    """Turns chunks into ai-output publishes for one step of a run."""
+
+    def __init__(self, run: AgentRun, step_id: str, step_serial: str) -> None:
+        self.run = run
+        self.step_id = step_id
+        self.step_serial = step_serial
+        self.open: dict[str, tuple[str, dict[str, str], dict[str, str]]] = {}
+        self.pending: list[asyncio.Future[Any]] = []
+
+    def _transport(self, stream: bool, status: str | None = None, stream_id: str | None = None):
+        run = self.run
+        headers = {
+            "role": "assistant",
+            "codec-message-id": run.message_id,
+            "run-id": run.run_id,
+            "run-client-id": run.client_id,
+        }
+        if run.parent:
+            headers["parent"] = run.parent
+        if run.fork_of and not run.continuation:
+            headers["fork-of"] = run.fork_of
+        if run.regenerates and not run.continuation:
+            headers["msg-regenerate"] = run.regenerates
+        headers["invocation-id"] = run.invocation_id
+        if run.input_client_id is not None:
+            headers["input-client-id"] = run.input_client_id
+        headers["input-codec-message-id"] = run.input_codec_message_id
+        headers["step-id"] = self.step_id
+        headers["step-client-id"] = run.client_id
+        headers["stream"] = "true" if stream else "false"
+        if stream:
+            headers["status"] = status or "streaming"
+            headers["stream-id"] = stream_id or ""
+        headers["step-start-serial"] = self.step_serial
+        return headers
+
+    async def write(self, chunk: dict[str, Any]) -> None:
+        op = vercel.encode_chunk(chunk, set(self.open), self.run.message_id)
+        channel = self.run.channel
+        if op.op == "discrete":
+            message = Message(
+                name=AI_OUTPUT,
+                data=op.data,
+                extras=ai_extras(self._transport(False), op.codec, ephemeral=op.ephemeral),
+            )
+            self.pending.append(
+                channel.client.connection.send_and_ack(_message_frame(channel.name, message))
+            )
+        elif op.op == "create":
+            sid = op.stream_id or ""
+            transport = self._transport(True, "streaming", sid)
+            serials = await channel.publish(
+                Message(name=AI_OUTPUT, data="", extras=ai_extras(transport, op.codec))
+            )
+            self.open[sid] = (serials[0], transport, op.codec)
+        elif op.op == "append" and op.stream_id in self.open:
+            serial, transport, codec = self.open[op.stream_id]
+            self.pending.append(
+                channel.mutate(
+                    MessageAction.APPEND, serial, data=op.data, extras=ai_extras(transport, codec)
+                )
+            )
+        elif op.op == "close" and op.stream_id in self.open:
+            self._close(op.stream_id, "complete", op.codec or None)
+
+    def _close(self, stream_id: str, status: str, closing: dict[str, str] | None = None) -> None:
+        serial, transport, codec = self.open.pop(stream_id)
+        headers = dict(transport)
+        headers["status"] = status
+        self.pending.append(
+            self.run.channel.mutate(
+                MessageAction.APPEND, serial, data="", extras=ai_extras(headers, closing or codec)
+            )
+        )
+
+    async def close(self, status: str) -> None:
+        for stream_id in list(self.open):
+            self._close(stream_id, status)
+        pending, self.pending = self.pending, []
+        if pending:
+            await asyncio.gather(*pending)
+
+
+def _message_frame(channel: str, message: Message) -> dict[str, Any]:
+    return {"action": 15, "channel": channel, "messages": [message.to_wire()]}
+
+
+async def _aiter(source: Any, stop: asyncio.Event) -> AsyncIterable[Any]:
+    """Iterate a sync or async iterable until `stop` is set (checked between items, and while
+    waiting for the next one)."""
+    if not hasattr(source, "__aiter__"):
+        for item in source:
+            if stop.is_set():
+                return
+            yield item
+            await asyncio.sleep(0)
+        return
+    iterator = source.__aiter__()
+    while not stop.is_set():
+        next_item = asyncio.ensure_future(iterator.__anext__())
+        stopper = asyncio.ensure_future(stop.wait())
+        done, _ = await asyncio.wait({next_item, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
+        if next_item not in done:
+            next_item.cancel()
+            return
+        try:
+            item = next_item.result()
+        except StopAsyncIteration:
+            return
+        yield item

@@ -1,0 +1,459 @@
+"""A multi-device AI session on one channel, with turn semantics over @ably/ai-transport's wire.
+
+    session = Session(client, "ai:chat")
+    await session.connect()                 # attach, load the latest history page
+    turn = await session.send("Hi there")   # an own turn: publishes the user message
+    async for chunk in turn:                # the streamed response (Vercel UIMessageChunks)
+        ...
+    session.active_turns                    # {clientId: {turn ids streaming}} on every device
+    await session.cancel(own=True)          # ai-cancel for every active turn of this clientId
+
+A turn is a run on the wire. Own turns are the ones whose run-start names an input this session
+published (see ActiveTurn); every other run is an observer turn (session events "turn",
+"turn_end" and "chunks", no stream handle). An agent is started out of band: hand it
+`turn.invocation` ({inputEventId, sessionName}, the body @ably/ai-transport POSTs), or run a
+Python AgentSession that accepts inputs straight off the channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from client.channel import Channel
+from client.codecs import vercel
+from client.errors import AblyError
+from client.events import EventEmitter, Subscription
+from client.message import Message
+from client.realtime import Realtime
+from client.rest import PaginatedResult
+from client.turns.tree import ENDED, ConversationTree, Node, Run, View
+from client.turns.wire import AI_CANCEL, AI_INPUT, ai_extras
+
+__all__ = ["ActiveTurn", "Session", "Turn"]
+
+UIMessage = dict[str, Any]
+
+
+class Turn:
+    """A run as this session sees it: owner (`client_id`), `status`, `own`, its messages."""
+
+    def __init__(self, session: Session, run: Run, own: bool) -> None:
+        self.session = session
+        self.run = run
+        self.own = own
+
+    @property
+    def turn_id(self) -> str:
+        return self.run.run_id
+
+    @property
+    def client_id(self) -> str:
+        return self.run.client_id
+
+    @property
+    def status(self) -> str:
+        return self.run.status
+
+    @property
+    def nodes(self) -> list[Node]:
+        return [
+            self.session.tree.nodes[c] for c in self.run.messages if c in self.session.tree.nodes
+        ]
+
+    @property
+    def text(self) -> str:
+        """The text of the turn's assistant messages so far."""
+        return "".join(node.text for node in self.nodes)
+
+    async def cancel(self) -> None:
+        """Ask the agent to stop this turn (an ai-cancel with its run-id)."""
+        await self.session._publish_cancels([{"run-id": self.turn_id}])
+
+    def __repr__(self) -> str:
+        kind = "own" if self.own else "observer"
+        return f"<Turn {self.turn_id} {kind} of {self.client_id!r} {self.status}>"
+
+
+class ActiveTurn:
+    """The handle `send()`, `regenerate()`, `edit()` and `respond()` return: the turn this
+    session started. Iterate it for the response's UIMessageChunks (from the run's start to its
+    end; a turn whose run already ended yields what was streamed). `await turn.done()` waits
+    for the end and returns the reason (complete, cancelled, error, suspended)."""
+
+    def __init__(
+        self,
+        session: Session,
+        input_codec_message_id: str,
+        event_id: str,
+        run_id: str | None = None,
+    ) -> None:
+        self.session = session
+        self.input_codec_message_id = input_codec_message_id
+        self.event_id = event_id
+        self.run_id = run_id
+        self.turn: Turn | None = None
+        self.started: asyncio.Future[Turn] = asyncio.get_running_loop().create_future()
+        self._ended: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._stream: Subscription[dict[str, Any]] = Subscription()
+
+    @property
+    def invocation(self) -> dict[str, str]:
+        """What an agent needs to serve this turn (@ably/ai-transport's Invocation JSON)."""
+        return {"inputEventId": self.event_id, "sessionName": self.session.channel.name}
+
+    @property
+    def status(self) -> str:
+        return self.turn.status if self.turn else "pending"
+
+    @property
+    def text(self) -> str:
+        return self.turn.text if self.turn else ""
+
+    @property
+    def message(self) -> UIMessage | None:
+        """The (last) assistant UIMessage of this turn, as built so far."""
+        nodes = self.turn.nodes if self.turn else []
+        return nodes[-1].message if nodes else None
+
+    def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        return self._stream
+
+    async def done(self, timeout: float | None = None) -> str:  # noqa: ASYNC109
+        """Wait for the run to end (or suspend); returns the reason."""
+        async with asyncio.timeout(timeout):
+            return await asyncio.shield(self._ended)
+
+    async def cancel(self) -> None:
+        """Cancel this turn: by run-id once started, by the input's id before that (the agent
+        buffers such a cancel until the run exists)."""
+        if self.run_id:
+            await self.session._publish_cancels([{"run-id": self.run_id}])
+        else:
+            await self.session._publish_cancels(
+                [{"input-codec-message-id": self.input_codec_message_id}]
+            )
+
+    # From the session
+
+    def _bind(self, turn: Turn) -> None:
+        self.turn, self.run_id = turn, turn.turn_id
+        if not self.started.done():
+            self.started.set_result(turn)
+
+    def _chunks(self, chunks: list[dict[str, Any]]) -> None:
+        for chunk in chunks:
+            self._stream.push(chunk)
+
+    def _end(self, reason: str) -> None:
+        if not self._ended.done():
+            self._ended.set_result(reason)
+        self._stream.close()
+
+    def _resume(self) -> None:
+        # A continuation (approval answered): a new stream for the resumed run.
+        if self._ended.done():
+            self._ended = asyncio.get_running_loop().create_future()
+            self._stream = Subscription()
+
+
+class Session(EventEmitter):
+    """The client side of an AI session on channel `channel_name` of `client`.
+
+    Events: "turn" (Turn) when a run starts (own or observed, including runs synthesised for a
+    late joiner), "turn_end" (Turn), "chunks" (Turn, Node, chunks) for streamed output,
+    "active_turns" (mapping), "update" () on any change of the tree.
+    """
+
+    def __init__(
+        self, client: Realtime, channel_name: str, *, history_page_size: int = 100
+    ) -> None:
+        super().__init__()
+        self.client = client
+        self.channel: Channel = client.channels.get(channel_name)
+        self.tree = ConversationTree()
+        self.view = View(self.tree)
+        self.turns: dict[str, Turn] = {}
+        self.history_page_size = history_page_size
+        self._own_inputs: dict[str, ActiveTurn] = {}
+        self._own_runs: dict[str, ActiveTurn] = {}
+        self._page: PaginatedResult[Message] | None = None
+        self._subscription: Subscription[Message] | None = None
+        self._pump: asyncio.Task[None] | None = None
+        self.tree.on("run", self._on_run)
+        self.tree.on("chunks", self._on_chunks)
+        self.tree.on("active_turns", lambda m: self.emit("active_turns", m))
+        self.tree.on("update", lambda: self.emit("update"))
+
+    @property
+    def client_id(self) -> str | None:
+        return self.client.client_id
+
+    @property
+    def active_turns(self):
+        """clientId -> set of turn ids currently streaming (a live, read-only mapping)."""
+        return self.tree.active_turns
+
+    # Lifecycle
+
+    async def connect(self) -> None:
+        """Connect, attach, load the newest history page (until the attach point), then
+        follow the channel live. Messages arriving meanwhile are applied after the history."""
+        await self.client.connect()
+        self._subscription = self.channel.subscribe()
+        await self.channel.attach()
+        self._page = await self.channel.history(until_attach=True, limit=self.history_page_size)
+        self._apply_page(self._page)
+        self._pump = asyncio.create_task(self._follow(), name=f"session-{self.channel.name}")
+
+    async def load_older(self) -> bool:
+        """Load the next older history page into the tree; False when there is none."""
+        if self._page is None or not self._page.has_next():
+            return False
+        page = await self._page.next()
+        if page is None:
+            return False
+        self._page = page
+        self._apply_page(page)
+        return True
+
+    async def close(self) -> None:
+        """Stop following the channel (the client stays connected)."""
+        if self._subscription is not None:
+            self._subscription.close()
+        if self._pump is not None:
+            self._pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pump
+
+    def create_view(self) -> View:
+        """A new view over this session's tree, with its own branch selection."""
+        return View(self.tree)
+
+    def _apply_page(self, page: PaginatedResult[Message]) -> None:
+        for message in reversed(page.items):
+            self.tree.apply(message, live=False)
+
+    async def _follow(self) -> None:
+        assert self._subscription is not None
+        async for message in self._subscription:
+            self.tree.apply(message)
+
+    # Sending
+
+    async def send(
+        self,
+        message: UIMessage | str,
+        *,
+        view: View | None = None,
+        parent: str | None = None,
+        fork_of: str | None = None,
+    ) -> ActiveTurn:
+        """Publish a user message (a UIMessage dict, or text) as an own turn; its parent is
+        the last message visible in `view` (the session's default view) unless given.
+        Returns once the relay ACKed the message. Raises AblyError on refusal."""
+        view = view or self.view
+        if isinstance(message, str):
+            message = {
+                "id": f"msg-{uuid.uuid4()}",
+                "role": "user",
+                "parts": [{"type": "text", "text": message}],
+            }
+        if parent is None and fork_of is None:
+            last = view.last()
+            parent = last.codec_message_id if last else None
+        cmid, event_id = str(uuid.uuid4()), str(uuid.uuid4())
+        transport = {"role": message.get("role", "user"), "codec-message-id": cmid}
+        transport["run-client-id"] = self.client_id or ""
+        if parent:
+            transport["parent"] = parent
+        if fork_of:
+            transport["fork-of"] = fork_of
+        transport.update({"event-id": event_id, "stream": "false", "discrete": "true"})
+        wire = [
+            Message(name=AI_INPUT, data=data, extras=ai_extras(dict(transport), codec))
+            for data, codec in vercel.encode_user_message(message)
+        ]
+        turn = ActiveTurn(self, cmid, event_id)
+        self._own_inputs[cmid] = turn
+        await self._publish(wire)
+        view.selection.pop(parent, None)
+        return turn
+
+    async def regenerate(self, codec_message_id: str, *, view: View | None = None) -> ActiveTurn:
+        """Ask for a new answer in place of assistant message `codec_message_id`: a sibling
+        of it once the agent runs. Returns the own turn."""
+        view = view or self.view
+        node = self.tree.nodes[codec_message_id]
+        cmid, event_id = str(uuid.uuid4()), str(uuid.uuid4())
+        transport = {
+            "role": "user",
+            "codec-message-id": cmid,
+            "run-client-id": self.client_id or "",
+        }
+        if node.parent:
+            transport["parent"] = node.parent
+        transport.update(
+            {"msg-regenerate": codec_message_id, "event-id": event_id, "stream": "false"}
+        )
+        turn = ActiveTurn(self, cmid, event_id)
+        self._own_inputs[cmid] = turn
+        await self._publish(
+            [Message(name=AI_INPUT, data="", extras=ai_extras(transport, {"kind": "regenerate"}))]
+        )
+        view.selection.pop(node.parent, None)
+        return turn
+
+    async def edit(
+        self, codec_message_id: str, message: UIMessage | str, *, view: View | None = None
+    ) -> ActiveTurn:
+        """Replace user message `codec_message_id` with `message`: a new input forking it
+        (its sibling), answered as a new turn."""
+        node = self.tree.nodes[codec_message_id]
+        view = view or self.view
+        turn = await self.send(
+            message, view=view, parent=node.parent or None, fork_of=codec_message_id
+        )
+        if node.parent is None:
+            view.selection.pop(None, None)
+        return turn
+
+    async def respond(
+        self,
+        tool_call_id: str,
+        *,
+        approved: bool = True,
+        reason: str | None = None,
+    ) -> ActiveTurn:
+        """Answer a tool-approval request (human in the loop): continues the suspended turn
+        that asked, which the agent resumes. Raises KeyError if no message asks for it."""
+        node = self._tool_node(tool_call_id)
+        run_id = node.run_id or ""
+        event_id = str(uuid.uuid4())
+        transport = {
+            "role": "user",
+            "codec-message-id": node.codec_message_id,
+            "run-id": run_id,
+            "run-client-id": self.tree.runs[run_id].client_id if run_id in self.tree.runs else "",
+            "parent": node.codec_message_id,
+            "event-id": event_id,
+            "stream": "false",
+        }
+        codec = {"kind": "tool-approval-response", "toolCallId": tool_call_id}
+        codec["approved"] = "true" if approved else "false"
+        if reason:
+            codec["reason"] = reason
+        turn = ActiveTurn(self, node.codec_message_id, event_id, run_id=run_id)
+        self._own_runs[run_id] = turn
+        if run_id in self.turns:
+            turn.turn = self.turns[run_id]
+        await self._publish([Message(name=AI_INPUT, data="", extras=ai_extras(transport, codec))])
+        return turn
+
+    def _tool_node(self, tool_call_id: str) -> Node:
+        for node in reversed(list(self.tree.nodes.values())):
+            if node.role == "assistant" and any(
+                p.get("toolCallId") == tool_call_id for p in node.message["parts"]
+            ):
+                return node
+        raise KeyError(f"no message holds tool call {tool_call_id!r}")
+
+    async def cancel(
+        self,
+        *,
+        own: bool = False,
+        turn_id: str | None = None,
+        client_id: str | None = None,
+        all: bool = False,
+    ) -> list[str]:
+        """Cancel active turns; returns the turn ids asked to stop. Scopes: `own=True` every
+        active turn owned by this clientId (on any of its devices), `turn_id`, `client_id`,
+        `all=True`. Each becomes an `ai-cancel` {event-id, run-id}; own turns not started yet
+        are cancelled by their input's id. Suspended turns count as active here."""
+        if sum(bool(x) for x in (own, turn_id, client_id, all)) != 1:
+            raise ValueError("give exactly one of own=True, turn_id=, client_id=, all=True")
+        if turn_id:
+            targets = [turn_id]
+        else:
+            owner = self.client_id if own else client_id
+            targets = [
+                run.run_id
+                for run in self.tree.runs.values()
+                if run.status not in ENDED and (all or run.client_id == owner)
+            ]
+        cancels = [{"run-id": run_id} for run_id in targets]
+        if own or all:
+            for cmid, turn in self._own_inputs.items():
+                if turn.run_id is None and not turn._ended.done():
+                    cancels.append({"input-codec-message-id": cmid})
+        if cancels:
+            await self._publish_cancels(cancels)
+        return targets
+
+    async def _publish_cancels(self, targets: list[dict[str, str]]) -> None:
+        wire = [
+            Message(name=AI_CANCEL, extras=ai_extras({"event-id": str(uuid.uuid4()), **target}))
+            for target in targets
+        ]
+        await self.channel.publish(wire)
+
+    async def _publish(self, wire: list[Message]) -> None:
+        serials = await self.channel.publish(wire)
+        # Apply our own input at once (its echo is then a duplicate), so the tree holds it
+        # when send() returns.
+        for message, serial in zip(wire, serials, strict=False):
+            message.serial = serial
+            message.client_id = self.client_id
+            self.tree.apply(message)
+
+    # From the tree
+
+    def _on_run(self, run: Run, kind: str) -> None:
+        turn = self.turns.get(run.run_id)
+        handle = self._own_runs.get(run.run_id)
+        if handle is None and run.input_codec_message_id in self._own_inputs:
+            handle = self._own_inputs[run.input_codec_message_id]
+            self._own_runs[run.run_id] = handle
+        if turn is None:
+            turn = Turn(self, run, own=handle is not None)
+            self.turns[run.run_id] = turn
+            if kind != "end" or not run.synthesized:
+                self.emit("turn", turn)
+        elif handle is not None and not turn.own:
+            turn.own = True
+        if handle is not None:
+            if kind == "resume":
+                handle._resume()
+            handle._bind(turn)
+            if kind in ("end", "suspend"):
+                handle._end(run.status)
+        if kind == "end":
+            self.emit("turn_end", turn)
+
+    def _on_chunks(self, run: Run, node: Node, chunks: list[dict[str, Any]]) -> None:
+        turn = self.turns.get(run.run_id)
+        handle = self._own_runs.get(run.run_id)
+        if handle is not None:
+            handle._chunks(chunks)
+        if turn is not None:
+            self.emit("chunks", turn, node, chunks)
+
+
+async def wait_until(session: Session, predicate: Any, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+    """Wait until `predicate()` holds, re-checked on every change of the session's tree."""
+    event = asyncio.Event()
+    off = session.tree.on("update", event.set)
+    off2 = session.tree.on("active_turns", lambda _m: event.set())
+    try:
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                event.clear()
+                await event.wait()
+    except TimeoutError:
+        raise AblyError(50003, 504, "Timed out waiting for the session condition") from None
+    finally:
+        off()
+        off2()

@@ -1,0 +1,436 @@
+"""The conversation tree, folded from channel messages (live or history, in any order).
+
+Nodes are messages keyed by codec-message-id: user inputs (`ai-input` user-message parts) and
+assistant messages (the `ai-output`s of a run). Each node hangs under its `parent` header;
+nodes sharing a parent are siblings, ordered by channel serial: an edit (a new input with
+`fork-of`) is a sibling of the input it edits, a regenerate (a run with `msg-regenerate`) gives
+the assistant message a sibling. Runs (turns) are tracked by run-id from their lifecycle events;
+outputs of a run whose `ai-run-start` was not seen (a late joiner's first page) synthesise the
+run from their headers. A View is one reader's branch selection over the shared tree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from client.codecs import vercel
+from client.events import EventEmitter
+from client.message import Message
+from client.turns.wire import (
+    AI_CANCEL,
+    AI_INPUT,
+    AI_OUTPUT,
+    RUN_END,
+    RUN_RESUME,
+    RUN_START,
+    RUN_SUSPEND,
+    codec_headers,
+    transport_headers,
+)
+from relay.protocol.actions import MessageAction
+
+__all__ = ["Branch", "ConversationTree", "Node", "Run", "View"]
+
+_LAST = "~"  # sorts after every serial character: unsent (optimistic) nodes go last
+ENDED = frozenset({"complete", "cancelled", "error"})
+
+
+@dataclass(eq=False)
+class Node:
+    """A message in the tree. `message` is the UIMessage ({id, role, parts}) built so far."""
+
+    codec_message_id: str
+    role: str
+    parent: str | None = None
+    fork_of: str | None = None
+    serial: str | None = None
+    client_id: str | None = None
+    run_id: str | None = None
+    regenerates: str | None = None
+    _entries: dict[str, Any] = field(default_factory=dict, repr=False)
+    _cache: dict[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def message(self) -> dict[str, Any]:
+        if self._cache is None:
+            self._cache = self._build()
+        return self._cache
+
+    @property
+    def text(self) -> str:
+        """The text parts of the message, joined."""
+        return "".join(p.get("text", "") for p in self.message["parts"] if p.get("type") == "text")
+
+    def _build(self) -> dict[str, Any]:
+        entries = [self._entries[k] for k in sorted(self._entries)]
+        if self.role == "user":
+            message_id = next((e[2] for e in entries if e[0] == "part"), self.codec_message_id)
+            parts = [e[1] for e in entries if e[0] == "part"]
+            return {"id": message_id, "role": "user", "parts": parts}
+        chunks: list[dict[str, Any]] = []
+        for entry in entries:
+            if entry[0] == "chunks":
+                chunks.extend(entry[1])
+            elif entry[0] == "stream":
+                stream = entry[1]
+                chunks.append(vercel.stream_start_chunk(stream.kind, stream.codec))
+                if stream.text:
+                    chunks.append(
+                        vercel.stream_delta_chunk(
+                            stream.kind, stream.codec, stream.stream_id, stream.text
+                        )
+                    )
+                if stream.status == "complete":
+                    chunks.append(
+                        vercel.stream_end_chunk(
+                            stream.kind, stream.codec, stream.codec, stream.stream_id, stream.text
+                        )
+                    )
+        message = vercel.fold_chunks(chunks, self.codec_message_id, "assistant")
+        for entry in entries:
+            if entry[0] == "response":
+                vercel.apply_tool_response(message, entry[1], entry[2], entry[3])
+        return message
+
+
+@dataclass(eq=False)
+class Run:
+    """A turn on the wire. `status`: streaming, suspended, complete, cancelled, error.
+    `client_id` is the run's owner (run-client-id). `synthesized`: known from its outputs only."""
+
+    run_id: str
+    client_id: str = ""
+    status: str = "streaming"
+    parent: str | None = None
+    fork_of: str | None = None
+    regenerates: str | None = None
+    input_codec_message_id: str | None = None
+    invocation_id: str | None = None
+    serial: str | None = None
+    synthesized: bool = False
+    messages: list[str] = field(default_factory=list)
+    error: dict[str, str] | None = None
+    _lifecycle_serial: str = ""
+
+    @property
+    def active(self) -> bool:
+        return self.status == "streaming"
+
+
+class ConversationTree(EventEmitter):
+    """All nodes and runs of one session. Events: "run" (run, kind) with kind start, resume,
+    suspend or end; "chunks" (run, node, chunks) for live output; "input" (node); "cancel"
+    (transport headers); "active_turns" (mapping); "update" ()."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.nodes: dict[str, Node] = {}
+        self.runs: dict[str, Run] = {}
+        self.inputs_by_event_id: dict[str, list[Message]] = {}
+        self._children: dict[str | None, list[Node]] = {}
+        self._decoder = vercel.OutputDecoder()
+        self._seen: set[str] = set()
+        self._active: dict[str, set[str]] = {}
+        self.active_turns = MappingProxyType(self._active)
+
+    # Folding messages
+
+    def apply(self, message: Message, live: bool = True) -> None:
+        """Fold one channel message into the tree (duplicates are ignored)."""
+        transport = transport_headers(message)
+        if not transport or not message.serial:
+            return
+        name = message.name
+        if name == AI_OUTPUT:
+            self._apply_output(message, transport, live)
+            return
+        if message.action != MessageAction.CREATE and name != AI_OUTPUT:
+            return
+        if message.serial in self._seen:
+            return
+        self._seen.add(message.serial)
+        if name == AI_INPUT:
+            self._apply_input(message, transport)
+        elif name in (RUN_START, RUN_RESUME, RUN_SUSPEND, RUN_END):
+            self._apply_lifecycle(message, transport)
+        elif name == AI_CANCEL:
+            self.emit("cancel", transport, message)
+        self.emit("update")
+
+    def _apply_input(self, message: Message, transport: dict[str, str]) -> None:
+        codec = codec_headers(message)
+        event_id = transport.get("event-id")
+        if event_id:
+            self.inputs_by_event_id.setdefault(event_id, []).append(message)
+        cmid = transport.get("codec-message-id")
+        kind = codec.get("kind")
+        if not cmid:
+            return
+        if kind == "user-message":
+            node = self.nodes.get(cmid)
+            if node is None:
+                node = Node(
+                    cmid,
+                    transport.get("role", "user"),
+                    parent=transport.get("parent"),
+                    fork_of=transport.get("fork-of"),
+                    serial=message.serial,
+                    client_id=message.client_id,
+                )
+                self._add(node)
+            elif message.serial and (node.serial is None or message.serial < node.serial):
+                self._reorder(node, message.serial)
+            part = vercel.decode_input_part(message.data, codec)
+            node._entries[message.serial or ""] = ("part", part, codec.get("messageId", cmid))
+            node._cache = None
+            self.emit("input", node)
+        elif kind in ("tool-approval-response", "tool-result", "tool-result-error"):
+            node = self.nodes.get(cmid)
+            if node is not None:
+                node._entries[message.serial or ""] = ("response", codec, kind, message.data)
+                node._cache = None
+
+    def _apply_lifecycle(self, message: Message, transport: dict[str, str]) -> None:
+        run_id = transport.get("run-id")
+        if not run_id:
+            return
+        run, created = self._run(run_id, transport)
+        name = message.name
+        if name == RUN_START:
+            run.synthesized = False
+            run.serial = message.serial
+            run.parent = transport.get("parent", run.parent)
+            run.fork_of = transport.get("fork-of", run.fork_of)
+            run.regenerates = transport.get("msg-regenerate", run.regenerates)
+        if transport.get("input-codec-message-id") and name in (RUN_START, RUN_RESUME):
+            run.input_codec_message_id = transport["input-codec-message-id"]
+        run.invocation_id = transport.get("invocation-id", run.invocation_id)
+        # Pages may arrive newest first: only a later lifecycle event changes the status.
+        serial = message.serial or ""
+        if serial < run._lifecycle_serial:
+            if created:
+                self.emit("run", run, "start")
+            return
+        run._lifecycle_serial = serial
+        kind = {RUN_START: "start", RUN_RESUME: "resume", RUN_SUSPEND: "suspend", RUN_END: "end"}[
+            name
+        ]
+        if kind == "end":
+            run.status = transport.get("run-reason", "complete")
+            if run.status == "error":
+                run.error = {
+                    "code": transport.get("error-code", ""),
+                    "message": transport.get("error-message", ""),
+                }
+        elif kind == "suspend":
+            run.status = "suspended"
+        else:
+            run.status = "streaming"
+        self._update_active(run)
+        self.emit("run", run, kind)
+
+    def _apply_output(self, message: Message, transport: dict[str, str], live: bool) -> None:
+        codec = codec_headers(message)
+        serial = message.serial or ""
+        is_stream = transport.get("stream") == "true"
+        if not is_stream:
+            if serial in self._seen or message.action != MessageAction.CREATE:
+                return
+            self._seen.add(serial)
+        run_id = transport.get("run-id", "")
+        run, created = self._run(run_id, transport)
+        if created:
+            run.synthesized = True
+            self._update_active(run)
+            self.emit("run", run, "start")
+        cmid = transport.get("codec-message-id", "")
+        node = self.nodes.get(cmid)
+        if node is None:
+            node = Node(
+                cmid,
+                "assistant",
+                parent=transport.get("parent"),
+                fork_of=transport.get("fork-of"),
+                serial=serial,
+                client_id=transport.get("run-client-id"),
+                run_id=run_id,
+                regenerates=transport.get("msg-regenerate"),
+            )
+            self._add(node)
+            run.messages.append(cmid)
+        elif serial < (node.serial or _LAST):
+            self._reorder(node, serial)
+        chunks = self._decoder.decode(
+            serial,
+            message.version_serial or serial,
+            message.action == MessageAction.APPEND,
+            message.data,
+            transport,
+            codec,
+        )
+        if is_stream:
+            stream = self._decoder.streams.get(serial)
+            if stream is not None:
+                node._entries[serial] = ("stream", stream)
+        elif chunks:
+            node._entries[serial] = ("chunks", chunks)
+        node._cache = None
+        self._route_tool_results(run, node, serial, chunks)
+        if chunks:
+            self.emit("chunks", run, node, chunks)
+            self.emit("update")
+
+    def _route_tool_results(
+        self, run: Run, node: Node, serial: str, chunks: list[dict[str, Any]]
+    ) -> None:
+        # A resumed run answers a tool call in a new assistant message; the result belongs to
+        # the part that holds the call, in the earlier message of the same run.
+        for chunk in chunks:
+            kind = chunk.get("type")
+            if kind not in ("tool-output-available", "tool-output-error"):
+                continue
+            call = chunk.get("toolCallId")
+            if any(p.get("toolCallId") == call for p in node.message["parts"]):
+                continue
+            for cmid in reversed(run.messages):
+                target = self.nodes.get(cmid)
+                if target is None or target is node:
+                    continue
+                if any(p.get("toolCallId") == call for p in target.message["parts"]):
+                    if kind == "tool-output-available":
+                        response = ("tool-result", {"output": chunk.get("output")})
+                    else:
+                        response = ("tool-result-error", {"message": chunk.get("errorText")})
+                    codec = {"toolCallId": call or ""}
+                    target._entries[serial] = ("response", codec, *response)
+                    target._cache = None
+                    break
+
+    def _run(self, run_id: str, transport: dict[str, str]) -> tuple[Run, bool]:
+        run = self.runs.get(run_id)
+        if run is not None:
+            return run, False
+        run = Run(
+            run_id,
+            client_id=transport.get("run-client-id", ""),
+            parent=transport.get("parent"),
+            fork_of=transport.get("fork-of"),
+            regenerates=transport.get("msg-regenerate"),
+            input_codec_message_id=transport.get("input-codec-message-id"),
+            invocation_id=transport.get("invocation-id"),
+        )
+        self.runs[run_id] = run
+        return run, True
+
+    def _update_active(self, run: Run) -> None:
+        owner = self._active.get(run.client_id)
+        if run.active:
+            self._active.setdefault(run.client_id, set()).add(run.run_id)
+        elif owner is not None and run.run_id in owner:
+            owner.discard(run.run_id)
+            if not owner:
+                del self._active[run.client_id]
+        else:
+            return
+        self.emit("active_turns", self.active_turns)
+
+    # Structure
+
+    def _add(self, node: Node) -> None:
+        self.nodes[node.codec_message_id] = node
+        siblings = self._children.setdefault(node.parent, [])
+        siblings.append(node)
+        siblings.sort(key=_order)
+
+    def _reorder(self, node: Node, serial: str) -> None:
+        node.serial = serial
+        self._children[node.parent].sort(key=_order)
+
+    def children(self, parent: str | None) -> list[Node]:
+        """The nodes under `parent` (None: the roots), oldest first."""
+        return list(self._children.get(parent, ()))
+
+    def siblings(self, codec_message_id: str) -> list[Node]:
+        node = self.nodes[codec_message_id]
+        return self.children(node.parent)
+
+
+def _order(node: Node) -> str:
+    return node.serial or _LAST
+
+
+class Branch:
+    """The siblings at one point of a view's conversation, and which one the view shows."""
+
+    def __init__(self, view: View, parent: str | None) -> None:
+        self._view, self._parent = view, parent
+        self.siblings = view.tree.children(parent)
+        chosen = view._chosen(parent, self.siblings)
+        self.index = self.siblings.index(chosen) if chosen in self.siblings else -1
+
+    @property
+    def has_siblings(self) -> bool:
+        return len(self.siblings) > 1
+
+    def select(self, index: int) -> None:
+        """Show sibling `index` (and, below it, the newest branch unless chosen otherwise)."""
+        self._view.selection[self._parent] = self.siblings[index].codec_message_id
+        self.index = index
+
+
+class View:
+    """One reader's selection of branches over the shared tree. By default every branch point
+    shows its newest sibling; `branch(id).select(i)` pins another one for this view only."""
+
+    def __init__(self, tree: ConversationTree) -> None:
+        self.tree = tree
+        self.selection: dict[str | None, str] = {}
+
+    def _chosen(self, parent: str | None, siblings: list[Node]) -> Node | None:
+        wanted = self.selection.get(parent)
+        for node in siblings:
+            if node.codec_message_id == wanted:
+                return node
+        return siblings[-1] if siblings else None
+
+    def nodes(self) -> list[Node]:
+        """The visible conversation, root first."""
+        out: list[Node] = []
+        parent: str | None = None
+        seen: set[str] = set()
+        while True:
+            node = self._chosen(parent, self.tree.children(parent))
+            if node is None or node.codec_message_id in seen:
+                return out
+            seen.add(node.codec_message_id)
+            out.append(node)
+            parent = node.codec_message_id
+
+    def messages(self) -> list[dict[str, Any]]:
+        """The visible conversation as UIMessages."""
+        return [node.message for node in self.nodes()]
+
+    def conversation(self) -> list[dict[str, str]]:
+        """[{role, text}] of the visible conversation (handy for tests and logs)."""
+        return [{"role": node.role, "text": node.text} for node in self.nodes()]
+
+    def last(self) -> Node | None:
+        nodes = self.nodes()
+        return nodes[-1] if nodes else None
+
+    def branch(self, codec_message_id: str) -> Branch:
+        """The branch point holding `codec_message_id` and its siblings."""
+        return Branch(self, self.tree.nodes[codec_message_id].parent)
+
+    def follow(self, codec_message_id: str) -> None:
+        """Select the branch that leads to `codec_message_id`."""
+        node = self.tree.nodes.get(codec_message_id)
+        while node is not None:
+            self.selection[node.parent] = node.codec_message_id
+            node = self.tree.nodes.get(node.parent) if node.parent else None
+
+    def on_change(self, callback: Callable[[], Any]) -> Callable[[], None]:
+        return self.tree.on("update", callback)
