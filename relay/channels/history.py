@@ -16,7 +16,14 @@ from relay.protocol.errors import AblyError
 from relay.protocol.serials import parse_serial
 from relay.store.base import HistoryQuery, StoredMessage
 
-__all__ = ["HistoryPage", "HistoryParams", "read_page", "read_presence_page", "read_versions"]
+__all__ = [
+    "HistoryPage",
+    "HistoryParams",
+    "link_header",
+    "read_page",
+    "read_presence_page",
+    "read_versions",
+]
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -72,12 +79,22 @@ class HistoryPage:
 
     def links(self, resource: str) -> str:
         """The Link header ably-js and ably-python follow: first, current and next pages."""
-        first = replace(self.params, cursor=None)
-        parts = [f'<./{resource}?{_query(first)}>; rel="first"']
-        parts.append(f'<./{resource}?{_query(self.params)}>; rel="current"')
+        pages = [
+            ("first", replace(self.params, cursor=None).to_query()),
+            ("current", self.params.to_query()),
+        ]
         if self.next is not None:
-            parts.append(f'<./{resource}?{_query(self.next)}>; rel="next"')
-        return ", ".join(parts)
+            pages.append(("next", self.next.to_query()))
+        return link_header(resource, pages)
+
+
+def link_header(resource: str, pages: list[tuple[str, Mapping[str, str]]]) -> str:
+    """`<./resource?query>; rel="..."` for each page. ably-js accepts only that relative form
+    and decodes the query with decodeURIComponent: spaces must be %20, never "+"."""
+    return ", ".join(
+        f'<./{resource}?{urlencode(dict(query), quote_via=quote)}>; rel="{rel}"'
+        for rel, query in pages
+    )
 
 
 async def read_page(channel: Channel, params: HistoryParams) -> HistoryPage:
@@ -149,11 +166,6 @@ async def read_versions(channel: Channel, seq: int, params: HistoryParams) -> Hi
         next_params = replace(params, cursor=rows[params.limit].seq)
         rows = rows[: params.limit]
     return HistoryPage([row.message for row in rows], params, next_params)
-
-
-def _query(params: HistoryParams) -> str:
-    # ably-js decodes link queries with decodeURIComponent: spaces must be %20, never "+".
-    return urlencode(params.to_query(), quote_via=quote)
 
 
 def _int(query: Mapping[str, str], key: str, default: int) -> int:

@@ -7,6 +7,7 @@ import asyncio
 import secrets
 import time
 from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -14,11 +15,19 @@ from relay.auth.authenticator import Authenticator, stamp_client_ids
 from relay.auth.identity import Identity
 from relay.auth.permissions import authorize_change
 from relay.channels.channel import Channel, PublishDone
-from relay.channels.history import HistoryParams, read_page, read_presence_page, read_versions
+from relay.channels.history import (
+    HistoryParams,
+    link_header,
+    read_page,
+    read_presence_page,
+    read_versions,
+)
 from relay.channels.occupancy import channel_status
+from relay.channels.presence import member_key
 from relay.channels.registry import ChannelRegistry
 from relay.config import Settings
 from relay.protocol.actions import PresenceAction
+from relay.protocol.codec import from_json_data
 from relay.protocol.errors import AblyError
 from relay.protocol.serials import parse_serial
 from relay.protocol.validation import (
@@ -49,6 +58,8 @@ class RestApi:
     def routes(self) -> list[web.RouteDef]:
         return [
             web.get("/time", self.time),
+            web.post("/messages", self.batch_publish),
+            web.get("/presence", self.batch_presence),
             web.post("/keys/{key_name}/requestToken", self.request_token),
             web.post("/keys/{key_name}/revokeTokens", self.revoke_tokens),
             web.post("/channels/{name:[\\s\\S]+}/messages", self.publish),
@@ -148,18 +159,88 @@ class RestApi:
         page = await read_page(channel, params)
         return reply(request, page.messages, headers={"Link": page.links("messages")})
 
+    async def batch_publish(self, request: web.Request) -> web.Response:
+        """POST /messages: one BatchPublishSpec {channels, messages} or an array of them; one
+        BatchResult per spec, each channel succeeding or failing on its own."""
+        identity = self._identify(request)
+        body = await read_body(request, self.settings.max_frame_size)
+        specs = body if isinstance(body, list) else [body]
+        results = []
+        for spec in specs:
+            if not isinstance(spec, dict):
+                raise AblyError(40020, 400, "Each batch spec must be an object")
+            channels = spec.get("channels")
+            names = [channels] if isinstance(channels, str) else channels
+            if not isinstance(names, list) or not names:
+                raise AblyError(40020, 400, "A batch spec needs channels")
+            raw = spec.get("messages")
+            items = raw if isinstance(raw, list) else [raw]
+            for item in items:
+                if isinstance(item, dict):
+                    from_json_data(item)
+            outcomes = [await self._publish_one(identity, name, items) for name in names]
+            results.append(_batch_result(outcomes))
+        return reply(request, results, status=201)
+
+    async def _publish_one(self, identity: Identity, name: Any, items: list[Any]) -> dict[str, Any]:
+        try:
+            channel_name = check_channel_name(name)
+            if not identity.capability.allows(channel_name, "publish"):
+                raise AblyError.forbidden(f"Operation publish not permitted on {channel_name}")
+            messages = parse_messages(items, self.settings.max_message_size)
+            stamp_client_ids(identity, messages)
+            channel = await self.channels.get(identity.app_id, channel_name)
+            future = _completion()
+            await channel.publish(messages, _settle(future), id_base=secrets.token_urlsafe(12))
+            serials = await future
+        except AblyError as error:
+            return {"channel": name, "error": error.to_dict()}
+        message_id = messages[0]["id"].rpartition(":")[0]
+        return {"channel": channel_name, "messageId": message_id, "serials": serials}
+
+    async def batch_presence(self, request: web.Request) -> web.Response:
+        """GET /presence?channels=a,b: the current members of several channels at once."""
+        identity = self._identify(request)
+        names = [n for n in request.query.get("channels", "").split(",") if n]
+        if not names:
+            raise AblyError.invalid_param("channels is required")
+        outcomes = []
+        for name in names:
+            try:
+                check_channel_name(name)
+                if not identity.capability.allows(name, "subscribe"):
+                    raise AblyError.forbidden(f"Presence not permitted on channel {name}")
+                channel = await self.channels.get(identity.app_id, name)
+            except AblyError as error:
+                outcomes.append({"channel": name, "error": error.to_dict()})
+                continue
+            members = sorted(channel.presence.members.values(), key=member_key)
+            presence = [{**m, "action": PresenceAction.PRESENT} for m in members]
+            outcomes.append({"channel": name, "presence": presence})
+        return reply(request, _batch_result(outcomes))
+
     async def presence(self, request: web.Request) -> web.Response:
         """The channel's current members (filters: clientId, connectionId; limit)."""
         _, channel = await self._channel(request, "subscribe")
         query = request.query
-        limit = HistoryParams.parse({"limit": query.get("limit", "100")}).limit
-        members = [
-            {**m, "action": PresenceAction.PRESENT}
-            for m in channel.presence.members.values()
-            if query.get("clientId") in (None, m["clientId"])
-            and query.get("connectionId") in (None, m["connectionId"])
-        ]
-        return reply(request, members[:limit])
+        params = HistoryParams.parse(
+            {"limit": query.get("limit", "100"), "cursor": query.get("cursor", "")}
+        )
+        offset = params.cursor or 0
+        members = sorted(
+            (
+                {**m, "action": PresenceAction.PRESENT}
+                for m in channel.presence.members.values()
+                if query.get("clientId") in (None, m["clientId"])
+                and query.get("connectionId") in (None, m["connectionId"])
+            ),
+            key=member_key,
+        )
+        page = members[offset : offset + params.limit]
+        links = [("first", {**query, "cursor": "0"}), ("current", {**query, "cursor": str(offset)})]
+        if offset + params.limit < len(members):
+            links.append(("next", {**query, "cursor": str(offset + params.limit)}))
+        return reply(request, page, headers={"Link": link_header("presence", links)})
 
     async def presence_history(self, request: web.Request) -> web.Response:
         _, channel = await self._channel(request, "history")
@@ -188,6 +269,15 @@ class RestApi:
             request.headers.get("X-Ably-ClientId"),
             request.query.get("key"),
         )
+
+
+def _batch_result(outcomes: list[dict[str, Any]]) -> dict[str, Any]:
+    failures = sum(1 for outcome in outcomes if "error" in outcome)
+    return {
+        "successCount": len(outcomes) - failures,
+        "failureCount": failures,
+        "results": outcomes,
+    }
 
 
 def _completion() -> asyncio.Future[list[str | None]]:

@@ -446,11 +446,6 @@ async def test_rest_presence_and_presence_history_agree_with_realtime(
     assert [p["hasNext"] for p in result["history"]["forwards"]][:2] == [True, True]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="relay bug: GET /channels/{n}/presence truncates to `limit` without a next link "
-    "(relay/rest/routes.py RestApi.presence); Ably pages current members (RSP3a)",
-)
 async def test_rest_presence_with_a_small_limit_pages_through_every_member(
     run_node: RunNode,
 ) -> None:
