@@ -25,6 +25,12 @@ class Apps:
         for key in keys:
             self._keys[key.name] = key
 
+    def remove(self, app_id: str) -> None:
+        """Forget an app: its keys stop authenticating and its rules are dropped."""
+        for name in [n for n, k in self._keys.items() if k.app_id == app_id]:
+            del self._keys[name]
+        self._rules.pop(app_id, None)
+
     def lookup(self, key_name: str) -> ApiKey | None:
         return self._keys.get(key_name)
 

@@ -4,7 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["Settings"]
+from relay.auth.keys import ApiKey
+from relay.channels.rules import ChannelRules
+
+__all__ = ["AppSettings", "Settings"]
+
+
+@dataclass(slots=True)
+class AppSettings:
+    """An app declared in the config file: its keys (with their capabilities) and the rules of
+    its channels, per namespace and `default` for channels in no namespace."""
+
+    app_id: str
+    keys: list[ApiKey] = field(default_factory=list)
+    default_rules: ChannelRules = field(default_factory=ChannelRules)
+    namespaces: dict[str, ChannelRules] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -31,3 +45,21 @@ class Settings:
     # A subscriber whose unsent output exceeds this is disconnected rather than slowing a channel.
     max_outbound_buffer: int = 8 * 1024 * 1024
     sandbox: bool = False
+    # Apps from the config file (relay.settings_loader); keys above belong to apps of their own.
+    apps: list[AppSettings] = field(default_factory=list)
+    # Concurrent WebSocket connections; past it a new one is refused with 40150. 0: no limit.
+    max_connections: int = 0
+    # Messages (and presence events) a connection may publish per second; past it they are
+    # NACKed with 42911. 0: no limit.
+    max_inbound_rate: int = 0
+    # Serve https:// and wss:// with this certificate chain and private key (PEM files).
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    log_level: str = "INFO"
+    # "text" or "json" (one object per line, with connection and channel ids where known).
+    log_format: str = "text"
+    # Seconds a shutdown may take to hand clients over and flush the store.
+    drain_timeout: float = 10.0
+    # Seconds between retention passes, and rows removed per delete (relay.retention).
+    retention_interval: float = 60.0
+    retention_batch: int = 500

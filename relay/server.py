@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 from collections.abc import Awaitable, Callable
@@ -13,18 +14,29 @@ from relay.auth.authenticator import Authenticator
 from relay.auth.keys import ApiKey
 from relay.channels.registry import ChannelRegistry
 from relay.config import Settings
+from relay.deployment import apply_app_rules, configured_keys, tls_context
+from relay.faults import Faults
+from relay.metrics import Metrics
+from relay.ops import OpsApi
 from relay.protocol.errors import AblyError
+from relay.provisioning import Sandbox
 from relay.realtime.endpoint import RealtimeEndpoint
 from relay.rest.negotiate import error_response
 from relay.rest.routes import RestApi
+from relay.rest.sandbox import SandboxApi
+from relay.rest.stats import StatsApi
+from relay.retention import Retention
 from relay.store.sqlite import SqliteStore
 
 __all__ = ["Relay"]
 
 log = logging.getLogger(__name__)
 
+# Seconds aiohttp waits for handlers still running once clients were handed over.
+_SHUTDOWN_TIMEOUT = 2.0
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _DEFAULT_KEY_SETTING = "default_key"
+_METRICS = web.AppKey("metrics", Metrics)
 _CORS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Methods": "GET, POST, PUT, PATCH, DELETE, OPTIONS",
@@ -40,12 +52,31 @@ class Relay:
         self.settings = settings
         self.store = SqliteStore(settings.db_path)
         self.apps = Apps()
-        self.channels = ChannelRegistry(self.store, self.apps.rules)
+        # Fault injection exists on sandbox relays only (relay.faults).
+        self.faults = Faults()
+        self.channels = ChannelRegistry(
+            self.store, self.apps.rules, self.faults if settings.sandbox else None
+        )
         self.authenticator = Authenticator(self.apps.lookup)
         self.realtime = RealtimeEndpoint(settings, self.channels, self.authenticator)
         self.rest = RestApi(
             settings, self.channels, self.authenticator, self.realtime.enforce_revocations
         )
+        self.sandbox = Sandbox(self.store, self.apps, self.channels, self.realtime, self.faults)
+        # Operations (relay.metrics, relay.ops, relay.retention): a registry of this relay's own.
+        self.metrics = Metrics()
+        self.channels.metrics = self.metrics
+        self.store.on_commit = self.metrics.store_commit
+        self.retention = Retention(
+            self.store,
+            self.apps.rules,
+            self.channels,
+            interval=settings.retention_interval,
+            batch=settings.retention_batch,
+            metrics=self.metrics,
+        )
+        # True from the end of start() until stop() begins: /readyz answers 200 only then.
+        self.accepting = False
         self.port = settings.port
         self.default_key = ""
         self._runner: web.AppRunner | None = None
@@ -53,38 +84,66 @@ class Relay:
     @property
     def url(self) -> str:
         host = self.settings.host
-        return f"http://{'[' + host + ']' if ':' in host else host}:{self.port}"
+        scheme = "https" if self.settings.tls_cert else "http"
+        return f"{scheme}://{'[' + host + ']' if ':' in host else host}:{self.port}"
 
     def application(self) -> web.Application:
         app = web.Application(middlewares=[_errors], client_max_size=self.settings.max_frame_size)
+        app[_METRICS] = self.metrics
         app.router.add_get("/", self._root)
+        app.router.add_routes(OpsApi(self).routes())
         app.router.add_routes(self.rest.routes())
+        app.router.add_routes(StatsApi(self.store, self.authenticator).routes())
+        if self.settings.sandbox:
+            sandbox = SandboxApi(self.settings, self.sandbox, self.authenticator)
+            app.router.add_routes(sandbox.routes())
         return app
 
     async def start(self) -> None:
         await self.store.open()
         try:
             await self._load_keys()
+            apply_app_rules(self.apps, self.settings)
+            await self.sandbox.restore()
             self.realtime.start()
-            self._runner = web.AppRunner(self.application(), access_log=None)
+            ssl_context = tls_context(self.settings)
+            self._runner = web.AppRunner(
+                self.application(), access_log=None, shutdown_timeout=_SHUTDOWN_TIMEOUT
+            )
             await self._runner.setup()
             for sock in _bind(self.settings.host, self.settings.port):
                 self.port = sock.getsockname()[1]
-                await web.SockSite(self._runner, sock).start()
+                await web.SockSite(self._runner, sock, ssl_context=ssl_context).start()
+            self.retention.start()
+            self.accepting = True
         except BaseException:
             await self.stop()
             raise
 
     async def stop(self) -> None:
-        await self.realtime.stop()
+        """Shut down gracefully, within settings.drain_timeout: stop accepting (listening
+        sockets close, /readyz turns 503), stop acting on frames, make everything accepted
+        durable and ACKed, send DISCONNECTED (80003) to every client so it resumes against
+        the next relay, then close the sockets and the store (its writer drains its queue)."""
+        self.accepting = False
+        await self.retention.stop()
+        if self._runner is not None:
+            for site in list(self._runner.sites):
+                await site.stop()
+        try:
+            async with asyncio.timeout(self.settings.drain_timeout):
+                await self.realtime.stop(flush=self.store.flush if self._runner else None)
+        except TimeoutError:
+            log.warning("shutdown: clients not handed over within %ss", self.settings.drain_timeout)
+        self.faults.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
         await self.store.close()
 
     async def _load_keys(self) -> None:
-        if self.settings.keys:
-            keys = [ApiKey.parse(k) for k in self.settings.keys]
+        if self.settings.keys or self.settings.apps:
+            keys = configured_keys(self.settings)
         else:
             keys = await self._default_keys()
         self.apps.add(await self.store.keys())
@@ -143,6 +202,8 @@ async def _errors(request: web.Request, handler: _Handler) -> web.StreamResponse
     try:
         response = await handler(request)
     except AblyError as error:
+        if error.status == 401:
+            request.app[_METRICS].auth_failures.labels(str(error.code)).inc()
         response = error_response(request, error)
     except web.HTTPNotFound:
         response = error_response(request, AblyError.not_found(f"No route for {request.path}"))

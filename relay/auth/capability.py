@@ -14,6 +14,7 @@ capability docs (ably/docs ``auth/capabilities.mdx``, "Resource names and wildca
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -219,6 +220,8 @@ def _compile(body: str) -> list[object]:
     return tokens
 
 
+# Every publish and attach asks; patterns and names repeat, so remember the answers.
+@functools.lru_cache(maxsize=65536)
 def _matches(pattern: str, name: str) -> bool:
     if pattern == "[*]*" or pattern == name:
         return True

@@ -8,7 +8,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from relay.channels.mutations import apply_mutation, is_mutated
 from relay.channels.outgoing import Outgoing, Subscriber
@@ -20,7 +20,11 @@ from relay.protocol.serials import format_serial, parse_serial
 from relay.protocol.validation import message_size
 from relay.store.base import AppendBatch, ChannelLog, Store, StoredMessage, StoredVersion
 
-__all__ = ["Channel", "PublishDone"]
+if TYPE_CHECKING:
+    from relay.faults import Faults
+    from relay.metrics import Metrics
+
+__all__ = ["Channel", "PublishDone", "SubscriberView"]
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +39,7 @@ _RECENT_AGGREGATES = 1_000
 
 
 @dataclass(slots=True)
-class _Subscription:
+class SubscriberView:
     """Where a subscriber's view of the channel starts: it has seen (or is being replayed)
     every message after `start_seq`. A change to an older message reaches it first as the
     whole aggregate (message.update), after which the message is `adopted` and its further
@@ -60,7 +64,7 @@ class Channel:
         self.log = log_
         self.store = store
         self.rules = rules
-        self.subscribers: dict[Subscriber, _Subscription] = {}
+        self.subscribers: dict[Subscriber, SubscriberView] = {}
         # The last seq handed to subscribers: an attach starts after it, so a late joiner's
         # history (untilAttach) and its live stream meet without a gap or an overlap.
         self.delivered_seq = log_.last_seq
@@ -70,17 +74,27 @@ class Channel:
         self.presence = Presence(self)
         # Every attached connection and its granted modes (occupancy).
         self.attached: dict[Subscriber, int] = {}
+        # Injected faults (sandbox relays and the pytest plugin only): see relay.faults.
+        self.faults: Faults | None = None
+        # Counters of publishes and deliveries (relay.metrics), when the relay keeps them.
+        self.metrics: Metrics | None = None
 
     @property
     def serial(self) -> str:
         """The serial of the last event delivered on the channel: where an attach starts."""
         return format_serial(self.log.epoch, self.delivered_seq)
 
-    def subscribe(self, subscriber: Subscriber, start_seq: int | None = None) -> None:
+    def subscribe(
+        self,
+        subscriber: Subscriber,
+        start_seq: int | None = None,
+        view: SubscriberView | None = None,
+    ) -> None:
         """Deliver to `subscriber` from now on; it has seen the log up to `start_seq`
-        (by default everything delivered so far)."""
+        (by default everything delivered so far). A resumed subscriber passes the `view` it
+        had before its socket dropped, so what it already holds is not sent whole again."""
         start = self.delivered_seq if start_seq is None else start_seq
-        self.subscribers[subscriber] = _Subscription(start)
+        self.subscribers[subscriber] = view if view is not None else SubscriberView(start)
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         self.subscribers.pop(subscriber, None)
@@ -113,7 +127,11 @@ class Channel:
         original serials (idempotent publishing). Messages with `extras.ephemeral` are
         delivered but never stored, and have no serial.
         """
-        known = await self._known_ids(messages)
+        if self.faults is not None:
+            self.faults.check_publish(self.app_id, self.name)
+        # Only client-supplied ids need a look-up (idempotent publishing); most publishes have
+        # none, and skip the await.
+        known = await self._known_ids(messages) if any("id" in m for m in messages) else {}
         if id_base is None:
             id_base = secrets.token_urlsafe(12)
         now = self._now()
@@ -151,8 +169,10 @@ class Channel:
                 return
             if stored:
                 self.delivered_seq = stored[-1].seq
+            if self.metrics is not None and delivered:
+                self.metrics.publishes.inc(len(delivered))
             if delivered:
-                self._fan_out(delivered, connection_id)
+                self._fan_out_when_due(lambda: self._fan_out(delivered, connection_id))
             done(serials, None)
 
         # Even a publish with nothing to store goes through the store's queue, so that its
@@ -210,7 +230,9 @@ class Channel:
                 done(None, AblyError.internal(f"Message could not be stored: {error}"))
                 return
             self.delivered_seq = seq
-            self._fan_out_change(target, seq, operation, aggregate, connection_id)
+            self._fan_out_when_due(
+                lambda: self._fan_out_change(target, seq, operation, aggregate, connection_id)
+            )
             done([version["serial"]], None)
 
         self.store.submit(
@@ -238,6 +260,13 @@ class Channel:
         if message is not None:
             self._keep_aggregate(seq, message)
         return message
+
+    def trimmed(self, upto_seq: int) -> None:
+        """Retention removed every event up to `upto_seq`: resumes from before it are refused
+        (relay.channels.replay) and cached aggregates of removed messages are dropped."""
+        self.log.first_seq = max(self.log.first_seq, upto_seq + 1)
+        for seq in [s for s in self._aggregates if s <= upto_seq]:
+            del self._aggregates[seq]
 
     def _keep_aggregate(self, seq: int, message: dict[str, Any]) -> None:
         self._aggregates[seq] = message
@@ -283,11 +312,18 @@ class Channel:
             message["id"] = first["id"].rpartition(":")[0]
         return message
 
+    def _fan_out_when_due(self, fan_out: Callable[[], None]) -> None:
+        """Fan out now, or later when a test delays this channel's deliveries (relay.faults)."""
+        if self.faults is None or not self.faults.defer(self.app_id, self.name, fan_out):
+            fan_out()
+
     def _fan_out(self, messages: list[dict[str, Any]], publisher: str | None) -> None:
         if not self.subscribers:
             return
         serial = next((m["serial"] for m in reversed(messages) if "serial" in m), None)
         outgoing = Outgoing(self._protocol_message(messages, serial, publisher), publisher)
+        if self.metrics is not None:
+            self.metrics.deliveries.inc(len(self.subscribers))
         for subscriber in list(self.subscribers):
             if subscriber.connection_id == publisher and not subscriber.echo:
                 continue
@@ -305,6 +341,8 @@ class Channel:
             return
         serial = format_serial(self.log.epoch, seq)
         change = (target, seq)
+        if self.metrics is not None:
+            self.metrics.deliveries.inc(len(self.subscribers))
         op_out = Outgoing(self._protocol_message([operation], serial, publisher), publisher, change)
         whole_out = op_out
         if operation is not aggregate:

@@ -21,7 +21,7 @@ from relay.auth.authenticator import Authenticator, now_ms, stamp_client_ids
 from relay.auth.credentials import message_client_id
 from relay.auth.identity import Identity
 from relay.auth.permissions import authorize_change
-from relay.channels.channel import Channel
+from relay.channels.channel import Channel, SubscriberView
 from relay.channels.outgoing import Outgoing
 from relay.channels.registry import ChannelRegistry
 from relay.channels.replay import Replay, resume_from, rewind_from
@@ -103,6 +103,15 @@ class Connection:
         # re-enters them. `replaces` is the connectionId of a connection that failed to resume.
         self.lost_presence: set[str] = set()
         self.replaces: str | None = None
+        # Per channel, what this connection's subscription had received when its socket
+        # dropped: a RESUMED re-attach carries on with it (appends stay fragments).
+        self._views: dict[str, SubscriberView] = {}
+        # Set when the relay shuts down: frames that arrive from then on are not acted on (the
+        # SDK sends them again after it reconnects), so no ACK can be lost with the socket.
+        self.draining = False
+        # Inbound rate (settings.max_inbound_rate): messages counted in the current second.
+        self._rate_second = 0
+        self._rate_count = 0
 
     def attach_socket(
         self, ws: web.WebSocketResponse, transport: asyncio.Transport, fmt: Format, echo: bool
@@ -165,7 +174,13 @@ class Connection:
         if transport.get_write_buffer_size() > self.settings.max_outbound_buffer:
             # A subscriber that cannot keep up must not hold the channel back or grow memory
             # without bound: drop its socket; the SDK resumes and catches up from the log.
-            log.warning("dropping the socket of slow consumer %s", self.connection_id)
+            log.warning(
+                "dropping the socket of slow consumer %s",
+                self.connection_id,
+                extra={"connection_id": self.connection_id},
+            )
+            if self.channels.metrics is not None:
+                self.channels.metrics.slow_consumers.inc()
             self._detach_all()
             transport.abort()
 
@@ -175,7 +190,7 @@ class Connection:
             "connectionKey": self.connection_key,
             "maxMessageSize": s.max_message_size,
             "maxFrameSize": s.max_frame_size,
-            "maxInboundRate": 1000,
+            "maxInboundRate": s.max_inbound_rate or 1000,
             "connectionStateTtl": s.connection_state_ttl,
             "maxIdleInterval": s.max_idle_interval,
             "serverId": "channel-relay",
@@ -250,6 +265,7 @@ class Connection:
         if self._presence_grace is not None:
             self._presence_grace.cancel()
         self._detach_all()
+        self._views.clear()
         self.leave_presence()
         if self.ws is not None:
             await self.ws.close()
@@ -262,6 +278,8 @@ class Connection:
             await self.ws.close()
 
     async def handle(self, message: dict[str, Any]) -> None:
+        if self.draining:
+            return
         action = message.get("action")
         if action == Action.MESSAGE:
             await self._on_message(message)
@@ -366,7 +384,8 @@ class Connection:
                 attachment.backlog = []
                 if resumed:
                     attached_serial = format_serial(channel.log.epoch, start)
-            channel.subscribe(self, start)
+            view = self._views.pop(name, None)
+            channel.subscribe(self, start, view if resumed else None)
         reply: dict[str, Any] = {
             "action": Action.ATTACHED,
             "channel": name,
@@ -401,6 +420,10 @@ class Connection:
         """The seq the attach replays after (None: live only), and the continuity error if any."""
         if channel_serial:
             point = resume_from(channel, channel_serial)
+            metrics = self.channels.metrics
+            if metrics is not None:
+                outcome = "continuity_lost" if isinstance(point, AblyError) else "resumed"
+                metrics.channel_resumes.labels(outcome).inc()
             if isinstance(point, AblyError):
                 return None, point
             return point, None
@@ -468,6 +491,11 @@ class Connection:
                 attachment.replaying.cancel()
 
     def _detach_all(self) -> None:
+        # Kept for a resume: what each subscription had already received.
+        for name, attachment in self.attachments.items():
+            view = attachment.channel.subscribers.get(self)
+            if view is not None:
+                self._views[name] = view
         for name in list(self.attachments):
             self._leave(name)
 
@@ -482,17 +510,20 @@ class Connection:
         msg_serial = _msg_serial(message)
         if self.acks.seen(msg_serial):
             return
-        ack = self.acks.expect(msg_serial)
+        ack = self._timed(self.acks.expect(msg_serial))
         name = _channel_name(message)
         identity = self.identity
         max_size = self.settings.max_message_size
         try:
             check_channel_name(name)
             raw = message.get("messages")
+            self._check_rate(raw)
             change = _single_change(raw)
             if change is None and not identity.capability.allows(name, "publish"):
                 raise AblyError.forbidden(f"Unable to publish to channel {name}: not permitted")
-            channel = await self.channels.get(identity.app_id, name)
+            channel = self.channels.peek(identity.app_id, name) or await self.channels.get(
+                identity.app_id, name
+            )
             if change is not None:
                 op = parse_mutation(change, max_size)
                 await channel.mutate(
@@ -521,9 +552,10 @@ class Connection:
         msg_serial = _msg_serial(message)
         if self.acks.seen(msg_serial):
             return
-        ack = self.acks.expect(msg_serial)
+        ack = self._timed(self.acks.expect(msg_serial))
         name = _channel_name(message)
         try:
+            self._check_rate(message.get("presence"))
             attachment = self.attachments.get(name)
             if attachment is None:
                 raise AblyError(91001, 400, "Cannot enter presence: the channel is not attached")
@@ -546,6 +578,28 @@ class Connection:
             connection_id=self.connection_id,
             id_base=f"{self.connection_id}:{msg_serial}",
         )
+
+    def _timed(self, ack: Any) -> Any:
+        metrics = self.channels.metrics
+        return ack if metrics is None else metrics.timed_ack(ack)
+
+    def _check_rate(self, items: Any) -> None:
+        """Count a publish against max_inbound_rate (messages per second); 42911 past it."""
+        limit = self.settings.max_inbound_rate
+        if not limit:
+            return
+        second = int(time.monotonic())
+        if second != self._rate_second:
+            self._rate_second, self._rate_count = second, 0
+        self._rate_count += len(items) if isinstance(items, list) else 1
+        if self._rate_count > limit:
+            if self.channels.metrics is not None:
+                self.channels.metrics.rate_limited.inc()
+            raise AblyError(
+                42911,
+                429,
+                f"Rate limit exceeded: this connection may publish {limit} messages per second",
+            )
 
     def _unsupported(self, message: dict[str, Any]) -> None:
         action = message.get("action")

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 
@@ -34,22 +34,31 @@ class RealtimeEndpoint:
         self.authenticator = authenticator
         # Every connection with a socket, and those without one still inside connectionStateTtl.
         self.connections: dict[str, Connection] = {}
+        # WebSockets being served now (settings.max_connections counts these).
+        self.open_sockets = 0
         self._ticker: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._ticker = asyncio.create_task(self._tick(), name="relay-heartbeats")
 
-    async def stop(self) -> None:
-        """Tell every client to reconnect (they resume against whichever relay answers next)."""
+    async def stop(self, flush: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Tell every client to reconnect (they resume against whichever relay answers next).
+
+        With `flush` (the store's), frames stop being acted on first, then everything already
+        accepted is made durable and ACKed, and only then is DISCONNECTED sent: no publish is
+        both stored and left unacknowledged (the SDK would publish it again).
+        """
         if self._ticker is not None:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
+        live = [c for c in self.connections.values() if c.ws is not None]
+        if flush is not None:
+            for connection in live:
+                connection.draining = True
+            await flush()
         going_away = AblyError(80003, 503, "Relay shutting down; reconnect")
-        await asyncio.gather(
-            *(c.disconnect(going_away) for c in self.connections.values() if c.ws is not None),
-            return_exceptions=True,
-        )
+        await asyncio.gather(*(c.disconnect(going_away) for c in live), return_exceptions=True)
         self.connections.clear()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -66,20 +75,34 @@ class RealtimeEndpoint:
         assert transport is not None
         query = request.query
         fmt: Format = "msgpack" if query.get("format") == "msgpack" else "json"
+        metrics = self.channels.metrics
+        limit = self.settings.max_connections
         try:
+            if limit and self.open_sockets >= limit:
+                if metrics is not None:
+                    metrics.refused_connections.labels("40150").inc()
+                raise AblyError(
+                    40150, 429, f"Connection limit of this relay ({limit}) reached; retry later"
+                )
             identity = self.authenticator.connect_params(query)
         except AblyError as error:
+            if metrics is not None and error.code != 40150:
+                metrics.auth_failures.labels(str(error.code)).inc()
             frame = {"action": Action.ERROR, "error": error.to_dict()}
             transport.write(ws_frame(encode_frame(frame, fmt)))
             await ws.close()
             return ws
-        connection, error = self._resume_or_new(query, identity)
-        connection.attach_socket(ws, transport, fmt, echo=query.get("echo", "true") != "false")
-        self.connections[connection.connection_id] = connection
-        connection.send(connection.connected_message(error))
-        await connection.serve()
-        if connection.closed:
-            self.connections.pop(connection.connection_id, None)
+        self.open_sockets += 1
+        try:
+            connection, error = self._resume_or_new(query, identity)
+            connection.attach_socket(ws, transport, fmt, echo=query.get("echo", "true") != "false")
+            self.connections[connection.connection_id] = connection
+            connection.send(connection.connected_message(error))
+            await connection.serve()
+            if connection.closed:
+                self.connections.pop(connection.connection_id, None)
+        finally:
+            self.open_sockets -= 1
         return ws
 
     def _resume_or_new(
@@ -94,6 +117,10 @@ class RealtimeEndpoint:
         key = query.get("resume") or query.get("recover")
         error: AblyError | None = None
         replaced: str | None = None
+        metrics = self.channels.metrics
+        if key and metrics is not None:
+            outcome = _resume_outcome(key, self.connections, identity)
+            metrics.resumes.labels(outcome).inc()
         if key:
             _, sep, connection_id = key.rpartition("!")
             existing = self.connections.get(connection_id) if sep else None
@@ -149,3 +176,16 @@ class RealtimeEndpoint:
             seen = current
             # A revocation may apply some time after it is made (allowReauthMargin).
             self.enforce_revocations()
+
+
+def _resume_outcome(key: str, connections: Mapping[str, Connection], identity: Identity) -> str:
+    """For metrics: what `_resume_or_new` will make of this resume key."""
+    _, sep, connection_id = key.rpartition("!")
+    existing = connections.get(connection_id) if sep and connection_id else None
+    if not sep or not connection_id:
+        return "invalid"
+    if existing is None or existing.closed:
+        return "expired"
+    if not existing.key_matches(key) or existing.identity.app_id != identity.app_id:
+        return "invalid"
+    return "resumed"

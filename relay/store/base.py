@@ -32,6 +32,9 @@ class ChannelLog:
     epoch: str
     last_seq: int
     last_presence_seq: int = 0
+    # The oldest seq retention may have kept: every event before it was removed (1: none).
+    # Never above last_seq + 1; last_seq itself never goes back.
+    first_seq: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,3 +146,42 @@ class Store(Protocol):
     async def get_setting(self, name: str) -> str | None: ...
 
     async def set_setting(self, name: str, value: str) -> None: ...
+
+    # Apps provisioned at run time (the sandbox)
+
+    async def add_app(self, app_id: str, spec: str, keys: Sequence[ApiKey]) -> None:
+        """Keep an app's spec (JSON) and its keys, in one transaction."""
+
+    async def apps(self) -> list[tuple[str, str]]:
+        """Every provisioned app: (app_id, spec JSON)."""
+
+    async def delete_app_data(self, app_id: str, *, keep_app: bool = False) -> None:
+        """Remove an app's channels and everything logged on them (messages, versions,
+        presence, idempotency ids) and its stats; unless `keep_app`, its spec and keys too."""
+
+    async def add_stats(self, app_id: str, intervals: Sequence[tuple[int, str]]) -> None:
+        """Store (or replace) an app's stats per minute: (interval start ms, entries JSON)."""
+
+    async def stats(self, app_id: str, start: int, end: int) -> list[tuple[int, str]]:
+        """An app's stored minutes with start <= interval start <= end, oldest first."""
+
+    # Operations: readiness, shutdown, retention
+
+    async def ping(self) -> None:
+        """A tiny durable write through the writer: raises when the database cannot be written."""
+
+    async def flush(self) -> None:
+        """Return once everything submitted before the call is committed and reported."""
+
+    async def channel_list(self) -> list[tuple[int, str, str]]:
+        """Every channel in the store: (channel_id, app_id, name)."""
+
+    async def retention_cutoff(
+        self, channel_id: int, before_ms: int | None, keep: int | None
+    ) -> int:
+        """The highest seq retention should remove: of the newest message older than
+        `before_ms`, and of the newest message beyond the `keep` most recent; 0 for none."""
+
+    async def trim(self, channel_id: int, upto_seq: int, batch: int) -> tuple[int, int]:
+        """Remove the oldest `batch` messages at or below `upto_seq` (and the versions among
+        them) in one write; (messages removed, the seq at or below which all is now gone)."""

@@ -66,10 +66,35 @@ CREATE TABLE IF NOT EXISTS presence (
 
 CREATE INDEX IF NOT EXISTS presence_by_connection ON presence (channel_id, connection_id, seq);
 
+-- Apps provisioned through the sandbox (POST /apps): the spec they were created from (keys,
+-- namespace rules, fixtures), so their rules are applied again at every start. Their keys are
+-- rows of `keys` like any other.
+CREATE TABLE IF NOT EXISTS apps (
+    app_id TEXT PRIMARY KEY,
+    spec TEXT NOT NULL
+) WITHOUT ROWID;
+
+-- Stats of an app by minute (sandbox fixtures, POST /stats): the interval's start (ms) and its
+-- entries as a JSON object of "messages.inbound.all.messages.count"-style names.
+CREATE TABLE IF NOT EXISTS stats (
+    app_id TEXT NOT NULL,
+    interval_start INTEGER NOT NULL,
+    entries TEXT NOT NULL,
+    PRIMARY KEY (app_id, interval_start)
+) WITHOUT ROWID;
+
 CREATE TABLE IF NOT EXISTS idempotency (
     channel_id INTEGER NOT NULL,
     message_id TEXT NOT NULL,
     seq INTEGER NOT NULL,
     PRIMARY KEY (channel_id, message_id)
 ) WITHOUT ROWID;
+
+-- Retention (relay.retention): every event of the channel with seq <= trimmed_seq has been
+-- removed (and nothing above it). A resume from an older channelSerial is refused (80006).
+-- The channel's last_seq is never lowered by it: serials keep growing.
+CREATE TABLE IF NOT EXISTS trimmed (
+    channel_id INTEGER PRIMARY KEY,
+    trimmed_seq INTEGER NOT NULL
+);
 """

@@ -17,6 +17,7 @@ import shutil
 import sqlite3
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,8 @@ class SqliteStore:
         self._thread: threading.Thread | None = None
         self._reader: aiosqlite.Connection | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Called by the writer thread after each commit with (operations, seconds): metrics.
+        self.on_commit: Callable[[int, float], None] | None = None
 
     async def open(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -123,8 +126,15 @@ class SqliteStore:
         presence = await self._fetchone(
             "SELECT max(seq) FROM presence WHERE channel_id = ?", (row[0],)
         )
+        trimmed = await self._fetchone(
+            "SELECT trimmed_seq FROM trimmed WHERE channel_id = ?", (row[0],)
+        )
         return ChannelLog(
-            channel_id=row[0], epoch=row[1], last_seq=row[2], last_presence_seq=presence[0] or 0
+            channel_id=row[0],
+            epoch=row[1],
+            last_seq=row[2],
+            last_presence_seq=presence[0] or 0,
+            first_seq=(trimmed[0] + 1) if trimmed else 1,
         )
 
     async def add_keys(self, keys: Sequence[ApiKey]) -> None:
@@ -144,7 +154,85 @@ class SqliteStore:
             )
         )
 
+    async def add_app(self, app_id: str, spec: str, keys: Sequence[ApiKey]) -> None:
+        rows = [(k.name, k.app_id, k.secret, k.capability.to_json()) for k in keys]
+
+        def add(db: sqlite3.Connection) -> None:
+            db.execute("INSERT OR REPLACE INTO apps (app_id, spec) VALUES (?, ?)", (app_id, spec))
+            db.executemany(
+                "INSERT OR REPLACE INTO keys (key_name, app_id, secret, capability) "
+                "VALUES (?, ?, ?, ?)",
+                rows,
+            )
+
+        await self._write(add)
+
+    async def delete_app_data(self, app_id: str, *, keep_app: bool = False) -> None:
+        await self._write(lambda db: _delete_app_data(db, app_id, keep_app))
+
+    async def add_stats(self, app_id: str, intervals: Sequence[tuple[int, str]]) -> None:
+        rows = [(app_id, start, entries) for start, entries in intervals]
+        await self._write(
+            lambda db: db.executemany(
+                "INSERT OR REPLACE INTO stats (app_id, interval_start, entries) VALUES (?, ?, ?)",
+                rows,
+            )
+        )
+
+    # Operations: readiness, shutdown, retention
+
+    async def ping(self) -> None:
+        await self._write(
+            lambda db: db.execute(
+                "INSERT OR REPLACE INTO settings (name, value) VALUES ('ready_check', ?)",
+                (str(int(time.time() * 1000)),),
+            )
+        )
+
+    async def flush(self) -> None:
+        # The queue is FIFO and completions are reported in order: once this no-op is
+        # settled, everything submitted before it has been committed and reported.
+        await self._write(lambda db: None)
+
+    async def channel_list(self) -> list[tuple[int, str, str]]:
+        rows = await self._fetchall("SELECT id, app_id, name FROM channels ORDER BY id", ())
+        return [(cid, app_id, name) for cid, app_id, name in rows]
+
+    async def retention_cutoff(
+        self, channel_id: int, before_ms: int | None, keep: int | None
+    ) -> int:
+        cutoff = 0
+        if before_ms is not None:
+            # Timestamps never decrease along seq, so the (channel_id, timestamp) index finds it.
+            row = await self._fetchone(
+                "SELECT seq FROM messages WHERE channel_id = ? AND timestamp < ? "
+                "ORDER BY timestamp DESC, seq DESC LIMIT 1",
+                (channel_id, before_ms),
+            )
+            cutoff = max(cutoff, row[0] if row else 0)
+        if keep is not None:
+            row = await self._fetchone(
+                "SELECT seq FROM messages WHERE channel_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?",
+                (channel_id, keep),
+            )
+            cutoff = max(cutoff, row[0] if row else 0)
+        return cutoff
+
+    async def trim(self, channel_id: int, upto_seq: int, batch: int) -> tuple[int, int]:
+        return await self._write(lambda db: _trim(db, channel_id, upto_seq, batch))
+
     # Reads
+
+    async def apps(self) -> list[tuple[str, str]]:
+        return [(a, s) for a, s in await self._fetchall("SELECT app_id, spec FROM apps", ())]
+
+    async def stats(self, app_id: str, start: int, end: int) -> list[tuple[int, str]]:
+        rows = await self._fetchall(
+            "SELECT interval_start, entries FROM stats WHERE app_id = ? "
+            "AND interval_start >= ? AND interval_start <= ? ORDER BY interval_start",
+            (app_id, start, end),
+        )
+        return [(start_, entries) for start_, entries in rows]
 
     async def get_setting(self, name: str) -> str | None:
         row = await self._fetchone("SELECT value FROM settings WHERE name = ?", (name,))
@@ -261,7 +349,11 @@ class SqliteStore:
                         stop = True
                         break
                     ops.append(op)
+                started = time.perf_counter()
                 outcomes = _commit(db, ops)
+                on_commit = self.on_commit
+                if on_commit is not None:
+                    on_commit(len(ops), time.perf_counter() - started)
                 loop.call_soon_threadsafe(_complete, ops, outcomes)
                 if stop:
                     break
@@ -301,6 +393,38 @@ def _create_channel(db: sqlite3.Connection, app_id: str, name: str) -> tuple[int
         "SELECT id, epoch, last_seq FROM channels WHERE app_id = ? AND name = ?",
         (app_id, name),
     ).fetchone()
+
+
+def _delete_app_data(db: sqlite3.Connection, app_id: str, keep_app: bool) -> None:
+    channels = "SELECT id FROM channels WHERE app_id = ?"
+    for table in ("messages", "versions", "presence", "idempotency", "trimmed"):
+        db.execute(f"DELETE FROM {table} WHERE channel_id IN ({channels})", (app_id,))
+    db.execute("DELETE FROM channels WHERE app_id = ?", (app_id,))
+    db.execute("DELETE FROM stats WHERE app_id = ?", (app_id,))
+    if not keep_app:
+        db.execute("DELETE FROM keys WHERE app_id = ?", (app_id,))
+        db.execute("DELETE FROM apps WHERE app_id = ?", (app_id,))
+
+
+def _trim(db: sqlite3.Connection, channel_id: int, upto_seq: int, batch: int) -> tuple[int, int]:
+    """One retention step: the oldest `batch` messages at or below `upto_seq` and the versions
+    up to the last of them. channels.last_seq is untouched. Idempotency ids stay (a retry of
+    a removed message still gets its serial, not a second copy)."""
+    row = db.execute(
+        "SELECT seq FROM messages WHERE channel_id = ? AND seq <= ? ORDER BY seq LIMIT 1 OFFSET ?",
+        (channel_id, upto_seq, batch - 1),
+    ).fetchone()
+    end = row[0] if row is not None else upto_seq
+    removed = db.execute(
+        "DELETE FROM messages WHERE channel_id = ? AND seq <= ?", (channel_id, end)
+    ).rowcount
+    db.execute("DELETE FROM versions WHERE channel_id = ? AND seq <= ?", (channel_id, end))
+    db.execute(
+        "INSERT INTO trimmed (channel_id, trimmed_seq) VALUES (?, ?) ON CONFLICT (channel_id) "
+        "DO UPDATE SET trimmed_seq = max(trimmed_seq, excluded.trimmed_seq)",
+        (channel_id, end),
+    )
+    return removed, end
 
 
 def _commit(db: sqlite3.Connection, ops: list[_Op]) -> list[tuple[Any, BaseException | None]]:

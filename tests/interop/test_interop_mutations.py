@@ -258,15 +258,6 @@ async def test_resume_replay_rebuilds_appended_messages_exactly(
     assert first_b["action"] in ("message.create", "message.update")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "relay: a resumed attach starts a fresh _Subscription (Connection._on_attach -> _leave "
-        "then Channel.subscribe(start=resume point), adopted set lost), so the next live change "
-        "to a message the client saw before the drop is sent as a whole-aggregate "
-        "message.update instead of message.append"
-    ),
-)
 async def test_resume_keeps_fragments_for_messages_seen_before_the_drop(
     run_node: RunNode, relay: Relay, tmp_path: Path
 ) -> None:

@@ -1,0 +1,36 @@
+"""What `relay.server.Relay` takes from a deployment's settings: TLS, and the apps of the file."""
+
+from __future__ import annotations
+
+import ssl
+
+from relay.apps import Apps
+from relay.auth.keys import ApiKey
+from relay.config import Settings
+
+__all__ = ["apply_app_rules", "configured_keys", "tls_context"]
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """The server's TLS context (TLS 1.2 or later) when a certificate is configured: https://
+    and wss:// are then served on the one port."""
+    if not settings.tls_cert or not settings.tls_key:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    return context
+
+
+def configured_keys(settings: Settings) -> list[ApiKey]:
+    """Every key the settings declare: `keys` (full access) then each app's, in order."""
+    keys = [ApiKey.parse(text) for text in settings.keys]
+    for app in settings.apps:
+        keys.extend(app.keys)
+    return keys
+
+
+def apply_app_rules(apps: Apps, settings: Settings) -> None:
+    """The channel rules (namespaces, retention) of every app of the config file."""
+    for app in settings.apps:
+        apps.set_rules(app.app_id, app.default_rules, app.namespaces)

@@ -1,0 +1,146 @@
+"""The relay's Prometheus metrics, served at GET /metrics (relay.ops).
+
+Each Relay has its own CollectorRegistry, so several relays in one process (tests) keep apart.
+The hot paths pay one counter increment per publish batch, per fan-out (deliveries count
+`len(subscribers)` at once, never one increment per subscriber frame) and per store commit (one
+histogram observation each for batch size and latency, made by the writer thread). Gauges of
+connections and channels are read when scraped, not maintained.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from relay import __version__
+
+__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+
+_LATENCY_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+)
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+
+Ack = Callable[[Any, Any], None]
+
+
+class Metrics:
+    """Every metric of one relay. Names follow Prometheus conventions (`_total` is added to
+    counters by the client library)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        Gauge("relay_info", "The relay's version", ["version"], registry=r).labels(__version__).set(
+            1
+        )
+        self.connections = Gauge("relay_connections", "WebSocket connections open now", registry=r)
+        self.retained_connections = Gauge(
+            "relay_connections_retained",
+            "Connections kept for resume (open, or dropped within connectionStateTtl)",
+            registry=r,
+        )
+        self.channels = Gauge("relay_channels", "Channels loaded in memory", registry=r)
+        self.publishes = Counter(
+            "relay_messages_published",
+            "Messages accepted from publishers (realtime and REST), counted when durable",
+            registry=r,
+        )
+        self.deliveries = Counter(
+            "relay_deliveries",
+            "Message protocol messages written to subscribers (one per subscriber per fan-out)",
+            registry=r,
+        )
+        self.ack_latency = Histogram(
+            "relay_ack_latency_seconds",
+            "From a realtime publish's arrival to its ACK or NACK",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.commit_batch = Histogram(
+            "relay_store_commit_batch_size",
+            "Operations (publish batches and other writes) per store commit",
+            buckets=_BATCH_BUCKETS,
+            registry=r,
+        )
+        self.commit_latency = Histogram(
+            "relay_store_commit_seconds",
+            "Duration of one store commit: the transaction and its fsync",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.resumes = Counter(
+            "relay_connection_resumes",
+            "Connection resume (or recover) attempts by outcome: resumed, expired, invalid",
+            ["outcome"],
+            registry=r,
+        )
+        self.channel_resumes = Counter(
+            "relay_channel_resumes",
+            "Attaches from a channelSerial by outcome: resumed (replayed from the log) or "
+            "continuity_lost (80006/80012: the serial is not in the kept log)",
+            ["outcome"],
+            registry=r,
+        )
+        self.auth_failures = Counter(
+            "relay_auth_failures",
+            "Refused credentials (realtime connect and REST) by Ably error code",
+            ["code"],
+            registry=r,
+        )
+        self.refused_connections = Counter(
+            "relay_connections_refused",
+            "New connections refused by a limit, by Ably error code (40150: max_connections)",
+            ["code"],
+            registry=r,
+        )
+        self.rate_limited = Counter(
+            "relay_rate_limited_publishes",
+            "Publishes NACKed with 42911 for exceeding max_inbound_rate",
+            registry=r,
+        )
+        self.slow_consumers = Counter(
+            "relay_slow_consumer_disconnects",
+            "Sockets dropped because their unsent output passed max_outbound_buffer",
+            registry=r,
+        )
+        self.retention_deleted = Counter(
+            "relay_retention_deleted_messages",
+            "Messages removed by retention",
+            registry=r,
+        )
+
+    def store_commit(self, operations: int, seconds: float) -> None:
+        """One store commit (called by the writer thread; the client library is thread-safe)."""
+        self.commit_batch.observe(operations)
+        self.commit_latency.observe(seconds)
+
+    def timed_ack(self, ack: Ack) -> Ack:
+        """`ack`, observing the time until it is called into the ACK latency histogram."""
+        started = time.perf_counter()
+        histogram = self.ack_latency
+
+        def timed(serials: Any, error: Any) -> None:
+            histogram.observe(time.perf_counter() - started)
+            ack(serials, error)
+
+        return timed
+
+    def exposition(self) -> bytes:
+        """The Prometheus text format of every metric."""
+        return generate_latest(self.registry)

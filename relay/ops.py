@@ -1,0 +1,77 @@
+"""Routes for operators: GET /healthz, GET /readyz and GET /metrics.
+
+- /healthz answers 200 while the process serves HTTP at all (a liveness probe: restart if not).
+- /readyz answers 200 only when the relay accepts connections and its database takes a write
+  (a tiny write through the store's writer, so a full disk, a lost volume or a stuck writer all
+  show), 503 with the reason otherwise, and 503 from the moment a shutdown begins, so a load
+  balancer stops sending new clients before the relay hands the connected ones over.
+- /metrics is the Prometheus text format (relay.metrics).
+
+None of them needs a key: expose the port to monitoring, not to the internet at large, or
+filter these paths at the proxy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from relay.metrics import CONTENT_TYPE_LATEST
+
+if TYPE_CHECKING:
+    from relay.server import Relay
+
+__all__ = ["OpsApi"]
+
+log = logging.getLogger(__name__)
+
+# A readiness write slower than this means the relay is not ready (a probe's own timeout is
+# usually 1 s or more).
+_READY_WRITE_TIMEOUT = 2.0
+
+
+class OpsApi:
+    def __init__(self, relay: Relay) -> None:
+        self.relay = relay
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/healthz", self.healthz),
+            web.get("/readyz", self.readyz),
+            web.get("/metrics", self.metrics),
+        ]
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        if not self.relay.accepting:
+            return _not_ready("shutting down")
+        try:
+            async with asyncio.timeout(_READY_WRITE_TIMEOUT):
+                await self.relay.store.ping()
+        except TimeoutError:
+            return _not_ready(f"database write took over {_READY_WRITE_TIMEOUT} s")
+        except Exception as exc:
+            log.warning("readiness check: database write failed: %s", exc)
+            return _not_ready(f"database write failed: {exc}")
+        if not self.relay.accepting:
+            return _not_ready("shutting down")
+        return web.json_response({"status": "ready"})
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        relay = self.relay
+        metrics = relay.metrics
+        metrics.connections.set(relay.realtime.open_sockets)
+        metrics.retained_connections.set(len(relay.realtime.connections))
+        metrics.channels.set(len(relay.channels))
+        return web.Response(
+            body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
+
+
+def _not_ready(reason: str) -> web.Response:
+    return web.json_response({"status": "not ready", "reason": reason}, status=503)
