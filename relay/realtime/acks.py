@@ -9,6 +9,7 @@ answered from here instead of being published twice.
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
@@ -27,6 +28,7 @@ class AckQueue:
         self._waiting: deque[list[Any]] = deque()
         self._pending: set[int] = set()
         self._results: OrderedDict[int, dict[str, Any]] = OrderedDict()
+        self._flush_due = False
 
     def seen(self, msg_serial: int) -> bool:
         """Whether this msgSerial was received before. A finished one is answered again (its
@@ -46,7 +48,7 @@ class AckQueue:
                 break
         else:
             self._waiting.append(slot)
-        self._flush()
+        self._flush_soon()
         return True
 
     def expect(self, msg_serial: int) -> Callable[[list[str] | None, AblyError | None], None]:
@@ -74,11 +76,19 @@ class AckQueue:
             self._results[msg_serial] = slot[1]
             if len(self._results) > _REMEMBERED:
                 self._results.popitem(last=False)
-            self._flush()
+            self._flush_soon()
 
         return settle
 
+    def _flush_soon(self) -> None:
+        # One commit settles many of a connection's publishes in a row: sending once they all
+        # are lets consecutive ACKs leave as one frame (one write) instead of one each.
+        if not self._flush_due:
+            self._flush_due = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
     def _flush(self) -> None:
+        self._flush_due = False
         waiting = self._waiting
         while waiting and waiting[0][1] is not None:
             reply = waiting.popleft()[1]
