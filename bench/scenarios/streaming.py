@@ -86,7 +86,11 @@ def run(ctx: Context) -> list[Row]:
         checks=checks,
         note=note,
     )
-    rate.met = None if rate.relay is None else rate.relay >= 5000
+    # The load offers exactly streams x rate appends/s; a relay that keeps up measures within a
+    # few appends of it (the bare ceiling does too), so "sustained" means within 1% of the offer.
+    offered = sizes.stream_messages * sizes.stream_rate
+    rate.met = None if rate.relay is None else offered >= 5000 and rate.relay >= 0.99 * offered
+    rate.note = rate.note or f"offered {offered:,.0f} appends/s"
     p99 = Row(
         NAME,
         case,
