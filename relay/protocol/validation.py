@@ -154,6 +154,4 @@ def _clean(item: Any, fields: tuple[str, ...] = _MESSAGE_FIELDS) -> dict[str, An
         message["encoding"] = f"{encoding}/json" if encoding else "json"
     elif data is not None and not isinstance(data, str | bytes):
         raise AblyError.invalid_message("Message data must be a string, binary, object or array")
-    if isinstance(data, bytearray):
-        message["data"] = bytes(data)
     return message

@@ -107,7 +107,8 @@ class Connection:
         # dropped: a RESUMED re-attach carries on with it (appends stay fragments).
         self._views: dict[str, SubscriberView] = {}
         # Set when the relay shuts down: frames that arrive from then on are not acted on (the
-        # SDK sends them again after it reconnects), so no ACK can be lost with the socket.
+        # SDK sends them again after it reconnects), so no ACK can be lost with the socket; and
+        # no presence grace starts, since the store closes with the relay.
         self.draining = False
         # Inbound rate (settings.max_inbound_rate): messages counted in the current second.
         self._rate_second = 0
@@ -237,7 +238,7 @@ class Connection:
                 self._detach_all()
                 self.transport = None
                 self.dropped_at = time.monotonic()
-                if self.presence_channels and not self.closed:
+                if self.presence_channels and not self.closed and not self.draining:
                     self._presence_grace = asyncio.get_running_loop().call_later(
                         self.settings.presence_grace / 1000, self._presence_expired
                     )
@@ -246,6 +247,14 @@ class Connection:
         """A connection-level ERROR: the SDK moves the connection to FAILED; no resume."""
         self.send({"action": Action.ERROR, "error": error.to_dict()})
         await self.close()
+
+    def cancel_timers(self) -> None:
+        """The relay is stopping: no token expiry or presence grace may fire after the store
+        has closed (the members go with the process; clients re-enter on the next relay)."""
+        for timer in (self._expiry, self._presence_grace):
+            if timer is not None:
+                timer.cancel()
+        self._expiry = self._presence_grace = None
 
     def _presence_expired(self) -> None:
         self._presence_grace = None

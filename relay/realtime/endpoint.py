@@ -53,9 +53,10 @@ class RealtimeEndpoint:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
         live = [c for c in self.connections.values() if c.ws is not None]
+        for connection in self.connections.values():
+            connection.draining = True
+            connection.cancel_timers()
         if flush is not None:
-            for connection in live:
-                connection.draining = True
             await flush()
         going_away = AblyError(80003, 503, "Relay shutting down; reconnect")
         await asyncio.gather(*(c.disconnect(going_away) for c in live), return_exceptions=True)

@@ -8,6 +8,7 @@ import secrets
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import unquote_plus
 
 from aiohttp import web
 
@@ -256,9 +257,7 @@ class RestApi:
         """The caller and the channel named in the path, checking `op` (None: the handler
         checks permissions itself)."""
         identity = self._identify(request)
-        # aiohttp has already percent-decoded match_info: decoding again would turn a channel
-        # named "a%41" (sent as a%2541) into "aA".
-        name = check_channel_name(request.match_info["name"])
+        name = check_channel_name(_path_channel_name(request))
         if op is not None and not identity.capability.allows(name, op):
             raise AblyError.forbidden(f"Operation {op} not permitted on channel {name}")
         return identity, await self.channels.get(identity.app_id, name)
@@ -278,6 +277,22 @@ def _batch_result(outcomes: list[dict[str, Any]]) -> dict[str, Any]:
         "failureCount": failures,
         "results": outcomes,
     }
+
+
+def _path_channel_name(request: web.Request) -> str:
+    """The channel named in a /channels/{name}/... path, decoded once.
+
+    ably-js encodes names with encodeURIComponent (a "+" in a name arrives as %2B) and
+    ably-python with quote_plus (a space arrives as "+"), so a raw "+" can only be a space.
+    aiohttp's match_info is already percent-decoded and cannot tell the two apart: the name
+    is cut from the raw path instead (the rest of the path, a fixed word or a serial, is the
+    same raw or decoded).
+    """
+    decoded = request.match_info["name"]
+    prefix = "/channels/"
+    suffix_len = len(request.path) - len(prefix) - len(decoded)
+    raw = request.raw_path.partition("?")[0][len(prefix) :]
+    return unquote_plus(raw[: len(raw) - suffix_len] if suffix_len else raw)
 
 
 def _completion() -> asyncio.Future[list[str | None]]:
