@@ -12,10 +12,12 @@ import asyncio
 import json
 import os
 import shutil
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from continuity_support import NodeProcess, StartProxy, TcpProxy
 from interop_support import RunNode
 
 if TYPE_CHECKING:
@@ -105,3 +107,29 @@ def _explain(script: str, format: str, why: str, out: bytes, err: bytes) -> str:
         f"--- stdout ---\n{out.decode(errors='replace')[-6000:]}\n"
         f"--- stderr ---\n{err.decode(errors='replace')[-6000:]}"
     )
+
+
+@pytest.fixture
+async def proxies() -> AsyncIterator[StartProxy]:
+    """start(port) -> a TcpProxy in front of `port` (silence, refuse...); closed afterwards."""
+    made: list[TcpProxy] = []
+
+    async def start(target: int) -> TcpProxy:
+        proxy = TcpProxy(target)
+        await proxy.start()
+        made.append(proxy)
+        return proxy
+
+    yield start
+    for proxy in made:
+        await proxy.close()
+
+
+@pytest.fixture
+async def nodes() -> AsyncIterator[list[NodeProcess]]:
+    """Node processes a test starts while it watches their progress; killed afterwards."""
+    made: list[NodeProcess] = []
+    yield made
+    for node in made:
+        node.kill()
+        await node.proc.wait()

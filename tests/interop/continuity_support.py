@@ -15,7 +15,7 @@ import re
 import signal
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -532,3 +532,7 @@ class SdkLikeClient:
             self.errors.append(message.get("error", {}))
         elif action == DISCONNECTED:
             pass
+
+
+StartProxy = Callable[[int], Awaitable[TcpProxy]]
+"""Start a TcpProxy in front of a port (the `proxies` fixture); it is closed at teardown."""

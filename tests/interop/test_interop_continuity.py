@@ -32,7 +32,7 @@ from continuity_support import (
     NodeProcess,
     RelayProcess,
     SdkLikeClient,
-    TcpProxy,
+    StartProxy,
     find_connection,
     free_port,
     in_process_relay,
@@ -44,14 +44,6 @@ from relay.server import Relay
 
 STREAM = "continuity_stream.mjs"
 FAST_RETRY = {"disconnectedRetryTimeout": 500, "suspendedRetryTimeout": 500}
-
-
-@pytest.fixture
-async def proxies() -> AsyncIterator[list[TcpProxy]]:
-    made: list[TcpProxy] = []
-    yield made
-    for proxy in made:
-        await proxy.close()
 
 
 @pytest.fixture
@@ -70,21 +62,6 @@ async def processes() -> AsyncIterator[list[RelayProcess]]:
     for relay in made:
         relay.kill()
         await relay.proc.wait()
-
-
-@pytest.fixture
-async def nodes() -> AsyncIterator[list[NodeProcess]]:
-    made: list[NodeProcess] = []
-    yield made
-    for node in made:
-        node.kill()
-
-
-async def _proxy(target: int, proxies: list[TcpProxy]) -> TcpProxy:
-    proxy = TcpProxy(target)
-    await proxy.start()
-    proxies.append(proxy)
-    return proxy
 
 
 async def _stream(
@@ -200,12 +177,12 @@ async def test_subscriber_and_publisher_socket_drops_lose_and_duplicate_nothing(
 
 
 async def test_black_holed_connection_is_detected_and_resumed_without_loss(
-    tmp_path: Path, relays: list[Relay], proxies: list[TcpProxy], nodes: list[NodeProcess]
+    tmp_path: Path, relays: list[Relay], proxies: StartProxy, nodes: list[NodeProcess]
 ) -> None:
     relay = in_process_relay(0, tmp_path / "bh.db", idle_ms=1500)
     relays.append(relay)
     await relay.start()
-    proxy = await _proxy(relay.port, proxies)
+    proxy = await proxies(relay.port)
     count = 1000
     sub_options = {**FAST_RETRY, "realtimeRequestTimeout": 2000}
     node = await _stream(
@@ -280,12 +257,12 @@ async def test_sigkill_and_restart_loses_no_acked_message_and_duplicates_none(
 
 
 async def test_resume_after_ttl_reports_80008_and_channel_still_catches_up(
-    tmp_path: Path, relays: list[Relay], proxies: list[TcpProxy], nodes: list[NodeProcess]
+    tmp_path: Path, relays: list[Relay], proxies: StartProxy, nodes: list[NodeProcess]
 ) -> None:
     relay = in_process_relay(0, tmp_path / "ttl.db", ttl_ms=1000, idle_ms=300)
     relays.append(relay)
     await relay.start()
-    proxy = await _proxy(relay.port, proxies)
+    proxy = await proxies(relay.port)
     count = 400
     node = await _stream(
         nodes,

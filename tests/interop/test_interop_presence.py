@@ -17,7 +17,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from continuity_support import KEY, NodeProcess, TcpProxy, find_connection, free_port
+from continuity_support import KEY, NodeProcess, StartProxy, TcpProxy, find_connection, free_port
 from interop_support import ConnectRaw, RunNode, b64, connect_raw
 
 from relay.auth.capability import Capability
@@ -51,30 +51,6 @@ async def make_relay(tmp_path: Path) -> AsyncIterator[MakeRelay]:
     yield make
     for server in made:
         await server.stop()
-
-
-@pytest.fixture
-async def proxies() -> AsyncIterator[list[TcpProxy]]:
-    made: list[TcpProxy] = []
-    yield made
-    for proxy in made:
-        await proxy.close()
-
-
-@pytest.fixture
-async def nodes() -> AsyncIterator[list[NodeProcess]]:
-    made: list[NodeProcess] = []
-    yield made
-    for node in made:
-        node.kill()
-        await node.proc.wait()
-
-
-async def _proxy(target: int, proxies: list[TcpProxy]) -> TcpProxy:
-    proxy = TcpProxy(target)
-    await proxy.start()
-    proxies.append(proxy)
-    return proxy
 
 
 async def _start(
@@ -191,7 +167,7 @@ def _members_at(snapshots: list[dict[str, Any]], at: float) -> list[str]:
 
 async def _dropper_scenario(
     make_relay: MakeRelay,
-    proxies: list[TcpProxy],
+    proxies: StartProxy,
     nodes: list[NodeProcess],
     tmp_path: Path,
     fmt: str,
@@ -202,7 +178,7 @@ async def _dropper_scenario(
     """Run presence_drop.mjs in `mode`; (drop time, the relay's members once node has settled,
     node's result)."""
     relay = await make_relay(presence_grace=GRACE_MS)
-    proxy = await _proxy(relay.port, proxies)
+    proxy = await proxies(relay.port)
     channel = f"room:drop-{mode}"
     release = tmp_path / "release"
     node = await _start(
@@ -247,7 +223,7 @@ _ACTIONS = {"absent": 0, "present": 1, "enter": 2, "leave": 3, "update": 4}
 
 async def test_dropped_connections_members_leave_after_the_grace_period_and_not_before(
     make_relay: MakeRelay,
-    proxies: list[TcpProxy],
+    proxies: StartProxy,
     nodes: list[NodeProcess],
     tmp_path: Path,
     fmt: str,
@@ -278,7 +254,7 @@ async def test_dropped_connections_members_leave_after_the_grace_period_and_not_
 
 async def test_a_connection_that_resumes_within_the_grace_period_keeps_its_members(
     make_relay: MakeRelay,
-    proxies: list[TcpProxy],
+    proxies: StartProxy,
     nodes: list[NodeProcess],
     tmp_path: Path,
     fmt: str,
@@ -312,7 +288,7 @@ async def test_a_connection_that_resumes_within_the_grace_period_keeps_its_membe
 
 async def test_after_the_grace_period_a_resumed_client_re_enters_its_members(
     make_relay: MakeRelay,
-    proxies: list[TcpProxy],
+    proxies: StartProxy,
     nodes: list[NodeProcess],
     tmp_path: Path,
     fmt: str,
