@@ -45,9 +45,6 @@ class Presence:
     def unsubscribe(self, subscriber: Subscriber) -> None:
         self.subscribers.pop(subscriber, None)
 
-    def members_of(self, connection_id: str) -> list[dict[str, Any]]:
-        return [m for m in self.members.values() if m["connectionId"] == connection_id]
-
     def publish(
         self,
         events: list[dict[str, Any]],

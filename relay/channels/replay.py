@@ -91,39 +91,20 @@ class Replay:
         """Pages of messages, oldest first, each with the channelSerial of its last event."""
         after = self.after_seq
         epoch = self.channel.log.epoch
-        # A page is held back until the next one is read, so that a following page left empty
-        # by the filter below still moves the held page's channelSerial on.
-        held: tuple[list[dict[str, Any]], str] | None = None
         while after < self.until_seq:
             events = await self.channel.store.events(
-                self.channel.log.channel_id, after, self.until_seq, _PAGE
+                self.channel.log.channel_id, self.after_seq, after, self.until_seq, _PAGE
             )
             if not events:
-                break
-            # The store bounds the changes it returns by the page cursor, not by where the
-            # replay started: changes to a message first published after the start are already
-            # folded into the aggregate replayed for it, and must not follow it again.
-            kept = [
-                event
-                for event in events
-                if event.seq == event.target_seq or event.target_seq <= self.after_seq
-            ]
-            for event in kept:
+                return
+            for event in events:
                 version = event.message.get("version")
                 parsed = parse_serial(version["serial"]) if version else None
                 if parsed is not None and parsed[0] == epoch:
                     known = self._versions.get(event.target_seq, -1)
                     self._versions[event.target_seq] = max(known, parsed[1])
             after = events[-1].seq
-            serial = format_serial(epoch, after)
-            if kept:
-                if held is not None:
-                    yield held
-                held = ([event.message for event in kept], serial)
-            elif held is not None:
-                held = (held[0], serial)
-        if held is not None:
-            yield held
+            yield [event.message for event in events], format_serial(epoch, after)
 
     def covers(self, change: tuple[int, int] | None) -> bool:
         """Whether a live change (message seq, version seq) was already part of the replay."""

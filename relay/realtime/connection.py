@@ -249,8 +249,8 @@ class Connection:
         await self.close()
 
     def cancel_timers(self) -> None:
-        """The relay is stopping: no token expiry or presence grace may fire after the store
-        has closed (the members go with the process; clients re-enter on the next relay)."""
+        """No token expiry or presence grace fires from now on: the connection is closed, or
+        the relay is stopping (its store closes; clients re-enter on the next relay)."""
         for timer in (self._expiry, self._presence_grace):
             if timer is not None:
                 timer.cancel()
@@ -269,10 +269,7 @@ class Connection:
 
     async def close(self) -> None:
         self.closed = True
-        if self._expiry is not None:
-            self._expiry.cancel()
-        if self._presence_grace is not None:
-            self._presence_grace.cancel()
+        self.cancel_timers()
         self._detach_all()
         self._views.clear()
         self.leave_presence()

@@ -118,21 +118,22 @@ class RealtimeEndpoint:
         key = query.get("resume") or query.get("recover")
         error: AblyError | None = None
         replaced: str | None = None
-        metrics = self.channels.metrics
-        if key and metrics is not None:
-            outcome = _resume_outcome(key, self.connections, identity)
-            metrics.resumes.labels(outcome).inc()
         if key:
             _, sep, connection_id = key.rpartition("!")
             existing = self.connections.get(connection_id) if sep else None
             if not sep or not connection_id:
-                error = AblyError(80018, 400, "Invalid connection key")
+                outcome, error = "invalid", AblyError(80018, 400, "Invalid connection key")
             elif existing is None or existing.closed:
+                outcome = "expired"
                 error = AblyError(80008, 400, "Unable to resume: connection state expired")
                 replaced = connection_id
             elif not existing.key_matches(key) or existing.identity.app_id != identity.app_id:
-                error = AblyError(80018, 400, "Invalid connection key")
+                outcome, error = "invalid", AblyError(80018, 400, "Invalid connection key")
             else:
+                outcome = "resumed"
+            if self.channels.metrics is not None:
+                self.channels.metrics.resumes.labels(outcome).inc()
+            if existing is not None and error is None:
                 existing.set_identity(identity)
                 return existing, None
         connection = Connection(identity, self.settings, self.channels, self.authenticator)
@@ -177,16 +178,3 @@ class RealtimeEndpoint:
             seen = current
             # A revocation may apply some time after it is made (allowReauthMargin).
             self.enforce_revocations()
-
-
-def _resume_outcome(key: str, connections: Mapping[str, Connection], identity: Identity) -> str:
-    """For metrics: what `_resume_or_new` will make of this resume key."""
-    _, sep, connection_id = key.rpartition("!")
-    existing = connections.get(connection_id) if sep and connection_id else None
-    if not sep or not connection_id:
-        return "invalid"
-    if existing is None or existing.closed:
-        return "expired"
-    if not existing.key_matches(key) or existing.identity.app_id != identity.app_id:
-        return "invalid"
-    return "resumed"

@@ -129,11 +129,12 @@ class Store(Protocol):
         """A page of the recorded versions of one message (bounds in `query` apply to seq)."""
 
     async def events(
-        self, channel_id: int, after_seq: int, until_seq: int, limit: int
+        self, channel_id: int, start_seq: int, after_seq: int, until_seq: int, limit: int
     ) -> list[LogEvent]:
-        """The log after `after_seq` up to `until_seq`, in seq order, for replaying to a client
-        that last saw `after_seq`: messages first published in that range come as their latest
-        aggregate, so versions of those messages are left out."""
+        """A page of the log after `after_seq` up to `until_seq`, in seq order, for replaying to
+        a client that last saw `start_seq` (`after_seq` is the page cursor, >= `start_seq`):
+        messages first published after `start_seq` come as their latest aggregate, so versions
+        of those messages are left out."""
 
     async def idempotent_seqs(self, channel_id: int, ids: Sequence[str]) -> dict[str, int]:
         """The seqs already stored under any of these client-supplied message ids."""

@@ -286,7 +286,7 @@ class SqliteStore:
         return [StoredVersion(seq, target_seq, _unpack(body)) for seq, body in rows]
 
     async def events(
-        self, channel_id: int, after_seq: int, until_seq: int, limit: int
+        self, channel_id: int, start_seq: int, after_seq: int, until_seq: int, limit: int
     ) -> list[LogEvent]:
         rows = await self._fetchall(
             "SELECT seq, seq, body FROM messages WHERE channel_id = ? AND seq > ? AND seq <= ? "
@@ -294,7 +294,7 @@ class SqliteStore:
             "SELECT seq, target_seq, body FROM versions WHERE channel_id = ? AND seq > ? "
             "AND seq <= ? AND target_seq <= ? AND seq != target_seq "
             "ORDER BY 1 LIMIT ?",
-            (channel_id, after_seq, until_seq, channel_id, after_seq, until_seq, after_seq, limit),
+            (channel_id, after_seq, until_seq, channel_id, after_seq, until_seq, start_seq, limit),
         )
         return [LogEvent(seq, target, _unpack(body)) for seq, target, body in rows]
 
