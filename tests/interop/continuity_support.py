@@ -93,8 +93,9 @@ class RelayProcess:
             self.proc.send_signal(signal.SIGKILL)
 
 
-async def start_relay_process(db: Path, port: int) -> RelayProcess:
-    """`python -m relay serve` on 127.0.0.1:`port` with `db`; returns once it listens."""
+async def start_relay_process(db: Path, port: int = 0, key: str = KEY) -> RelayProcess:
+    """`python -m relay serve` on 127.0.0.1:`port` (0: any free port) with `db` and `key`;
+    returns once it listens, with the port it listens on."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -107,7 +108,7 @@ async def start_relay_process(db: Path, port: int) -> RelayProcess:
         "--db",
         str(db),
         "--key",
-        KEY,
+        key,
         "--log-level",
         "WARNING",
         cwd=str(REPO),
@@ -123,12 +124,13 @@ async def start_relay_process(db: Path, port: int) -> RelayProcess:
                 if not line:
                     raise AssertionError("relay exited before listening:\n" + "".join(output))
                 output.append(line)
-                if _LISTENING.search(line):
+                listening = _LISTENING.search(line)
+                if listening:
                     break
     except TimeoutError:
         proc.kill()
         raise AssertionError("relay did not listen within 20 s:\n" + "".join(output)) from None
-    relay = RelayProcess(proc, port, output)
+    relay = RelayProcess(proc, int(listening.group(1)), output)
     relay_drain = asyncio.get_running_loop().create_task(_drain(proc, output))
     _background.add(relay_drain)
     relay_drain.add_done_callback(_background.discard)

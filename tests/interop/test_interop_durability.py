@@ -7,78 +7,19 @@ connections, so no node is needed.
 from __future__ import annotations
 
 import asyncio
-import re
-import signal
-import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from continuity_support import RelayProcess, start_relay_process
 from interop_support import RawClient, connect_raw, rest_history
 
 KEY = "dura.key1:durasecret"
-REPO = Path(__file__).resolve().parents[2]
-LISTENING = re.compile(r"relay listening on http://127\.0\.0\.1:(\d+)")
-
-
-@dataclass
-class RelayProcess:
-    proc: asyncio.subprocess.Process
-    port: int
-    output: list[str]
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-
-
-async def _start(db: Path) -> RelayProcess:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "relay",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--db",
-        str(db),
-        "--key",
-        KEY,
-        cwd=str(REPO),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    assert proc.stdout is not None
-    output: list[str] = []
-    try:
-        async with asyncio.timeout(20):
-            while True:
-                line = (await proc.stdout.readline()).decode(errors="replace")
-                if not line:
-                    pytest.fail("relay exited before listening:\n" + "".join(output))
-                output.append(line)
-                match = LISTENING.search(line)
-                if match:
-                    break
-    except TimeoutError:
-        proc.kill()
-        pytest.fail("relay did not print its address within 20 s:\n" + "".join(output))
-    # Keep draining its output so a chatty relay never blocks on a full pipe.
-    asyncio.get_running_loop().create_task(_drain(proc, output))
-    return RelayProcess(proc, int(match.group(1)), output)
-
-
-async def _drain(proc: asyncio.subprocess.Process, output: list[str]) -> None:
-    assert proc.stdout is not None
-    while line := await proc.stdout.readline():
-        output.append(line.decode(errors="replace"))
 
 
 @pytest.fixture
 async def relay_process(tmp_path: Path) -> AsyncIterator[list[RelayProcess]]:
-    """Processes started by the test (via _start), all killed at teardown."""
+    """Processes started by the test, all killed at teardown."""
     started: list[RelayProcess] = []
     yield started
     for relay in started:
@@ -131,7 +72,7 @@ async def test_every_acked_publish_survives_sigkill_once_and_in_order(
 ) -> None:
     db = tmp_path / "durable.db"
     count = 500
-    first = await _start(db)
+    first = await start_relay_process(db, key=KEY)
     relay_process.append(first)
     client = await _connect(first.port, "durable")
     acked = await _publish_all(client, "durable", count)
@@ -141,7 +82,7 @@ async def test_every_acked_publish_survives_sigkill_once_and_in_order(
     await first.proc.wait()
     _abort(client)
 
-    second = await _start(db)
+    second = await start_relay_process(db, key=KEY)
     relay_process.append(second)
     items, _ = await rest_history(second.port, KEY, "durable", direction="forwards", limit="1000")
     assert [m["name"] for m in items] == [f"m{i}" for i in range(count)]
@@ -156,7 +97,7 @@ async def test_sigkill_mid_stream_loses_no_acked_publish_and_duplicates_none(
     that contains every ACKed message (unACKed ones may or may not have been committed)."""
     db = tmp_path / "midstream.db"
     count, kill_after = 3000, 300
-    first = await _start(db)
+    first = await start_relay_process(db, key=KEY)
     relay_process.append(first)
     client = await _connect(first.port, "midstream")
     acked = await _publish_all(client, "midstream", count, stop_after_acks=kill_after)
@@ -164,7 +105,7 @@ async def test_sigkill_mid_stream_loses_no_acked_publish_and_duplicates_none(
     await first.proc.wait()
     _abort(client)
 
-    second = await _start(db)
+    second = await start_relay_process(db, key=KEY)
     relay_process.append(second)
     items, _ = await rest_history(second.port, KEY, "midstream", direction="forwards", limit="1000")
     names = [m["name"] for m in items]
