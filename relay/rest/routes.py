@@ -100,18 +100,18 @@ class RestApi:
     async def publish(self, request: web.Request) -> web.Response:
         identity, channel = await self._channel(request, "publish")
         body = await read_body(request, self.settings.max_frame_size)
-        messages = parse_messages(body, self.settings.max_message_size)
+        return reply(request, await self._publish(identity, channel, body), status=201)
+
+    async def _publish(self, identity: Identity, channel: Channel, raw: Any) -> dict[str, Any]:
+        """Validate, publish and await durability: Ably's {channel, messageId, serials}."""
+        messages = parse_messages(raw, self.settings.max_message_size)
         stamp_client_ids(identity, messages)
         future = _completion()
         await channel.publish(messages, _settle(future), id_base=secrets.token_urlsafe(12))
         serials = await future
-        first_id = messages[0].get("id", "")
+        first_id = messages[0]["id"]
         message_id = first_id.rpartition(":")[0] or first_id
-        return reply(
-            request,
-            {"channel": channel.name, "messageId": message_id, "serials": serials},
-            status=201,
-        )
+        return {"channel": channel.name, "messageId": message_id, "serials": serials}
 
     async def change(self, request: web.Request) -> web.Response:
         """PATCH a message: update, delete or append (the action is in the body)."""
@@ -188,16 +188,10 @@ class RestApi:
             channel_name = check_channel_name(name)
             if not identity.capability.allows(channel_name, "publish"):
                 raise AblyError.forbidden(f"Operation publish not permitted on {channel_name}")
-            messages = parse_messages(items, self.settings.max_message_size)
-            stamp_client_ids(identity, messages)
             channel = await self.channels.get(identity.app_id, channel_name)
-            future = _completion()
-            await channel.publish(messages, _settle(future), id_base=secrets.token_urlsafe(12))
-            serials = await future
+            return await self._publish(identity, channel, items)
         except AblyError as error:
             return {"channel": name, "error": error.to_dict()}
-        message_id = messages[0]["id"].rpartition(":")[0]
-        return {"channel": channel_name, "messageId": message_id, "serials": serials}
 
     async def batch_presence(self, request: web.Request) -> web.Response:
         """GET /presence?channels=a,b: the current members of several channels at once."""
