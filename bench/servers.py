@@ -8,6 +8,7 @@ import queue
 import re
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -59,6 +60,8 @@ class ServerProcess:
     ) -> None:
         self.name = name
         self.cwd = cwd
+        # Put on PYTHONPATH: where the server's own package comes from, when not this checkout.
+        self.import_root: Path | None = None
         self.argv = argv
         self._ready = re.compile(ready)
         self.cpus = cpus
@@ -69,7 +72,8 @@ class ServerProcess:
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(self.cwd), env.get("PYTHONPATH")]))
+        roots = [str(self.import_root) if self.import_root else None, str(self.cwd)]
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [*roots, env.get("PYTHONPATH")]))
         self.proc = subprocess.Popen(
             self.argv,
             cwd=self.cwd,
@@ -140,11 +144,22 @@ class ServerProcess:
 
 
 def start_relay(db: Path, cpus: set[int], src: Path = ROOT, timeout: float = 30.0) -> ServerProcess:
-    """`python -m relay serve` from the checkout `src` (default: this one) on a free port."""
-    argv = [sys.executable, "-m", "relay", "serve", "--host", "127.0.0.1", "--port", "0"]
+    """`python -m channel_relay serve` from the checkout `src` (default: this one), free port."""
+    argv = [sys.executable, "-m", "channel_relay", "serve", "--host", "127.0.0.1", "--port", "0"]
     argv += ["--db", str(db), "--key", BENCH_KEY]
     ready = r"relay listening on http://127\.0\.0\.1:(\d+)"
-    return ServerProcess("relay", argv, ready, cpus, cwd=src).start(timeout)
+    server = ServerProcess("relay", argv, ready, cpus, cwd=src)
+    if src != ROOT:
+        server.import_root = _import_root(src)
+    return server.start(timeout)
+
+
+def _import_root(src: Path) -> Path:
+    """A folder where `channel_relay` is the checkout `src`'s relay/: on PYTHONPATH it comes
+    before the editable install of this checkout, so another checkout can be measured."""
+    root = Path(tempfile.mkdtemp(prefix="bench-src-"))
+    (root / "channel_relay").symlink_to(src / "relay", target_is_directory=True)
+    return root
 
 
 def start_ceiling(cpus: set[int], timeout: float = 30.0) -> ServerProcess:

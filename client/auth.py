@@ -19,7 +19,7 @@ from typing import Any, TypeAlias
 
 import aiohttp
 
-from client.errors import AblyError, error_from_info
+from channel_relay.client.errors import AblyError, error_from_info
 
 __all__ = ["Auth", "AuthCallback", "TokenDetails", "request_token", "sign_token_request"]
 

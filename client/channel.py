@@ -14,15 +14,20 @@ import enum
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from client.errors import AblyError, ChannelFailedError, ContinuityLostError, error_from_info
-from client.events import EventEmitter, Subscription
-from client.message import Message, encode_data
-from client.presence import Presence
-from client.rest import PaginatedResult
-from relay.protocol.actions import Action, Flag, MessageAction
+from channel_relay.client.errors import (
+    AblyError,
+    ChannelFailedError,
+    ContinuityLostError,
+    error_from_info,
+)
+from channel_relay.client.events import EventEmitter, Subscription
+from channel_relay.client.message import Message, encode_data
+from channel_relay.client.presence import Presence
+from channel_relay.client.rest import PaginatedResult
+from channel_relay.protocol.actions import Action, Flag, MessageAction
 
 if TYPE_CHECKING:
-    from client.realtime import Realtime
+    from channel_relay.client.realtime import Realtime
 
 __all__ = ["Channel", "ChannelState", "MessageListener"]
 

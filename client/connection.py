@@ -23,21 +23,21 @@ from urllib.parse import urlencode
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
-from client.auth import Auth
-from client.errors import (
+from channel_relay.client.auth import Auth
+from channel_relay.client.errors import (
     AblyError,
     ConnectionFailedError,
     ContinuityLostError,
     error_from_info,
     is_token_error,
 )
-from client.events import EventEmitter
-from relay.protocol.actions import Action
-from relay.protocol.codec import Format, decode_frame, encode_frame
+from channel_relay.client.events import EventEmitter
+from channel_relay.protocol.actions import Action
+from channel_relay.protocol.codec import Format, decode_frame, encode_frame
 
 __all__ = ["Connection", "ConnectionState"]
 
-log = logging.getLogger("client.connection")
+log = logging.getLogger("channel_relay.client.connection")
 
 # Ably's realtimeRequestTimeout: the slack added to maxIdleInterval, and the handshake deadline.
 REQUEST_TIMEOUT = 10.0

@@ -1,15 +1,15 @@
 """The exceptions the client raises: each is an AblyError carrying Ably's code and HTTP status.
 
 The wire's ErrorInfo, the relay's refusals and the client's own failures share one class,
-`relay.protocol.errors.AblyError`, so a caller tests `err.code` the way an Ably SDK user would
-(40142 token expired, 93002 mutable messages not enabled, 80006 continuity lost, ...).
+`channel_relay.protocol.errors.AblyError`, so a caller tests `err.code` the way an Ably SDK user
+would (40142 token expired, 93002 mutable messages not enabled, 80006 continuity lost, ...).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from relay.protocol.errors import AblyError
+from channel_relay.protocol.errors import AblyError
 
 __all__ = [
     "AblyError",

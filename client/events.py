@@ -10,7 +10,7 @@ from typing import Any, Generic, TypeVar
 
 __all__ = ["EventEmitter", "Subscription"]
 
-log = logging.getLogger("client")
+log = logging.getLogger("channel_relay.client")
 T = TypeVar("T")
 _CLOSED = object()
 

@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from relay.protocol.actions import MessageAction, PresenceAction
+from channel_relay.protocol.actions import MessageAction, PresenceAction
 
 __all__ = ["Message", "PresenceMessage", "decode_data", "encode_data"]
 

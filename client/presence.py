@@ -11,12 +11,12 @@ import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from client.events import Subscription
-from client.message import PresenceMessage, encode_data
-from relay.protocol.actions import Action, Flag, PresenceAction
+from channel_relay.client.events import Subscription
+from channel_relay.client.message import PresenceMessage, encode_data
+from channel_relay.protocol.actions import Action, Flag, PresenceAction
 
 if TYPE_CHECKING:
-    from client.channel import Channel
+    from channel_relay.client.channel import Channel
 
 __all__ = ["Presence", "PresenceListener"]
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from client.auth import Auth, AuthCallback, TokenDetails
-from client.channel import Channel
-from client.connection import Connection, ConnectionState
-from client.errors import AblyError
-from client.rest import Rest
-from relay.protocol.actions import Flag
-from relay.protocol.codec import Format
+from channel_relay.client.auth import Auth, AuthCallback, TokenDetails
+from channel_relay.client.channel import Channel
+from channel_relay.client.connection import Connection, ConnectionState
+from channel_relay.client.errors import AblyError
+from channel_relay.client.rest import Rest
+from channel_relay.protocol.actions import Flag
+from channel_relay.protocol.codec import Format
 
 __all__ = ["Channels", "Realtime"]
 

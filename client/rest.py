@@ -14,10 +14,10 @@ from urllib.parse import parse_qsl, quote
 
 import aiohttp
 
-from client.auth import Auth
-from client.errors import AblyError, error_from_info, is_token_error
-from client.message import Message, PresenceMessage
-from relay.protocol.codec import Format, decode_body, encode_body
+from channel_relay.client.auth import Auth
+from channel_relay.client.errors import AblyError, error_from_info, is_token_error
+from channel_relay.client.message import Message, PresenceMessage
+from channel_relay.protocol.codec import Format, decode_body, encode_body
 
 __all__ = ["PaginatedResult", "Rest"]
 

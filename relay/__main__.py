@@ -1,5 +1,5 @@
 import sys
 
-from relay.cli import main
+from channel_relay.cli import main
 
 sys.exit(main())

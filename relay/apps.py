@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from relay.auth.keys import ApiKey
-from relay.channels.rules import ChannelRules, namespace_of
+from channel_relay.auth.keys import ApiKey
+from channel_relay.channels.rules import ChannelRules, namespace_of
 
 __all__ = ["Apps"]
 

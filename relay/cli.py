@@ -11,12 +11,12 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from relay import __version__
-from relay.backup import BackupError, backup, restore
-from relay.config import Settings
-from relay.logs import configure as configure_logging
-from relay.server import Relay
-from relay.settings_loader import ConfigError, add_arguments, check_file, load_settings
+from channel_relay import __version__
+from channel_relay.backup import BackupError, backup, restore
+from channel_relay.config import Settings
+from channel_relay.logs import configure as configure_logging
+from channel_relay.server import Relay
+from channel_relay.settings_loader import ConfigError, add_arguments, check_file, load_settings
 
 __all__ = ["main"]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from relay.auth.keys import ApiKey
-from relay.channels.rules import ChannelRules
+from channel_relay.auth.keys import ApiKey
+from channel_relay.channels.rules import ChannelRules
 
 __all__ = ["AppSettings", "Settings"]
 
@@ -45,7 +45,7 @@ class Settings:
     # A subscriber whose unsent output exceeds this is disconnected rather than slowing a channel.
     max_outbound_buffer: int = 8 * 1024 * 1024
     sandbox: bool = False
-    # Apps from the config file (relay.settings_loader); keys above belong to apps of their own.
+    # Apps from the config file (settings_loader.py); keys above belong to apps of their own.
     apps: list[AppSettings] = field(default_factory=list)
     # Concurrent WebSocket connections; past it a new one is refused with 40150. 0: no limit.
     max_connections: int = 0
@@ -60,6 +60,6 @@ class Settings:
     log_format: str = "text"
     # Seconds a shutdown may take to hand clients over and flush the store.
     drain_timeout: float = 10.0
-    # Seconds between retention passes, and rows removed per delete (relay.retention).
+    # Seconds between retention passes, and rows removed per delete (channel_relay.retention).
     retention_interval: float = 60.0
     retention_batch: int = 500

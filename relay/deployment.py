@@ -1,12 +1,12 @@
-"""What `relay.server.Relay` takes from a deployment's settings: TLS, and the apps of the file."""
+"""What `server.Relay` takes from a deployment's settings: TLS, and the apps of the file."""
 
 from __future__ import annotations
 
 import ssl
 
-from relay.apps import Apps
-from relay.auth.keys import ApiKey
-from relay.config import Settings
+from channel_relay.apps import Apps
+from channel_relay.auth.keys import ApiKey
+from channel_relay.config import Settings
 
 __all__ = ["apply_app_rules", "configured_keys", "tls_context"]
 

@@ -6,8 +6,8 @@ channel fail with error E" or "deliveries on this channel arrive D ms late", and
 consults this registry (only a relay started with `--sandbox` or by the pytest plugin has one).
 Dropping a connection needs no hook: see `relay.provisioning.Sandbox.drop_connections`.
 
-Nothing here imports from the layers above; `relay.channels.channel` calls `check_publish` and
-`defer`.
+Nothing here imports from the layers above; `channel_relay.channels.channel` calls
+`check_publish` and `defer`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from relay.protocol.errors import AblyError
+from channel_relay.protocol.errors import AblyError
 
 __all__ = ["Faults", "PublishFailure", "fault_error"]
 

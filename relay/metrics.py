@@ -1,4 +1,4 @@
-"""The relay's Prometheus metrics, served at GET /metrics (relay.ops).
+"""The relay's Prometheus metrics, served at GET /metrics (channel_relay.ops).
 
 Each Relay has its own CollectorRegistry, so several relays in one process (tests) keep apart.
 The hot paths pay one counter increment per publish batch, per fan-out (deliveries count
@@ -16,7 +16,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from relay import __version__
+from channel_relay import __version__
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 

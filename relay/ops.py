@@ -5,7 +5,7 @@
   (a tiny write through the store's writer, so a full disk, a lost volume or a stuck writer all
   show), 503 with the reason otherwise, and 503 from the moment a shutdown begins, so a load
   balancer stops sending new clients before the relay hands the connected ones over.
-- /metrics is the Prometheus text format (relay.metrics).
+- /metrics is the Prometheus text format (channel_relay.metrics).
 
 None of them needs a key: expose the port to monitoring, not to the internet at large, or
 filter these paths at the proxy.
@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from relay.metrics import CONTENT_TYPE_LATEST
+from channel_relay.metrics import CONTENT_TYPE_LATEST
 
 if TYPE_CHECKING:
-    from relay.server import Relay
+    from channel_relay.server import Relay
 
 __all__ = ["OpsApi"]
 

@@ -26,18 +26,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from relay.apps import Apps
-from relay.auth.capability import ALL, Capability
-from relay.auth.keys import ApiKey
-from relay.channels.registry import ChannelRegistry
-from relay.channels.rules import ChannelRules
-from relay.faults import Faults
-from relay.protocol.actions import PresenceAction
-from relay.protocol.errors import AblyError
-from relay.protocol.validation import check_channel_name
-from relay.realtime.endpoint import RealtimeEndpoint
-from relay.stats import fixture_entries, interval_start
-from relay.store.base import Store
+from channel_relay.apps import Apps
+from channel_relay.auth.capability import ALL, Capability
+from channel_relay.auth.keys import ApiKey
+from channel_relay.channels.registry import ChannelRegistry
+from channel_relay.channels.rules import ChannelRules
+from channel_relay.faults import Faults
+from channel_relay.protocol.actions import PresenceAction
+from channel_relay.protocol.errors import AblyError
+from channel_relay.protocol.validation import check_channel_name
+from channel_relay.realtime.endpoint import RealtimeEndpoint
+from channel_relay.stats import fixture_entries, interval_start
+from channel_relay.store.base import Store
 
 __all__ = ["AppSpec", "ProvisionedApp", "Sandbox"]
 

@@ -1,7 +1,7 @@
 """Retention: removing old messages per namespace rules, in the background, a little at a time.
 
 A namespace's rules may keep messages for `max_age_ms` and/or keep only the newest
-`max_messages` of each channel (relay.channels.rules). Every `interval` seconds a pass walks
+`max_messages` of each channel (channel_relay.channels.rules). Every `interval` seconds a pass walks
 the channels of the store one at a time; for one whose rules retain, it asks the store for the
 cutoff (the newest message to remove) and removes up to it in deletes of `batch` messages. Each
 delete is one write through the store's writer, queued among publishes like any other, and the
@@ -23,12 +23,12 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from relay.channels.registry import ChannelRegistry
-from relay.channels.rules import ChannelRules
-from relay.store.base import Store
+from channel_relay.channels.registry import ChannelRegistry
+from channel_relay.channels.rules import ChannelRules
+from channel_relay.store.base import Store
 
 if TYPE_CHECKING:
-    from relay.metrics import Metrics
+    from channel_relay.metrics import Metrics
 
 __all__ = ["Retention"]
 

@@ -9,24 +9,24 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from relay.apps import Apps
-from relay.auth.authenticator import Authenticator
-from relay.auth.keys import ApiKey
-from relay.channels.registry import ChannelRegistry
-from relay.config import Settings
-from relay.deployment import apply_app_rules, configured_keys, tls_context
-from relay.faults import Faults
-from relay.metrics import Metrics
-from relay.ops import OpsApi
-from relay.protocol.errors import AblyError
-from relay.provisioning import Sandbox
-from relay.realtime.endpoint import RealtimeEndpoint
-from relay.rest.negotiate import error_response
-from relay.rest.routes import RestApi
-from relay.rest.sandbox import SandboxApi
-from relay.rest.stats import StatsApi
-from relay.retention import Retention
-from relay.store.sqlite import SqliteStore
+from channel_relay.apps import Apps
+from channel_relay.auth.authenticator import Authenticator
+from channel_relay.auth.keys import ApiKey
+from channel_relay.channels.registry import ChannelRegistry
+from channel_relay.config import Settings
+from channel_relay.deployment import apply_app_rules, configured_keys, tls_context
+from channel_relay.faults import Faults
+from channel_relay.metrics import Metrics
+from channel_relay.ops import OpsApi
+from channel_relay.protocol.errors import AblyError
+from channel_relay.provisioning import Sandbox
+from channel_relay.realtime.endpoint import RealtimeEndpoint
+from channel_relay.rest.negotiate import error_response
+from channel_relay.rest.routes import RestApi
+from channel_relay.rest.sandbox import SandboxApi
+from channel_relay.rest.stats import StatsApi
+from channel_relay.retention import Retention
+from channel_relay.store.sqlite import SqliteStore
 
 __all__ = ["Relay"]
 
@@ -52,7 +52,7 @@ class Relay:
         self.settings = settings
         self.store = SqliteStore(settings.db_path)
         self.apps = Apps()
-        # Fault injection exists on sandbox relays only (relay.faults).
+        # Fault injection exists on sandbox relays only (channel_relay.faults).
         self.faults = Faults()
         self.channels = ChannelRegistry(
             self.store, self.apps.rules, self.faults if settings.sandbox else None
@@ -63,7 +63,7 @@ class Relay:
             settings, self.channels, self.authenticator, self.realtime.enforce_revocations
         )
         self.sandbox = Sandbox(self.store, self.apps, self.channels, self.realtime, self.faults)
-        # Operations (relay.metrics, relay.ops, relay.retention): a registry of this relay's own.
+        # Operations (metrics.py, ops.py, retention.py): a registry of this relay's own.
         self.metrics = Metrics()
         self.channels.metrics = self.metrics
         self.store.on_commit = self.metrics.store_commit

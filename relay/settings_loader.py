@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from relay.auth.capability import ALL, Capability
-from relay.auth.keys import ApiKey
-from relay.channels.rules import ChannelRules
-from relay.config import AppSettings, Settings
-from relay.protocol.errors import AblyError
+from channel_relay.auth.capability import ALL, Capability
+from channel_relay.auth.keys import ApiKey
+from channel_relay.channels.rules import ChannelRules
+from channel_relay.config import AppSettings, Settings
+from channel_relay.protocol.errors import AblyError
 
 __all__ = [
     "OPTIONS",

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from relay.protocol.errors import AblyError
+from channel_relay.protocol.errors import AblyError
 
 __all__ = [
     "SCHEMA",

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from raw_client import ConnectRaw, RawClient, connect_raw
 
-from relay.config import Settings
-from relay.server import Relay
+from channel_relay.config import Settings
+from channel_relay.server import Relay
 
 APP_KEY = "app1.key1:secret1"
 FORMATS = ["msgpack", "json"]

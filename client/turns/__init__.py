@@ -5,9 +5,9 @@
 and the conversation tree they share (`ConversationTree`, `View`, `Branch`).
 """
 
-from client.turns.agent import AgentRun, AgentSession, Invocation
-from client.turns.session import ActiveTurn, Session, Turn, wait_until
-from client.turns.tree import Branch, ConversationTree, Node, Run, View
+from channel_relay.client.turns.agent import AgentRun, AgentSession, Invocation
+from channel_relay.client.turns.session import ActiveTurn, Session, Turn, wait_until
+from channel_relay.client.turns.tree import Branch, ConversationTree, Node, Run, View
 
 __all__ = [
     "ActiveTurn",

@@ -24,13 +24,13 @@ from collections.abc import AsyncIterable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from client.codecs import vercel
-from client.errors import AblyError
-from client.events import Subscription
-from client.message import Message
-from client.realtime import Realtime
-from client.turns.session import Session
-from client.turns.wire import (
+from channel_relay.client.codecs import vercel
+from channel_relay.client.errors import AblyError
+from channel_relay.client.events import Subscription
+from channel_relay.client.message import Message
+from channel_relay.client.realtime import Realtime
+from channel_relay.client.turns.session import Session
+from channel_relay.client.turns.wire import (
     AI_OUTPUT,
     RUN_END,
     RUN_RESUME,
@@ -42,7 +42,7 @@ from client.turns.wire import (
     codec_headers,
     transport_headers,
 )
-from relay.protocol.actions import MessageAction
+from channel_relay.protocol.actions import MessageAction
 
 __all__ = ["AgentRun", "AgentSession", "Invocation"]
 

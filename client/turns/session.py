@@ -23,15 +23,15 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from client.channel import Channel
-from client.codecs import vercel
-from client.errors import AblyError
-from client.events import EventEmitter, Subscription
-from client.message import Message
-from client.realtime import Realtime
-from client.rest import PaginatedResult
-from client.turns.tree import ENDED, ConversationTree, Node, Run, View
-from client.turns.wire import AI_CANCEL, AI_INPUT, ai_extras
+from channel_relay.client.channel import Channel
+from channel_relay.client.codecs import vercel
+from channel_relay.client.errors import AblyError
+from channel_relay.client.events import EventEmitter, Subscription
+from channel_relay.client.message import Message
+from channel_relay.client.realtime import Realtime
+from channel_relay.client.rest import PaginatedResult
+from channel_relay.client.turns.tree import ENDED, ConversationTree, Node, Run, View
+from channel_relay.client.turns.wire import AI_CANCEL, AI_INPUT, ai_extras
 
 __all__ = ["ActiveTurn", "Session", "Turn"]
 

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from client.codecs import vercel
-from client.events import EventEmitter
-from client.message import Message
-from client.turns.wire import (
+from channel_relay.client.codecs import vercel
+from channel_relay.client.events import EventEmitter
+from channel_relay.client.message import Message
+from channel_relay.client.turns.wire import (
     AI_CANCEL,
     AI_INPUT,
     AI_OUTPUT,
@@ -30,7 +30,7 @@ from client.turns.wire import (
     codec_headers,
     transport_headers,
 )
-from relay.protocol.actions import MessageAction
+from channel_relay.protocol.actions import MessageAction
 
 __all__ = ["Branch", "ConversationTree", "Node", "Run", "View"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from client.message import Message
+from channel_relay.client.message import Message
 
 __all__ = [
     "AI_CANCEL",

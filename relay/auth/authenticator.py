@@ -8,18 +8,18 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from relay.auth.capability import Capability
-from relay.auth.credentials import (
+from channel_relay.auth.capability import Capability
+from channel_relay.auth.credentials import (
     authenticate,
     decode_client_id_header,
     message_client_id,
     parse_authorization,
 )
-from relay.auth.identity import Identity
-from relay.auth.keys import KeyLookup
-from relay.auth.revocation import RevocationRegistry
-from relay.auth.tokens import NonceRegistry, TokenDetails, issue_token, request_token
-from relay.protocol.errors import AblyError
+from channel_relay.auth.identity import Identity
+from channel_relay.auth.keys import KeyLookup
+from channel_relay.auth.revocation import RevocationRegistry
+from channel_relay.auth.tokens import NonceRegistry, TokenDetails, issue_token, request_token
+from channel_relay.protocol.errors import AblyError
 
 __all__ = ["Authenticator", "now_ms", "stamp_client_ids"]
 

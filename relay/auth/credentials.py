@@ -13,12 +13,12 @@ import base64
 import binascii
 from typing import Literal
 
-from relay.auth.identity import Identity
-from relay.auth.jwt import CLOCK_SKEW_MS, embedded_token, is_jwt, verify_jwt
-from relay.auth.keys import KeyLookup, authenticate_key
-from relay.auth.revocation import RevocationRegistry
-from relay.auth.tokens import verify_token
-from relay.protocol.errors import AblyError
+from channel_relay.auth.identity import Identity
+from channel_relay.auth.jwt import CLOCK_SKEW_MS, embedded_token, is_jwt, verify_jwt
+from channel_relay.auth.keys import KeyLookup, authenticate_key
+from channel_relay.auth.revocation import RevocationRegistry
+from channel_relay.auth.tokens import verify_token
+from channel_relay.protocol.errors import AblyError
 
 __all__ = [
     "CredentialKind",
@@ -54,8 +54,9 @@ def verify_any_token(
     """Verify a token string of any form: an Ably JWT, a JWT wrapping an Ably token, or native.
 
     A JWT has three dot-separated parts, a native token four. Errors are those of
-    relay.auth.jwt.verify_jwt and relay.auth.tokens.verify_token; a wrapping JWT whose ``exp``
-    is later than its enclosed token's expiry is 40144, and one already expired is 40142.
+    channel_relay.auth.jwt.verify_jwt and channel_relay.auth.tokens.verify_token; a wrapping JWT
+    whose ``exp`` is later than its enclosed token's expiry is 40144, and one already expired is
+    40142.
     """
     if not isinstance(token, str) or not token:
         raise AblyError(40101, 401, "No token given")

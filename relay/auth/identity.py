@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from relay.auth.capability import Capability
+from channel_relay.auth.capability import Capability
 
 __all__ = ["AuthMethod", "Identity"]
 

@@ -18,11 +18,11 @@ from typing import Any
 
 import jwt as pyjwt
 
-from relay.auth.capability import Capability
-from relay.auth.identity import Identity
-from relay.auth.keys import KeyLookup
-from relay.auth.revocation import RevocationRegistry
-from relay.protocol.errors import AblyError
+from channel_relay.auth.capability import Capability
+from channel_relay.auth.identity import Identity
+from channel_relay.auth.keys import KeyLookup
+from channel_relay.auth.revocation import RevocationRegistry
+from channel_relay.protocol.errors import AblyError
 
 __all__ = [
     "CLOCK_SKEW_MS",

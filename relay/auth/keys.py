@@ -8,9 +8,9 @@ import string
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from relay.auth.capability import ALL, Capability
-from relay.auth.identity import Identity
-from relay.protocol.errors import AblyError
+from channel_relay.auth.capability import ALL, Capability
+from channel_relay.auth.identity import Identity
+from channel_relay.protocol.errors import AblyError
 
 __all__ = ["ApiKey", "KeyLookup", "authenticate_key"]
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from relay.auth.identity import Identity
-from relay.protocol.actions import MessageAction
-from relay.protocol.errors import AblyError
+from channel_relay.auth.identity import Identity
+from channel_relay.protocol.actions import MessageAction
+from channel_relay.protocol.errors import AblyError
 
 __all__ = ["authorize_change"]
 

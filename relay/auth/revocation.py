@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from relay.auth.identity import Identity
-from relay.protocol.errors import AblyError
+from channel_relay.auth.identity import Identity
+from channel_relay.protocol.errors import AblyError
 
 __all__ = ["REAUTH_MARGIN_MS", "RevocationRegistry"]
 

@@ -25,11 +25,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from relay.auth.capability import Capability
-from relay.auth.identity import Identity
-from relay.auth.keys import ApiKey, KeyLookup
-from relay.auth.revocation import RevocationRegistry
-from relay.protocol.errors import AblyError
+from channel_relay.auth.capability import Capability
+from channel_relay.auth.identity import Identity
+from channel_relay.auth.keys import ApiKey, KeyLookup
+from channel_relay.auth.revocation import RevocationRegistry
+from channel_relay.protocol.errors import AblyError
 
 __all__ = [
     "DEFAULT_TTL_MS",

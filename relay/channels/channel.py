@@ -10,19 +10,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from relay.channels.mutations import apply_mutation, is_mutated
-from relay.channels.outgoing import Outgoing, Subscriber
-from relay.channels.presence import Presence
-from relay.channels.rules import ChannelRules
-from relay.protocol.actions import Action, MessageAction
-from relay.protocol.errors import AblyError
-from relay.protocol.serials import format_serial, parse_serial
-from relay.protocol.validation import message_size
-from relay.store.base import AppendBatch, ChannelLog, Store, StoredMessage, StoredVersion
+from channel_relay.channels.mutations import apply_mutation, is_mutated
+from channel_relay.channels.outgoing import Outgoing, Subscriber
+from channel_relay.channels.presence import Presence
+from channel_relay.channels.rules import ChannelRules
+from channel_relay.protocol.actions import Action, MessageAction
+from channel_relay.protocol.errors import AblyError
+from channel_relay.protocol.serials import format_serial, parse_serial
+from channel_relay.protocol.validation import message_size
+from channel_relay.store.base import AppendBatch, ChannelLog, Store, StoredMessage, StoredVersion
 
 if TYPE_CHECKING:
-    from relay.faults import Faults
-    from relay.metrics import Metrics
+    from channel_relay.faults import Faults
+    from channel_relay.metrics import Metrics
 
 __all__ = ["Channel", "PublishDone", "SubscriberView"]
 
@@ -74,9 +74,9 @@ class Channel:
         self.presence = Presence(self)
         # Every attached connection and its granted modes (occupancy).
         self.attached: dict[Subscriber, int] = {}
-        # Injected faults (sandbox relays and the pytest plugin only): see relay.faults.
+        # Injected faults (sandbox relays and the pytest plugin only): see channel_relay.faults.
         self.faults: Faults | None = None
-        # Counters of publishes and deliveries (relay.metrics), when the relay keeps them.
+        # Counters of publishes and deliveries (channel_relay.metrics), when the relay keeps them.
         self.metrics: Metrics | None = None
 
     @property
@@ -263,7 +263,7 @@ class Channel:
 
     def trimmed(self, upto_seq: int) -> None:
         """Retention removed every event up to `upto_seq`: resumes from before it are refused
-        (relay.channels.replay) and cached aggregates of removed messages are dropped."""
+        (channel_relay.channels.replay) and cached aggregates of removed messages are dropped."""
         self.log.first_seq = max(self.log.first_seq, upto_seq + 1)
         for seq in [s for s in self._aggregates if s <= upto_seq]:
             del self._aggregates[seq]
@@ -313,7 +313,7 @@ class Channel:
         return message
 
     def _fan_out_when_due(self, fan_out: Callable[[], None]) -> None:
-        """Fan out now, or later when a test delays this channel's deliveries (relay.faults)."""
+        """Fan out now, or later when a test delays this channel's deliveries (see faults.py)."""
         if self.faults is None or not self.faults.defer(self.app_id, self.name, fan_out):
             fan_out()
 

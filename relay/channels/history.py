@@ -11,10 +11,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from relay.channels.channel import Channel
-from relay.protocol.errors import AblyError
-from relay.protocol.serials import parse_serial
-from relay.store.base import HistoryQuery, StoredMessage
+from channel_relay.channels.channel import Channel
+from channel_relay.protocol.errors import AblyError
+from channel_relay.protocol.serials import parse_serial
+from channel_relay.store.base import HistoryQuery, StoredMessage
 
 __all__ = [
     "HistoryPage",

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from relay.protocol.actions import MessageAction
-from relay.protocol.errors import AblyError
+from channel_relay.protocol.actions import MessageAction
+from channel_relay.protocol.errors import AblyError
 
 __all__ = ["apply_mutation", "is_mutated"]
 

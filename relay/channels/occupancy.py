@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from relay.channels.channel import Channel
-from relay.protocol.actions import Flag
+from channel_relay.channels.channel import Channel
+from channel_relay.protocol.actions import Flag
 
 __all__ = ["channel_status"]
 

@@ -9,13 +9,13 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from relay.channels.outgoing import Outgoing, Subscriber
-from relay.protocol.actions import Action, PresenceAction
-from relay.protocol.errors import AblyError
-from relay.store.base import AppendBatch, StoredMessage
+from channel_relay.channels.outgoing import Outgoing, Subscriber
+from channel_relay.protocol.actions import Action, PresenceAction
+from channel_relay.protocol.errors import AblyError
+from channel_relay.store.base import AppendBatch, StoredMessage
 
 if TYPE_CHECKING:
-    from relay.channels.channel import Channel
+    from channel_relay.channels.channel import Channel
 
 __all__ = ["Presence", "PresenceDone", "member_key"]
 

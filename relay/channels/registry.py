@@ -6,13 +6,13 @@ import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from relay.channels.channel import Channel
-from relay.channels.rules import ChannelRules
-from relay.store.base import Store
+from channel_relay.channels.channel import Channel
+from channel_relay.channels.rules import ChannelRules
+from channel_relay.store.base import Store
 
 if TYPE_CHECKING:
-    from relay.faults import Faults
-    from relay.metrics import Metrics
+    from channel_relay.faults import Faults
+    from channel_relay.metrics import Metrics
 
 __all__ = ["ChannelRegistry"]
 
@@ -28,7 +28,7 @@ class ChannelRegistry:
         self.rules = rules
         # Given to every channel: fault injection, on sandbox relays only.
         self.faults = faults
-        # Given to every channel, and read by connections: counters (relay.metrics).
+        # Given to every channel, and read by connections: counters (channel_relay.metrics).
         self.metrics: Metrics | None = None
         self._channels: dict[tuple[str, str], Channel] = {}
         self._loading: dict[tuple[str, str], asyncio.Future[Channel]] = {}

@@ -12,10 +12,10 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from relay.channels.channel import Channel
-from relay.protocol.errors import AblyError
-from relay.protocol.serials import format_serial, parse_serial
-from relay.store.base import HistoryQuery
+from channel_relay.channels.channel import Channel
+from channel_relay.protocol.errors import AblyError
+from channel_relay.protocol.serials import format_serial, parse_serial
+from channel_relay.store.base import HistoryQuery
 
 __all__ = ["Replay", "resume_from", "rewind_from"]
 

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import msgpack
 
-from relay.protocol.errors import AblyError
+from channel_relay.protocol.errors import AblyError
 
 __all__ = [
     "Format",

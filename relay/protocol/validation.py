@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from relay.protocol.actions import MessageAction, PresenceAction
-from relay.protocol.errors import AblyError
+from channel_relay.protocol.actions import MessageAction, PresenceAction
+from channel_relay.protocol.errors import AblyError
 
 __all__ = [
     "MUTATIONS",

@@ -14,8 +14,8 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
 
-from relay.protocol.actions import Action
-from relay.protocol.errors import AblyError
+from channel_relay.protocol.actions import Action
+from channel_relay.protocol.errors import AblyError
 
 __all__ = ["AckQueue"]
 

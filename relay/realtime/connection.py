@@ -17,28 +17,28 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from relay.auth.authenticator import Authenticator, now_ms, stamp_client_ids
-from relay.auth.credentials import message_client_id
-from relay.auth.identity import Identity
-from relay.auth.permissions import authorize_change
-from relay.channels.channel import Channel, SubscriberView
-from relay.channels.outgoing import Outgoing
-from relay.channels.registry import ChannelRegistry
-from relay.channels.replay import Replay, resume_from, rewind_from
-from relay.config import Settings
-from relay.protocol.actions import MODE_FLAGS, Action, Flag, PresenceAction
-from relay.protocol.codec import Format, decode_frame, encode_frame
-from relay.protocol.errors import AblyError
-from relay.protocol.serials import format_serial
-from relay.protocol.validation import (
+from channel_relay.auth.authenticator import Authenticator, now_ms, stamp_client_ids
+from channel_relay.auth.credentials import message_client_id
+from channel_relay.auth.identity import Identity
+from channel_relay.auth.permissions import authorize_change
+from channel_relay.channels.channel import Channel, SubscriberView
+from channel_relay.channels.outgoing import Outgoing
+from channel_relay.channels.registry import ChannelRegistry
+from channel_relay.channels.replay import Replay, resume_from, rewind_from
+from channel_relay.config import Settings
+from channel_relay.protocol.actions import MODE_FLAGS, Action, Flag, PresenceAction
+from channel_relay.protocol.codec import Format, decode_frame, encode_frame
+from channel_relay.protocol.errors import AblyError
+from channel_relay.protocol.serials import format_serial
+from channel_relay.protocol.validation import (
     MUTATIONS,
     check_channel_name,
     parse_messages,
     parse_mutation,
     parse_presence,
 )
-from relay.realtime.acks import AckQueue
-from relay.realtime.frames import ws_frame
+from channel_relay.realtime.acks import AckQueue
+from channel_relay.realtime.frames import ws_frame
 
 __all__ = ["Connection"]
 

@@ -10,15 +10,15 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 
-from relay.auth.authenticator import Authenticator, now_ms
-from relay.auth.identity import Identity
-from relay.channels.registry import ChannelRegistry
-from relay.config import Settings
-from relay.protocol.actions import Action
-from relay.protocol.codec import Format, encode_frame
-from relay.protocol.errors import AblyError
-from relay.realtime.connection import Connection
-from relay.realtime.frames import ws_frame
+from channel_relay.auth.authenticator import Authenticator, now_ms
+from channel_relay.auth.identity import Identity
+from channel_relay.channels.registry import ChannelRegistry
+from channel_relay.config import Settings
+from channel_relay.protocol.actions import Action
+from channel_relay.protocol.codec import Format, encode_frame
+from channel_relay.protocol.errors import AblyError
+from channel_relay.realtime.connection import Connection
+from channel_relay.realtime.frames import ws_frame
 
 __all__ = ["RealtimeEndpoint"]
 

@@ -6,8 +6,8 @@ from typing import Any
 
 from aiohttp import web
 
-from relay.protocol.codec import Format, decode_body, encode_body
-from relay.protocol.errors import AblyError, error_body
+from channel_relay.protocol.codec import Format, decode_body, encode_body
+from channel_relay.protocol.errors import AblyError, error_body
 
 __all__ = ["error_response", "read_body", "reply", "response_format"]
 

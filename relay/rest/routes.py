@@ -12,32 +12,32 @@ from urllib.parse import unquote_plus
 
 from aiohttp import web
 
-from relay.auth.authenticator import Authenticator, stamp_client_ids
-from relay.auth.identity import Identity
-from relay.auth.permissions import authorize_change
-from relay.channels.channel import Channel, PublishDone
-from relay.channels.history import (
+from channel_relay.auth.authenticator import Authenticator, stamp_client_ids
+from channel_relay.auth.identity import Identity
+from channel_relay.auth.permissions import authorize_change
+from channel_relay.channels.channel import Channel, PublishDone
+from channel_relay.channels.history import (
     HistoryParams,
     link_header,
     read_page,
     read_presence_page,
     read_versions,
 )
-from relay.channels.occupancy import channel_status
-from relay.channels.presence import member_key
-from relay.channels.registry import ChannelRegistry
-from relay.config import Settings
-from relay.protocol.actions import PresenceAction
-from relay.protocol.codec import from_json_data
-from relay.protocol.errors import AblyError
-from relay.protocol.serials import parse_serial
-from relay.protocol.validation import (
+from channel_relay.channels.occupancy import channel_status
+from channel_relay.channels.presence import member_key
+from channel_relay.channels.registry import ChannelRegistry
+from channel_relay.config import Settings
+from channel_relay.protocol.actions import PresenceAction
+from channel_relay.protocol.codec import from_json_data
+from channel_relay.protocol.errors import AblyError
+from channel_relay.protocol.serials import parse_serial
+from channel_relay.protocol.validation import (
     MUTATIONS,
     check_channel_name,
     parse_messages,
     parse_mutation,
 )
-from relay.rest.negotiate import read_body, reply
+from channel_relay.rest.negotiate import read_body, reply
 
 __all__ = ["RestApi"]
 

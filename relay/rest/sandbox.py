@@ -16,14 +16,14 @@ from typing import Any
 
 from aiohttp import web
 
-from relay.auth.authenticator import Authenticator
-from relay.auth.identity import Identity
-from relay.config import Settings
-from relay.faults import fault_error
-from relay.protocol.errors import AblyError
-from relay.protocol.validation import check_channel_name
-from relay.provisioning import AppSpec, Sandbox
-from relay.rest.negotiate import read_body, reply
+from channel_relay.auth.authenticator import Authenticator
+from channel_relay.auth.identity import Identity
+from channel_relay.config import Settings
+from channel_relay.faults import fault_error
+from channel_relay.protocol.errors import AblyError
+from channel_relay.protocol.validation import check_channel_name
+from channel_relay.provisioning import AppSpec, Sandbox
+from channel_relay.rest.negotiate import read_body, reply
 
 __all__ = ["SandboxApi"]
 

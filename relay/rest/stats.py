@@ -8,11 +8,11 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from relay.auth.authenticator import Authenticator
-from relay.protocol.errors import AblyError
-from relay.rest.negotiate import reply
-from relay.stats import SCHEMA, StatsQuery, format_interval, roll_up
-from relay.store.base import Store
+from channel_relay.auth.authenticator import Authenticator
+from channel_relay.protocol.errors import AblyError
+from channel_relay.rest.negotiate import reply
+from channel_relay.stats import SCHEMA, StatsQuery, format_interval, roll_up
+from channel_relay.store.base import Store
 
 __all__ = ["StatsApi"]
 

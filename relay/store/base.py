@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from relay.auth.keys import ApiKey
+from channel_relay.auth.keys import ApiKey
 
 __all__ = [
     "AppendBatch",

@@ -90,7 +90,7 @@ CREATE TABLE IF NOT EXISTS idempotency (
     PRIMARY KEY (channel_id, message_id)
 ) WITHOUT ROWID;
 
--- Retention (relay.retention): every event of the channel with seq <= trimmed_seq has been
+-- Retention (channel_relay.retention): every event of the channel with seq <= trimmed_seq has been
 -- removed (and nothing above it). A resume from an older channelSerial is refused (80006).
 -- The channel's last_seq is never lowered by it: serials keep growing.
 CREATE TABLE IF NOT EXISTS trimmed (

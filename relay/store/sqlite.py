@@ -25,10 +25,10 @@ from typing import Any
 import aiosqlite
 import msgpack
 
-from relay.auth.capability import Capability
-from relay.auth.keys import ApiKey
-from relay.protocol.serials import new_epoch
-from relay.store.base import (
+from channel_relay.auth.capability import Capability
+from channel_relay.auth.keys import ApiKey
+from channel_relay.protocol.serials import new_epoch
+from channel_relay.store.base import (
     AppendBatch,
     ChannelLog,
     HistoryQuery,
@@ -36,7 +36,7 @@ from relay.store.base import (
     StoredMessage,
     StoredVersion,
 )
-from relay.store.schema import SCHEMA
+from channel_relay.store.schema import SCHEMA
 
 __all__ = ["SqliteStore"]
 
@@ -61,7 +61,7 @@ _Op = AppendBatch | _Call
 
 
 class SqliteStore:
-    """The SQLite implementation of `relay.store.base.Store`.
+    """The SQLite implementation of `channel_relay.store.base.Store`.
 
     `path` None makes a throwaway database in a temporary directory, removed at close, with
     fsync off: for tests and `--memory`, where nothing is meant to outlive the process.

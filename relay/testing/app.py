@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from relay.auth.authenticator import now_ms
-from relay.auth.capability import Capability
-from relay.auth.tokens import issue_token
-from relay.provisioning import AppSpec, ProvisionedApp
-from relay.testing.faults import AppFaults
+from channel_relay.auth.authenticator import now_ms
+from channel_relay.auth.capability import Capability
+from channel_relay.auth.tokens import issue_token
+from channel_relay.provisioning import AppSpec, ProvisionedApp
+from channel_relay.testing.faults import AppFaults
 
 if TYPE_CHECKING:
-    from relay.testing.server import RelayThread
+    from channel_relay.testing.server import RelayThread
 
 __all__ = ["DEFAULT_SPEC", "SandboxApp", "create_app"]
 

@@ -1,4 +1,4 @@
-"""Fault injection from a test: the Python face of relay.faults for one app.
+"""Fault injection from a test: the Python face of channel_relay.faults for one app.
 
     def test_retry_on_nack(relay_app):
         relay_app.faults.fail_publishes("orders", count=2, code=50000)
@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from relay.faults import fault_error
-from relay.protocol.errors import AblyError
+from channel_relay.faults import fault_error
+from channel_relay.protocol.errors import AblyError
 
 if TYPE_CHECKING:
-    from relay.testing.server import RelayThread
+    from channel_relay.testing.server import RelayThread
 
 __all__ = ["AppFaults"]
 

@@ -13,8 +13,8 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from relay.config import Settings
-from relay.server import Relay
+from channel_relay.config import Settings
+from channel_relay.server import Relay
 
 __all__ = ["RelayThread"]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from client import Realtime
-from relay.server import Relay
+from channel_relay.client import Realtime
+from channel_relay.server import Relay
 
 __all__ = ["MakeClient", "abort_socket"]
 

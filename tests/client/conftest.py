@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from client_support import MakeClient
 
-from client import Realtime
-from relay.server import Relay
+from channel_relay.client import Realtime
+from channel_relay.server import Relay
 
 
 @pytest.fixture

@@ -11,10 +11,10 @@ import jwt
 import pytest
 from client_support import MakeClient, abort_socket
 
-from client import AblyError, ContinuityLostError, Message, request_token
-from client.connection import ConnectionState
-from relay.protocol.actions import MessageAction, PresenceAction
-from relay.server import Relay
+from channel_relay.client import AblyError, ContinuityLostError, Message, request_token
+from channel_relay.client.connection import ConnectionState
+from channel_relay.protocol.actions import MessageAction, PresenceAction
+from channel_relay.server import Relay
 
 
 @pytest.mark.parametrize("fmt", ["msgpack", "json"])

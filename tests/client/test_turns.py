@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from client_support import MakeClient, abort_socket
 
-from client.turns import AgentRun, AgentSession, Session, wait_until
-from relay.server import Relay
+from channel_relay.client.turns import AgentRun, AgentSession, Session, wait_until
+from channel_relay.server import Relay
 
 ANSWER = ["The ", "sky ", "is ", "blue ", "because ", "of ", "Rayleigh ", "scattering. ", "✓"]
 

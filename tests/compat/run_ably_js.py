@@ -77,7 +77,7 @@ async def _start_relay(log_path: Path) -> tuple[asyncio.subprocess.Process, str]
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "relay",
+        "channel_relay",
         "serve",
         "--sandbox",
         "--memory",

@@ -1,6 +1,6 @@
-"""Fixtures for the deployment tests: relays run as real processes (`python -m relay serve`),
-a test certificate authority made with the openssl command, and node scripts of
-tests/interop/scripts run against them (the unmodified ably-js pinned there)."""
+"""Fixtures for the deployment tests: relays run as real processes
+(`python -m channel_relay serve`), a test certificate authority made with the openssl command,
+and node scripts of tests/interop/scripts run against them (the unmodified ably-js pinned there)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def free_port() -> int:
 
 @dataclass
 class RelayProcess:
-    """A relay started with `python -m relay serve`; `stop()` sends SIGTERM and waits."""
+    """A relay started with `python -m channel_relay serve`; `stop()` sends SIGTERM and waits."""
 
     proc: asyncio.subprocess.Process
     port: int
@@ -49,7 +49,7 @@ async def start_relay(*args: str, port: int, env: dict[str, str] | None = None) 
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "relay",
+        "channel_relay",
         "serve",
         "--host",
         "localhost",

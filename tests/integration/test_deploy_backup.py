@@ -12,8 +12,8 @@ from pathlib import Path
 import msgpack
 from raw_client import connect_raw
 
-from relay.config import Settings
-from relay.server import Relay
+from channel_relay.config import Settings
+from channel_relay.server import Relay
 
 APP_KEY = "app1.key1:secret1"
 ACK = 1
@@ -23,7 +23,7 @@ async def _relay_cli(*args: str) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "relay",
+        "channel_relay",
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

@@ -10,9 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from relay.auth.capability import ALL
-from relay.config import Settings
-from relay.settings_loader import OPTIONS, ConfigError, add_arguments, check_file, load_settings
+from channel_relay.auth.capability import ALL
+from channel_relay.config import Settings
+from channel_relay.settings_loader import (
+    OPTIONS,
+    ConfigError,
+    add_arguments,
+    check_file,
+    load_settings,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "deploy" / "relay.example.toml"
@@ -144,7 +150,7 @@ def test_memory_follows_the_same_precedence_as_the_database(tmp_path: Path) -> N
 def test_relay_config_check_exits_nonzero_with_the_lines(tmp_path: Path) -> None:
     bad = _write(tmp_path, "[limits]\nmax_frame_size = 0\n")
     run = subprocess.run(
-        [sys.executable, "-m", "relay", "config", "check", str(bad)],
+        [sys.executable, "-m", "channel_relay", "config", "check", str(bad)],
         capture_output=True,
         text=True,
         check=False,
@@ -152,7 +158,7 @@ def test_relay_config_check_exits_nonzero_with_the_lines(tmp_path: Path) -> None
     assert run.returncode == 1
     assert f"{bad}:2: limits.max_frame_size: expected an integer >= 1, got 0" in run.stderr
     good = subprocess.run(
-        [sys.executable, "-m", "relay", "config", "check", str(EXAMPLE)],
+        [sys.executable, "-m", "channel_relay", "config", "check", str(EXAMPLE)],
         capture_output=True,
         text=True,
         check=False,

@@ -14,9 +14,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from raw_client import connect_raw
 
-from relay.config import Settings
-from relay.logs import JsonFormatter
-from relay.server import Relay
+from channel_relay.config import Settings
+from channel_relay.logs import JsonFormatter
+from channel_relay.server import Relay
 
 APP_KEY = "app1.key1:secret1"
 ACK, NACK, ERROR, MESSAGE = 1, 2, 9, 15

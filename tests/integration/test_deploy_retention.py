@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 from raw_client import connect_raw
 
-from relay.auth.keys import ApiKey
-from relay.channels.rules import ChannelRules
-from relay.config import AppSettings, Settings
-from relay.protocol.actions import Flag
-from relay.protocol.serials import parse_serial
-from relay.server import Relay
-from relay.store.base import HistoryQuery
+from channel_relay.auth.keys import ApiKey
+from channel_relay.channels.rules import ChannelRules
+from channel_relay.config import AppSettings, Settings
+from channel_relay.protocol.actions import Flag
+from channel_relay.protocol.serials import parse_serial
+from channel_relay.server import Relay
+from channel_relay.store.base import HistoryQuery
 
 APP_KEY = "app1.key1:secret1"
 ACK, ATTACHED, MESSAGE = 1, 11, 15

@@ -13,8 +13,8 @@ import pytest
 import websockets
 from raw_client import ConnectRaw, RawClient, connect_raw
 
-from relay.protocol.serials import parse_serial
-from relay.server import Relay
+from channel_relay.protocol.serials import parse_serial
+from channel_relay.server import Relay
 
 HEARTBEAT, ACK, NACK, CONNECTED, ERROR, ATTACH, ATTACHED, MESSAGE = 0, 1, 2, 4, 9, 10, 11, 15
 

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from relay.server import Relay
+from channel_relay.server import Relay
 
 APP_KEY = "app1.key1:secret1"
 AUTH = {"Authorization": "Basic " + base64.b64encode(APP_KEY.encode()).decode()}

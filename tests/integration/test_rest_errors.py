@@ -12,7 +12,7 @@ import aiohttp
 import msgpack
 import pytest
 
-from relay.server import Relay
+from channel_relay.server import Relay
 
 JSON = "application/json"
 MSGPACK = "application/x-msgpack"

@@ -14,8 +14,8 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 
-from relay.config import Settings
-from relay.server import Relay
+from channel_relay.config import Settings
+from channel_relay.server import Relay
 
 # A body of the same shape as ably-common's test-app-setup.json `post_apps`, written for the
 # project: keys with capabilities (and a field the relay ignores), namespaces with rules (and

@@ -12,13 +12,13 @@ from typing import Any
 import aiohttp
 import pytest
 
-from relay.channels.registry import ChannelRegistry
-from relay.channels.rules import ChannelRules
-from relay.config import Settings
-from relay.protocol.serials import parse_serial
-from relay.server import Relay
-from relay.store.base import AppendBatch, ChannelLog, HistoryQuery, StoredMessage
-from relay.store.sqlite import SqliteStore
+from channel_relay.channels.registry import ChannelRegistry
+from channel_relay.channels.rules import ChannelRules
+from channel_relay.config import Settings
+from channel_relay.protocol.serials import parse_serial
+from channel_relay.server import Relay
+from channel_relay.store.base import AppendBatch, ChannelLog, HistoryQuery, StoredMessage
+from channel_relay.store.sqlite import SqliteStore
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from continuity_support import NodeProcess, StartProxy, TcpProxy
 from interop_support import RunNode
 
 if TYPE_CHECKING:
-    from relay.server import Relay
+    from channel_relay.server import Relay
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = HERE / "scripts"

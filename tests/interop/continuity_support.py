@@ -23,9 +23,9 @@ from typing import Any
 import msgpack
 import websockets
 
-from relay.config import Settings
-from relay.realtime.connection import Connection
-from relay.server import Relay
+from channel_relay.config import Settings
+from channel_relay.realtime.connection import Connection
+from channel_relay.server import Relay
 
 __all__ = [
     "KEY",
@@ -94,12 +94,12 @@ class RelayProcess:
 
 
 async def start_relay_process(db: Path, port: int = 0, key: str = KEY) -> RelayProcess:
-    """`python -m relay serve` on 127.0.0.1:`port` (0: any free port) with `db` and `key`;
+    """`python -m channel_relay serve` on 127.0.0.1:`port` (0: any free port) with `db` and `key`;
     returns once it listens, with the port it listens on."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "relay",
+        "channel_relay",
         "serve",
         "--host",
         "127.0.0.1",

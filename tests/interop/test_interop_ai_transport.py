@@ -18,7 +18,7 @@ import pytest
 from interop_support import RunNode
 
 if TYPE_CHECKING:
-    from relay.server import Relay
+    from channel_relay.server import Relay
 
 QUESTION = "What colour is the sky on a clear day?"
 ANSWER = (

@@ -24,10 +24,10 @@ import pytest
 from aiohttp import web
 from interop_support import RunNode
 
-from relay.auth.capability import Capability
-from relay.auth.keys import ApiKey
-from relay.auth.tokens import create_token_request
-from relay.server import Relay
+from channel_relay.auth.capability import Capability
+from channel_relay.auth.keys import ApiKey
+from channel_relay.auth.tokens import create_token_request
+from channel_relay.server import Relay
 
 KEY = ApiKey.parse("app1.key1:secret1")
 LIMITED = "app1.limited:secret2"

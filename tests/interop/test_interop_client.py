@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING
 import pytest
 from interop_support import RunNode
 
-from client import Realtime
-from client.turns import AgentSession, Session, wait_until
+from channel_relay.client import Realtime
+from channel_relay.client.turns import AgentSession, Session, wait_until
 
 if TYPE_CHECKING:
-    from relay.server import Relay
+    from channel_relay.server import Relay
 
 QUESTION = "What colour is the sky?"
 TOKENS = ["On ", "a clear ", "day ", "the sky ", "looks ", "blue. ", "Ünïcödé ", "✓"]

@@ -40,7 +40,7 @@ from continuity_support import (
 )
 from interop_support import ConnectRaw, RawClient, connect_raw, rest_history
 
-from relay.server import Relay
+from channel_relay.server import Relay
 
 STREAM = "continuity_stream.mjs"
 FAST_RETRY = {"disconnectedRetryTimeout": 500, "suspendedRetryTimeout": 500}

@@ -1,7 +1,7 @@
 """An ACK is a promise: every ACKed publish survives SIGKILL of the relay process, once, in order.
 
-The relay runs as `python -m relay serve` (a real process to kill); publishers are raw protocol
-connections, so no node is needed.
+The relay runs as `python -m channel_relay serve` (a real process to kill); publishers are raw
+protocol connections, so no node is needed.
 """
 
 from __future__ import annotations

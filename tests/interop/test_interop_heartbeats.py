@@ -10,7 +10,7 @@ import pytest
 from interop_support import RunNode
 
 if TYPE_CHECKING:
-    from relay.server import Relay
+    from channel_relay.server import Relay
 
 MAX_IDLE_MS = 1000
 
@@ -18,8 +18,8 @@ MAX_IDLE_MS = 1000
 @pytest.fixture
 async def relay(tmp_path: Path) -> AsyncIterator[Relay]:
     """A relay promising activity every second, so idling past ably-js's deadline is quick."""
-    from relay.config import Settings
-    from relay.server import Relay
+    from channel_relay.config import Settings
+    from channel_relay.server import Relay
 
     server = Relay(
         Settings(

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from interop_support import RunNode, rest_history
 
-from relay.auth.capability import Capability
-from relay.auth.keys import ApiKey
-from relay.channels.rules import ChannelRules
+from channel_relay.auth.capability import Capability
+from channel_relay.auth.keys import ApiKey
+from channel_relay.channels.rules import ChannelRules
 
 if TYPE_CHECKING:
-    from relay.server import Relay
+    from channel_relay.server import Relay
 
 VIAS = ["realtime", "rest"]
 

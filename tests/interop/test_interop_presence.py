@@ -20,10 +20,10 @@ import pytest
 from continuity_support import KEY, NodeProcess, StartProxy, TcpProxy, find_connection, free_port
 from interop_support import ConnectRaw, RunNode, b64, connect_raw
 
-from relay.auth.capability import Capability
-from relay.auth.keys import ApiKey
-from relay.config import Settings
-from relay.server import Relay
+from channel_relay.auth.capability import Capability
+from channel_relay.auth.keys import ApiKey
+from channel_relay.config import Settings
+from channel_relay.server import Relay
 
 GRACE_MS = 1500
 MakeRelay = Callable[..., Awaitable[Relay]]

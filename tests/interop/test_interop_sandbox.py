@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from relay.testing import SandboxApp
+from channel_relay.testing import SandboxApp
 
 HERE = Path(__file__).resolve().parent
 FIXTURE_CHANNEL = "fixtures:lobby"

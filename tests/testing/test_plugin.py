@@ -1,4 +1,4 @@
-"""The pytest plugin (relay.testing), tested as an application would use it: sample test files
+"""The pytest plugin (channel_relay.testing), tested as an application would use it: sample test files
 run by pytester, with ably-js through node and with a plain WebSocket client, in parallel under
 pytest-xdist, and leaving no thread, loop or temporary file behind."""
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from relay.testing import RelayThread, create_app
+from channel_relay.testing import RelayThread, create_app
 
 pytest_plugins = ["pytester"]
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import jwt
 import pytest
 
-from relay.auth.capability import Capability
-from relay.auth.credentials import authenticate, verify_any_token
-from relay.auth.jwt import CLOCK_SKEW_MS, embedded_token, is_jwt, verify_jwt
-from relay.auth.keys import ApiKey
-from relay.auth.revocation import RevocationRegistry
-from relay.auth.tokens import issue_token
-from relay.protocol.errors import AblyError
+from channel_relay.auth.capability import Capability
+from channel_relay.auth.credentials import authenticate, verify_any_token
+from channel_relay.auth.jwt import CLOCK_SKEW_MS, embedded_token, is_jwt, verify_jwt
+from channel_relay.auth.keys import ApiKey
+from channel_relay.auth.revocation import RevocationRegistry
+from channel_relay.auth.tokens import issue_token
+from channel_relay.protocol.errors import AblyError
 
 NOW = 1_767_225_600_000
 NOW_S = NOW // 1000

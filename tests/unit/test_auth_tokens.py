@@ -9,10 +9,10 @@ import json
 
 import pytest
 
-from relay.auth.capability import Capability
-from relay.auth.keys import ApiKey
-from relay.auth.revocation import REAUTH_MARGIN_MS, RevocationRegistry
-from relay.auth.tokens import (
+from channel_relay.auth.capability import Capability
+from channel_relay.auth.keys import ApiKey
+from channel_relay.auth.revocation import REAUTH_MARGIN_MS, RevocationRegistry
+from channel_relay.auth.tokens import (
     DEFAULT_TTL_MS,
     MAX_TTL_MS,
     TIMESTAMP_WINDOW_MS,
@@ -23,7 +23,7 @@ from relay.auth.tokens import (
     request_token,
     verify_token,
 )
-from relay.protocol.errors import AblyError
+from channel_relay.protocol.errors import AblyError
 
 NOW = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 SECRET = "s3cr3t-0123456789-abcdefghijklmnopqrstuvwxyz"

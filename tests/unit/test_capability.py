@@ -11,8 +11,8 @@ import json
 
 import pytest
 
-from relay.auth.capability import ALL, OPERATIONS, Capability
-from relay.protocol.errors import AblyError
+from channel_relay.auth.capability import ALL, OPERATIONS, Capability
+from channel_relay.protocol.errors import AblyError
 
 # (resource, channel, matches) - the examples of "Resource names and wildcards".
 MATCHING = [

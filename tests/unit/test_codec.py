@@ -10,7 +10,7 @@ from typing import Any
 import msgpack
 import pytest
 
-from relay.protocol.codec import (
+from channel_relay.protocol.codec import (
     decode_body,
     decode_frame,
     encode_body,
@@ -18,7 +18,7 @@ from relay.protocol.codec import (
     from_json_data,
     to_json_data,
 )
-from relay.protocol.errors import AblyError
+from channel_relay.protocol.errors import AblyError
 
 PUBLISH: dict[str, Any] = {
     "action": 15,

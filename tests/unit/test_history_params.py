@@ -16,14 +16,14 @@ from urllib.parse import parse_qsl, unquote
 
 import pytest
 
-from relay.channels.channel import Channel
-from relay.channels.history import MAX_LIMIT, HistoryPage, HistoryParams, read_page
-from relay.channels.registry import ChannelRegistry
-from relay.channels.rules import ChannelRules
-from relay.protocol.errors import AblyError
-from relay.protocol.serials import format_serial, new_epoch
-from relay.store.base import AppendBatch, StoredMessage
-from relay.store.sqlite import SqliteStore
+from channel_relay.channels.channel import Channel
+from channel_relay.channels.history import MAX_LIMIT, HistoryPage, HistoryParams, read_page
+from channel_relay.channels.registry import ChannelRegistry
+from channel_relay.channels.rules import ChannelRules
+from channel_relay.protocol.errors import AblyError
+from channel_relay.protocol.serials import format_serial, new_epoch
+from channel_relay.store.base import AppendBatch, StoredMessage
+from channel_relay.store.sqlite import SqliteStore
 
 LINK_PART = re.compile(r'^\s*<(.+)>;\s*rel="(\w+)"$')
 LINK_URL = re.compile(r"^\./(\w+)\?(.*)$")

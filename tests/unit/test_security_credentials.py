@@ -16,24 +16,24 @@ from collections.abc import Callable
 import jwt
 import pytest
 
-from relay.auth.capability import Capability
-from relay.auth.credentials import (
+from channel_relay.auth.capability import Capability
+from channel_relay.auth.credentials import (
     authenticate,
     decode_client_id_header,
     message_client_id,
     parse_authorization,
 )
-from relay.auth.identity import Identity
-from relay.auth.keys import ApiKey
-from relay.auth.revocation import RevocationRegistry
-from relay.auth.tokens import (
+from channel_relay.auth.identity import Identity
+from channel_relay.auth.keys import ApiKey
+from channel_relay.auth.revocation import RevocationRegistry
+from channel_relay.auth.tokens import (
     TIMESTAMP_WINDOW_MS,
     NonceRegistry,
     create_token_request,
     issue_token,
     request_token,
 )
-from relay.protocol.errors import AblyError
+from channel_relay.protocol.errors import AblyError
 
 NOW = 1_767_225_600_000
 NOW_S = NOW // 1000

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from relay.protocol.serials import format_serial, new_epoch, parse_serial
+from channel_relay.protocol.serials import format_serial, new_epoch, parse_serial
 
 # The largest seq the fixed-width format holds (16 decimal digits).
 MAX_SEQ = 10**16 - 1

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from relay.auth.authenticator import stamp_client_ids
-from relay.auth.capability import ALL
-from relay.auth.identity import AuthMethod, Identity
-from relay.protocol.errors import AblyError
-from relay.protocol.validation import check_channel_name, message_size, parse_messages
+from channel_relay.auth.authenticator import stamp_client_ids
+from channel_relay.auth.capability import ALL
+from channel_relay.auth.identity import AuthMethod, Identity
+from channel_relay.protocol.errors import AblyError
+from channel_relay.protocol.validation import check_channel_name, message_size, parse_messages
 
 LIMIT = 65536
 

@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from relay.testing.app import DEFAULT_SPEC, SandboxApp, create_app
-from relay.testing.faults import AppFaults
-from relay.testing.server import RelayThread
+from channel_relay.testing.app import DEFAULT_SPEC, SandboxApp, create_app
+from channel_relay.testing.faults import AppFaults
+from channel_relay.testing.server import RelayThread
 
 __all__ = ["relay_app", "relay_app_spec", "relay_faults", "relay_server"]
 
