@@ -50,7 +50,11 @@ def resume_from(channel: Channel, channel_serial: Any) -> int | AblyError:
 
 async def rewind_from(channel: Channel, rewind: str) -> int:
     """The seq to replay after for Ably's `rewind` attach param: a count of messages ("10", at
-    most 100) or a duration ("30s", "2m", "1h"); 40003 for anything else."""
+    most 100), a duration ("30s", "2m", "1h"), or a message serial (every message after it,
+    then live: how AI Transport reloads a session from the last serial it holds); 40003 for
+    anything else, and 80006 for a serial whose events are no longer in the log."""
+    if parse_serial(rewind) is not None:
+        return _after_serial(channel, rewind)
     if rewind.isdigit():
         count = min(int(rewind), MAX_REWIND)
         if count == 0:
@@ -75,6 +79,15 @@ async def rewind_from(channel: Channel, rewind: str) -> int:
     if not rows:
         return channel.delivered_seq
     return min(row.seq for row in rows) - 1
+
+
+def _after_serial(channel: Channel, serial: str) -> int:
+    # A serial from before retention or from another log is refused, as a resume from it is:
+    # replaying what is left would silently skip messages.
+    point = resume_from(channel, serial)
+    if isinstance(point, AblyError):
+        raise point
+    return point
 
 
 class Replay:

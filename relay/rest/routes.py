@@ -100,12 +100,20 @@ class RestApi:
     async def publish(self, request: web.Request) -> web.Response:
         identity, channel = await self._channel(request, "publish")
         body = await read_body(request, self.settings.max_frame_size)
-        return reply(request, await self._publish(identity, channel, body), status=201)
+        ephemeral = request.query.get("ephemeral") == "true"
+        return reply(request, await self._publish(identity, channel, body, ephemeral), status=201)
 
-    async def _publish(self, identity: Identity, channel: Channel, raw: Any) -> dict[str, Any]:
-        """Validate, publish and await durability: Ably's {channel, messageId, serials}."""
+    async def _publish(
+        self, identity: Identity, channel: Channel, raw: Any, ephemeral: bool = False
+    ) -> dict[str, Any]:
+        """Validate, publish and await durability: Ably's {channel, messageId, serials}.
+        `ephemeral` (the `ephemeral=true` publish param) delivers the messages live without
+        storing them, as `extras.ephemeral` does for each message."""
         messages = parse_messages(raw, self.settings.max_message_size)
         stamp_client_ids(identity, messages)
+        if ephemeral:
+            for message in messages:
+                message.setdefault("extras", {})["ephemeral"] = True
         future = _completion()
         await channel.publish(messages, _settle(future), id_base=secrets.token_urlsafe(12))
         serials = await future
