@@ -7,7 +7,7 @@ from typing import Any
 from channel_relay.channels.channel import Channel
 from channel_relay.protocol.actions import Flag
 
-__all__ = ["channel_status"]
+__all__ = ["channel_status", "idle_status"]
 
 
 def channel_status(channel: Channel) -> dict[str, Any]:
@@ -21,8 +21,27 @@ def channel_status(channel: Channel) -> dict[str, Any]:
         "presenceMembers": len(channel.presence.members),
         "presenceSubscribers": sum(1 for m in modes if m & Flag.PRESENCE_SUBSCRIBE),
     }
+    return _details(channel.name, bool(modes), metrics)
+
+
+_EMPTY = (
+    "connections",
+    "publishers",
+    "subscribers",
+    "presenceConnections",
+    "presenceMembers",
+    "presenceSubscribers",
+)
+
+
+def idle_status(name: str) -> dict[str, Any]:
+    """The details of a channel that is stored but not loaded: nobody is attached to it."""
+    return _details(name, False, dict.fromkeys(_EMPTY, 0))
+
+
+def _details(name: str, active: bool, metrics: dict[str, int]) -> dict[str, Any]:
     return {
-        "channelId": channel.name,
-        "name": channel.name,
-        "status": {"isActive": bool(modes), "occupancy": {"metrics": metrics}},
+        "channelId": name,
+        "name": name,
+        "status": {"isActive": active, "occupancy": {"metrics": metrics}},
     }

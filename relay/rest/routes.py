@@ -16,6 +16,7 @@ from channel_relay.auth.authenticator import Authenticator, stamp_client_ids
 from channel_relay.auth.identity import Identity
 from channel_relay.auth.permissions import authorize_change
 from channel_relay.channels.channel import Channel, PublishDone
+from channel_relay.channels.enumeration import ChannelListParams, read_channels
 from channel_relay.channels.history import (
     HistoryParams,
     link_header,
@@ -63,6 +64,7 @@ class RestApi:
             web.get("/presence", self.batch_presence),
             web.post("/keys/{key_name}/requestToken", self.request_token),
             web.post("/keys/{key_name}/revokeTokens", self.revoke_tokens),
+            web.get("/channels", self.channel_list),
             web.post("/channels/{name:[\\s\\S]+}/messages", self.publish),
             web.get("/channels/{name:[\\s\\S]+}/messages", self.history),
             web.get("/channels/{name:[\\s\\S]+}/presence", self.presence),
@@ -254,6 +256,15 @@ class RestApi:
         """Channel details: whether it is active and its occupancy."""
         _, channel = await self._channel(request, "channel-metadata")
         return reply(request, channel_status(channel))
+
+    async def channel_list(self, request: web.Request) -> web.Response:
+        """GET /channels: the app's channels, by name (by=id) or with details (by=value)."""
+        identity = self._identify(request)
+        if not identity.capability.allows_app_wide("channel-metadata"):
+            raise AblyError.forbidden("Channel enumeration is not permitted by this capability")
+        params = ChannelListParams.parse(request.query)
+        page = await read_channels(self.channels, identity.app_id, params)
+        return reply(request, page.items, headers={"Link": page.links()})
 
     async def _channel(self, request: web.Request, op: str | None) -> tuple[Identity, Channel]:
         """The caller and the channel named in the path, checking `op` (None: the handler

@@ -177,6 +177,12 @@ class Store(Protocol):
     async def channel_list(self) -> list[tuple[int, str, str]]:
         """Every channel in the store: (channel_id, app_id, name)."""
 
+    async def channel_names(
+        self, app_id: str, prefix: str, after: str | None, limit: int
+    ) -> list[str]:
+        """Up to `limit` names of the app's channels that start with `prefix`, in code point
+        order, each after `after` when it is given (the page cursor)."""
+
     async def retention_cutoff(
         self, channel_id: int, before_ms: int | None, keep: int | None
     ) -> int:

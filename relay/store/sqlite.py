@@ -198,6 +198,19 @@ class SqliteStore:
         rows = await self._fetchall("SELECT id, app_id, name FROM channels ORDER BY id", ())
         return [(cid, app_id, name) for cid, app_id, name in rows]
 
+    async def channel_names(
+        self, app_id: str, prefix: str, after: str | None, limit: int
+    ) -> list[str]:
+        # The (app_id, name) unique index serves the range; BINARY collation compares UTF-8
+        # bytes, which orders as code points do.
+        lower, op = (after, ">") if after is not None and after >= prefix else (prefix, ">=")
+        rows = await self._fetchall(
+            f"SELECT name FROM channels WHERE app_id = ? AND name {op} ? "
+            "AND substr(name, 1, ?) = ? ORDER BY name LIMIT ?",
+            (app_id, lower, len(prefix), prefix, limit),
+        )
+        return [name for (name,) in rows]
+
     async def retention_cutoff(
         self, channel_id: int, before_ms: int | None, keep: int | None
     ) -> int:

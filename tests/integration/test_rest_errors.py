@@ -148,7 +148,7 @@ async def test_auth_errors_come_in_msgpack_when_the_client_accepts_it(
 # Routes and channels
 
 
-@pytest.mark.parametrize("path", ["/nope", "/channels", "/keys", "/apps/x/y/z"])
+@pytest.mark.parametrize("path", ["/nope", "/channelz", "/keys", "/apps/x/y/z"])
 async def test_unknown_routes_get_the_error_envelope_with_404(
     relay: Relay, http: aiohttp.ClientSession, path: str
 ) -> None:

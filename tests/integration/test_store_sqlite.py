@@ -328,3 +328,16 @@ async def test_serials_are_never_reused_after_a_relay_restart(tmp_path: Path) ->
     assert len(set(serials)) == 6
     assert serials == sorted(serials)
     assert [parse_serial(s)[1] for s in serials if parse_serial(s)] == [1, 2, 3, 4, 5, 6]
+
+
+async def test_channel_names_are_listed_per_app_by_prefix_in_code_point_order(
+    store: SqliteStore,
+) -> None:
+    for name in ["b", "a%", "a_x", "aé", "a:2", "a:1", "z"]:
+        await store.channel("app1", name)
+    await store.channel("app2", "a:3")
+
+    assert await store.channel_names("app1", "a", None, 10) == ["a%", "a:1", "a:2", "a_x", "aé"]
+    assert await store.channel_names("app1", "a_", None, 10) == ["a_x"]
+    assert await store.channel_names("app1", "a", "a:2", 2) == ["a_x", "aé"]
+    assert await store.channel_names("app1", "", "aé", 10) == ["b", "z"]
