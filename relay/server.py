@@ -57,8 +57,9 @@ class Relay:
         self.channels = ChannelRegistry(
             self.store, self.apps.rules, self.faults if settings.sandbox else None
         )
-        self.authenticator = Authenticator(self.apps.lookup)
+        self.authenticator = Authenticator(self.apps.lookup, self.store)
         self.realtime = RealtimeEndpoint(settings, self.channels, self.authenticator)
+        self.authenticator.on_revoked = self.realtime.enforce_revocations
         self.rest = RestApi(
             settings, self.channels, self.authenticator, self.realtime.enforce_revocations
         )
@@ -105,6 +106,7 @@ class Relay:
             await self._load_keys()
             apply_app_rules(self.apps, self.settings)
             await self.sandbox.restore()
+            await self.authenticator.start()
             self.realtime.start()
             ssl_context = tls_context(self.settings)
             self._runner = web.AppRunner(
@@ -139,6 +141,7 @@ class Relay:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        await self.authenticator.stop()
         await self.store.close()
 
     async def _load_keys(self) -> None:

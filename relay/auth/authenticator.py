@@ -1,12 +1,20 @@
 """The relay's authority over credentials: the keys it knows, the nonces it has seen and the
 revocations in force. Realtime and REST share one, so a token revoked through REST stops a
-live connection too."""
+live connection too.
+
+Nonces and revocations live in the store, so they survive a restart and every node on one
+engine shares them: a nonce is claimed in the store, and the revocations in force are cached in
+memory (verification never awaits) from the store, which every node polls for new ones.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import time
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from channel_relay.auth.capability import Capability
 from channel_relay.auth.credentials import (
@@ -18,10 +26,18 @@ from channel_relay.auth.credentials import (
 from channel_relay.auth.identity import Identity
 from channel_relay.auth.keys import KeyLookup
 from channel_relay.auth.revocation import RevocationRegistry
-from channel_relay.auth.tokens import NonceRegistry, TokenDetails, issue_token, request_token
+from channel_relay.auth.tokens import TokenDetails, issue_token, request_token
 from channel_relay.protocol.errors import AblyError
 
+if TYPE_CHECKING:
+    from channel_relay.store.base import Store
+
 __all__ = ["Authenticator", "now_ms", "stamp_client_ids"]
+
+log = logging.getLogger(__name__)
+
+# How often a node looks for revocations made through another node (seconds).
+_REVOCATION_POLL = 1.0
 
 
 def now_ms() -> int:
@@ -29,10 +45,46 @@ def now_ms() -> int:
 
 
 class Authenticator:
-    def __init__(self, lookup: KeyLookup) -> None:
+    def __init__(self, lookup: KeyLookup, store: Store) -> None:
         self.lookup = lookup
-        self.nonces = NonceRegistry()
+        self.store = store
         self.revocations = RevocationRegistry()
+        # Called when revocations come into force, so live connections using them are dropped.
+        self.on_revoked: Callable[[], None] | None = None
+        self._revocations_seen = 0
+        self._poll: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Load the revocations in force and keep picking up those made by other nodes."""
+        await self.refresh_revocations()
+        self._poll = asyncio.get_running_loop().create_task(self._poll_revocations())
+
+    async def stop(self) -> None:
+        if self._poll is not None:
+            self._poll.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poll
+            self._poll = None
+
+    async def refresh_revocations(self) -> bool:
+        """Apply revocations committed since the last look; whether there were any."""
+        rows = await self.store.revocations(self._revocations_seen)
+        if not rows:
+            return False
+        self._revocations_seen = rows[-1][0]
+        self.revocations.apply((r for _, r in rows), now_ms())
+        return True
+
+    async def _poll_revocations(self) -> None:
+        while True:
+            await asyncio.sleep(_REVOCATION_POLL)
+            try:
+                changed = await self.refresh_revocations()
+            except Exception:
+                log.exception("reading revocations from the store failed")
+                continue
+            if changed and self.on_revoked is not None:
+                self.on_revoked()
 
     def key(self, key: str, client_id: str | None = None) -> Identity:
         return authenticate(key, "key", self.lookup, client_id=client_id, now_ms=now_ms())
@@ -73,14 +125,14 @@ class Authenticator:
             return self.key(key_param, client_id)
         raise AblyError.unauthorized("No authentication credentials given")
 
-    def request_token(
+    async def request_token(
         self, key_name: str, body: Mapping[str, Any], caller: Identity | None
     ) -> TokenDetails:
         """`POST /keys/{keyName}/requestToken`: a signed TokenRequest needs no other
         credentials; plain TokenParams need Basic auth with that very key."""
         if "mac" in body:
-            return request_token(
-                body, self.lookup, now_ms=now_ms(), nonces=self.nonces, key_name=key_name
+            return await request_token(
+                body, self.lookup, now_ms=now_ms(), nonces=self.store, key_name=key_name
             )
         key = self.lookup(key_name)
         if key is None or caller is None or caller.key_name != key_name or caller.method != "basic":
@@ -100,20 +152,29 @@ class Authenticator:
             client_id=client_id,
         )
 
-    def revoke(
+    async def revoke(
         self, key_name: str, caller: Identity, targets: Sequence[object], body: Mapping[str, Any]
     ) -> dict[str, Any]:
-        """`POST /keys/{keyName}/revokeTokens`, allowed only to Basic auth with that key."""
+        """`POST /keys/{keyName}/revokeTokens`, allowed only to Basic auth with that key.
+        Answered once the revocations are committed, and in force on this node."""
         if caller.method != "basic" or caller.key_name != key_name:
             raise AblyError(40162, 401, "Revoking tokens requires Basic auth with that key")
         issued_before = body.get("issuedBefore")
-        return self.revocations.revoke(
+        now = now_ms()
+        result, revocations = self.revocations.plan(
             key_name,
             targets,
-            now_ms=now_ms(),
+            now_ms=now,
             issued_before=issued_before if isinstance(issued_before, int) else None,
             allow_reauth_margin=bool(body.get("allowReauthMargin")),
         )
+        if revocations:
+            try:
+                await self.store.add_revocations(revocations, now - self.revocations.retention_ms)
+            except Exception as exc:
+                raise AblyError.internal(f"Revocations could not be stored: {exc}") from exc
+            self.revocations.apply(revocations, now)
+        return result
 
 
 def stamp_client_ids(identity: Identity, messages: list[dict[str, Any]]) -> None:

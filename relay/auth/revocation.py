@@ -10,12 +10,13 @@ of that key matching a target and issued at or before ``issuedBefore`` stop work
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from channel_relay.auth.identity import Identity
 from channel_relay.protocol.errors import AblyError
 
-__all__ = ["REAUTH_MARGIN_MS", "RevocationRegistry"]
+__all__ = ["REAUTH_MARGIN_MS", "Revocation", "RevocationRegistry"]
 
 REAUTH_MARGIN_MS = 30_000
 """How long ``allowReauthMargin`` postpones a revocation, so clients can renew first."""
@@ -27,19 +28,33 @@ _TARGET_TYPES = frozenset({"clientId", "revocationKey", "channel"})
 _Entry = tuple[int, int]  # (issued_before, applies_at)
 
 
-class RevocationRegistry:
-    """The revocations in force, per key; consulted by token and JWT verification.
+@dataclass(frozen=True, slots=True)
+class Revocation:
+    """One revoked target of one key: its tokens issued at or before `issued_before` stop
+    working at `applies_at` (ms)."""
 
-    An entry is kept for `retention_ms` after it applies (default 25 h, past the longest
-    native token ttl); a JWT living longer than that outlives its revocation. The registry is
-    per process: several relay nodes need it shared (or replayed from the store).
+    key_name: str
+    kind: str
+    value: str
+    issued_before: int
+    applies_at: int
+
+
+class RevocationRegistry:
+    """The revocations in force, per key, in memory; consulted by token and JWT verification.
+
+    The store holds them (durable, and shared by every node on one engine); this is the cache
+    every verification reads without awaiting, filled from the store (`apply`) only once a
+    revocation is committed. An entry is kept for `retention_ms` after it applies (default
+    25 h, past the longest native token ttl); a JWT living longer than that outlives its
+    revocation.
     """
 
     def __init__(self, retention_ms: int = 25 * 60 * 60 * 1000) -> None:
         self.retention_ms = retention_ms
         self._entries: dict[tuple[str, str, str], list[_Entry]] = {}
 
-    def revoke(
+    def plan(
         self,
         key_name: str,
         targets: Sequence[object],
@@ -47,8 +62,9 @@ class RevocationRegistry:
         now_ms: int,
         issued_before: int | None = None,
         allow_reauth_margin: bool = False,
-    ) -> dict[str, Any]:
-        """Revoke the tokens of `key_name` matching `targets`; returns Ably's BatchResult body.
+    ) -> tuple[dict[str, Any], list[Revocation]]:
+        """What revoking the tokens of `key_name` matching `targets` means: Ably's BatchResult
+        body and the revocations to commit (then `apply`).
 
         The result is ``{successCount, failureCount, results}`` with, per target, either
         ``{target, issuedBefore, appliesAt}`` or ``{target, error}`` (an unknown target type is
@@ -67,25 +83,35 @@ class RevocationRegistry:
         if issued_before > now_ms or issued_before < now_ms - _MAX_AGE_MS:
             raise AblyError(40003, 400, "issuedBefore must be within the last hour")
         applies_at = now_ms + (REAUTH_MARGIN_MS if allow_reauth_margin else 0)
-        self._prune(now_ms)
         results: list[dict[str, Any]] = []
+        revocations: list[Revocation] = []
         for target in targets:
             kind, sep, value = target.partition(":") if isinstance(target, str) else ("", "", "")
             if not sep or kind not in _TARGET_TYPES or not value:
                 error = AblyError(40000, 400, f"Invalid revocation target {target!r}")
                 results.append({"target": target, "error": error.to_dict()})
                 continue
-            entries = self._entries.setdefault((key_name, kind, value), [])
-            entries.append((issued_before, applies_at))
+            revocations.append(Revocation(key_name, kind, value, issued_before, applies_at))
             results.append(
                 {"target": target, "issuedBefore": issued_before, "appliesAt": applies_at}
             )
         failures = sum(1 for r in results if "error" in r)
-        return {
+        body = {
             "successCount": len(results) - failures,
             "failureCount": failures,
             "results": results,
         }
+        return body, revocations
+
+    def apply(self, revocations: Iterable[Revocation], now_ms: int) -> None:
+        """Put committed revocations in force (those past retention are dropped)."""
+        self._prune(now_ms)
+        horizon = now_ms - self.retention_ms
+        for r in revocations:
+            if r.applies_at >= horizon:
+                entries = self._entries.setdefault((r.key_name, r.kind, r.value), [])
+                if (r.issued_before, r.applies_at) not in entries:
+                    entries.append((r.issued_before, r.applies_at))
 
     def is_revoked(self, identity: Identity, now_ms: int) -> bool:
         """Whether a token identity is revoked at `now_ms` (keys are never revoked here)."""

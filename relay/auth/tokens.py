@@ -20,10 +20,9 @@ import hashlib
 import hmac
 import json
 import secrets
-from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from channel_relay.auth.capability import Capability
 from channel_relay.auth.identity import Identity
@@ -36,7 +35,7 @@ __all__ = [
     "MAX_TOKEN_LENGTH",
     "MAX_TTL_MS",
     "TIMESTAMP_WINDOW_MS",
-    "NonceRegistry",
+    "NonceStore",
     "TokenDetails",
     "TokenRequest",
     "create_token_request",
@@ -235,54 +234,12 @@ class TokenDetails:
         return out
 
 
-class NonceRegistry:
-    """Remembers the TokenRequest nonces seen, to refuse a replay with 40105.
+class NonceStore(Protocol):
+    """Where TokenRequest nonces are held: the store, shared by every node (40105 on replay)."""
 
-    A nonce only needs remembering while its request's timestamp is inside the accepted
-    window: after that the timestamp check refuses the replay by itself. So each entry expires
-    at ``timestamp + window_ms``, and memory stays bounded by the request rate. When
-    `max_entries` unexpired nonces are held, new requests are refused with 42910 rather than
-    forgetting a live nonce (which would let it be replayed).
-
-    The clock is the `now_ms` each call is given. The registry is per process: relay nodes
-    behind one load balancer need a shared one to stop a cross-node replay.
-    """
-
-    def __init__(self, window_ms: int = TIMESTAMP_WINDOW_MS, max_entries: int = 100_000) -> None:
-        self.window_ms = window_ms
-        self.max_entries = max_entries
-        self._expiry: dict[tuple[str, str], int] = {}
-        # (expires, entry) in insertion order; timestamps arrive roughly in order, so the
-        # front is close to the oldest and eviction stays cheap.
-        self._queue: deque[tuple[int, tuple[str, str]]] = deque()
-
-    @property
-    def size(self) -> int:
-        """How many nonces are held (no __len__: an empty registry must still be truthy)."""
-        return len(self._expiry)
-
-    def record(self, key_name: str, nonce: str, timestamp: int, now_ms: int) -> None:
-        """Record a nonce for `key_name`; AblyError 40105/401 if it is already held."""
-        self._expire(now_ms)
-        entry = (key_name, nonce)
-        if entry in self._expiry:
-            raise AblyError(40105, 401, "Nonce value replayed")
-        if len(self._expiry) >= self.max_entries:
-            raise AblyError(42910, 429, "Too many token requests; try again shortly")
-        expires = timestamp + self.window_ms
-        self._expiry[entry] = expires
-        self._queue.append((expires, entry))
-
-    def _expire(self, now_ms: int) -> None:
-        queue, expiry = self._queue, self._expiry
-        while queue and queue[0][0] < now_ms:
-            expires, entry = queue.popleft()
-            if expiry.get(entry) == expires:
-                del expiry[entry]
-        if len(expiry) >= self.max_entries:
-            # Out-of-order timestamps can leave expired entries behind a live one at the front.
-            for entry in [e for e, t in expiry.items() if t < now_ms]:
-                del expiry[entry]
+    async def claim_nonce(
+        self, key_name: str, nonce: str, expires_ms: int, now_ms: int
+    ) -> bool: ...
 
 
 def _validate_client_id(client_id: object) -> str | None:
@@ -343,12 +300,12 @@ def _token_signature(secret: str, body: str) -> bytes:
     return hmac.new(signing_key, body.encode(), hashlib.sha256).digest()
 
 
-def request_token(
+async def request_token(
     body: TokenRequest | Mapping[str, Any],
     lookup: KeyLookup,
     *,
     now_ms: int,
-    nonces: NonceRegistry,
+    nonces: NonceStore,
     key_name: str | None = None,
 ) -> TokenDetails:
     """Exchange a signed TokenRequest for TokenDetails (the requestToken endpoint).
@@ -356,10 +313,12 @@ def request_token(
     `key_name` is the ``{keyName}`` of the URL path, when there is one: it must match the body.
     Checks, in order, each with the code Ably sends:
     malformed body 40000/400; path and body key differ 40101/401; unknown key 40400/401;
-    bad mac 40101/401; timestamp more than the nonce registry's window from `now_ms` 40104/401;
+    bad mac 40101/401; timestamp more than TIMESTAMP_WINDOW_MS from `now_ms` 40104/401;
     nonce already used 40105/401; ttl out of range 40003/400; invalid capability 40000/400;
     nothing left after intersecting with the key's capability 40160/401; bad clientId 40012/400.
-    The mac is checked before the nonce is recorded, so a forger cannot burn real nonces.
+    The mac is checked before the nonce is claimed, so a forger cannot burn real nonces. A
+    nonce is held until its request's timestamp leaves the window: after that the timestamp
+    check refuses a replay by itself.
     """
     request = body if isinstance(body, TokenRequest) else TokenRequest.from_dict(body)
     if key_name is not None and key_name != request.key_name:
@@ -369,9 +328,11 @@ def request_token(
         raise AblyError(40400, 401, f"No key found with name {request.key_name}")
     if not request.mac_is_valid(key.secret):
         raise AblyError(40101, 401, "Invalid mac: TokenRequest was not signed by this key")
-    if abs(now_ms - request.timestamp) > nonces.window_ms:
+    if abs(now_ms - request.timestamp) > TIMESTAMP_WINDOW_MS:
         raise AblyError(40104, 401, "Timestamp not current")
-    nonces.record(request.key_name, request.nonce, request.timestamp, now_ms)
+    expires = request.timestamp + TIMESTAMP_WINDOW_MS
+    if not await nonces.claim_nonce(request.key_name, request.nonce, expires, now_ms):
+        raise AblyError(40105, 401, "Nonce value replayed")
     capability = None if request.capability is None else Capability.parse(request.capability)
     return issue_token(
         key,

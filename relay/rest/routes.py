@@ -85,7 +85,7 @@ class RestApi:
         caller = None
         if "mac" not in body:
             caller = self._identify(request)
-        details = self.auth.request_token(request.match_info["key_name"], body, caller)
+        details = await self.auth.request_token(request.match_info["key_name"], body, caller)
         return reply(request, details.to_dict())
 
     async def revoke_tokens(self, request: web.Request) -> web.Response:
@@ -93,7 +93,7 @@ class RestApi:
         body = await read_body(request, self.settings.max_frame_size)
         if not isinstance(body, dict):
             raise AblyError(40001, 400, "Expected {targets: [...]}")
-        result = self.auth.revoke(
+        result = await self.auth.revoke(
             request.match_info["key_name"], caller, body.get("targets") or [], body
         )
         self.on_revoked()

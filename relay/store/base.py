@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from channel_relay.auth.keys import ApiKey
+from channel_relay.auth.revocation import Revocation
 
 __all__ = [
     "AppendBatch",
@@ -147,6 +148,18 @@ class Store(Protocol):
     async def get_setting(self, name: str) -> str | None: ...
 
     async def set_setting(self, name: str, value: str) -> None: ...
+
+    # Credentials state shared by every node: nonces and revocations
+
+    async def claim_nonce(self, key_name: str, nonce: str, expires_ms: int, now_ms: int) -> bool:
+        """Hold a TokenRequest nonce of `key_name` until `expires_ms`, durably; False when it is
+        already held (a replay). Nonces expired by `now_ms` are forgotten."""
+
+    async def add_revocations(self, revocations: Sequence[Revocation], horizon_ms: int) -> None:
+        """Commit revocations; those applying before `horizon_ms` are dropped (past retention)."""
+
+    async def revocations(self, after_id: int) -> list[tuple[int, Revocation]]:
+        """Revocations committed after the one numbered `after_id`, in order, with their ids."""
 
     # Apps provisioned at run time (the sandbox)
 

@@ -93,6 +93,28 @@ CREATE TABLE IF NOT EXISTS idempotency (
 -- Retention (channel_relay.retention): every event of the channel with seq <= trimmed_seq has been
 -- removed (and nothing above it). A resume from an older channelSerial is refused (80006).
 -- The channel's last_seq is never lowered by it: serials keep growing.
+-- TokenRequest nonces seen (a replay is refused with 40105) until their request's timestamp leaves
+-- the accepted window (`expires`, ms): after that the timestamp check refuses it by itself.
+CREATE TABLE IF NOT EXISTS nonces (
+    key_name TEXT NOT NULL,
+    nonce TEXT NOT NULL,
+    expires INTEGER NOT NULL,
+    PRIMARY KEY (key_name, nonce)
+) WITHOUT ROWID;
+
+CREATE INDEX IF NOT EXISTS nonces_by_expiry ON nonces (expires);
+
+-- Token revocations (revokeTokens) in force, in the order they were made: every node loads
+-- them at start and picks up the ones made since (by id, never reused: AUTOINCREMENT).
+CREATE TABLE IF NOT EXISTS revocations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key_name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    value TEXT NOT NULL,
+    issued_before INTEGER NOT NULL,
+    applies_at INTEGER NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS trimmed (
     channel_id INTEGER PRIMARY KEY,
     trimmed_seq INTEGER NOT NULL

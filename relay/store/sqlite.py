@@ -27,6 +27,7 @@ import msgpack
 
 from channel_relay.auth.capability import Capability
 from channel_relay.auth.keys import ApiKey
+from channel_relay.auth.revocation import Revocation
 from channel_relay.protocol.serials import new_epoch
 from channel_relay.store.base import (
     AppendBatch,
@@ -153,6 +154,38 @@ class SqliteStore:
                 "INSERT OR REPLACE INTO settings (name, value) VALUES (?, ?)", (name, value)
             )
         )
+
+    async def claim_nonce(self, key_name: str, nonce: str, expires_ms: int, now_ms: int) -> bool:
+        def claim(db: sqlite3.Connection) -> bool:
+            db.execute("DELETE FROM nonces WHERE expires < ?", (now_ms,))
+            inserted = db.execute(
+                "INSERT OR IGNORE INTO nonces (key_name, nonce, expires) VALUES (?, ?, ?)",
+                (key_name, nonce, expires_ms),
+            ).rowcount
+            return inserted == 1
+
+        return await self._write(claim)
+
+    async def add_revocations(self, revocations: Sequence[Revocation], horizon_ms: int) -> None:
+        rows = [(r.key_name, r.kind, r.value, r.issued_before, r.applies_at) for r in revocations]
+
+        def add(db: sqlite3.Connection) -> None:
+            db.execute("DELETE FROM revocations WHERE applies_at < ?", (horizon_ms,))
+            db.executemany(
+                "INSERT INTO revocations (key_name, kind, value, issued_before, applies_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
+
+        await self._write(add)
+
+    async def revocations(self, after_id: int) -> list[tuple[int, Revocation]]:
+        rows = await self._fetchall(
+            "SELECT id, key_name, kind, value, issued_before, applies_at FROM revocations "
+            "WHERE id > ? ORDER BY id",
+            (after_id,),
+        )
+        return [(row[0], Revocation(*row[1:])) for row in rows]
 
     async def add_app(self, app_id: str, spec: str, keys: Sequence[ApiKey]) -> None:
         rows = [(k.name, k.app_id, k.secret, k.capability.to_json()) for k in keys]

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from continuity_support import NodeProcess, StartProxy, TcpProxy
+from continuity_support import NodeProcess, RelayProcess, StartProxy, TcpProxy
 from interop_support import RunNode
 
 if TYPE_CHECKING:
@@ -133,3 +133,13 @@ async def nodes() -> AsyncIterator[list[NodeProcess]]:
     for node in made:
         node.kill()
         await node.proc.wait()
+
+
+@pytest.fixture
+async def processes() -> AsyncIterator[list[RelayProcess]]:
+    """Relay processes a test starts (to kill and restart them); killed afterwards."""
+    made: list[RelayProcess] = []
+    yield made
+    for relay in made:
+        relay.kill()
+        await relay.proc.wait()

@@ -55,15 +55,6 @@ async def relays() -> AsyncIterator[list[Relay]]:
         await relay.stop()
 
 
-@pytest.fixture
-async def processes() -> AsyncIterator[list[RelayProcess]]:
-    made: list[RelayProcess] = []
-    yield made
-    for relay in made:
-        relay.kill()
-        await relay.proc.wait()
-
-
 async def _stream(
     nodes: list[NodeProcess], port: int, deadline: float = 45.0, **args: Any
 ) -> NodeProcess:

@@ -8,6 +8,7 @@ import hmac
 import json
 
 import pytest
+from auth_support import in_force
 
 from channel_relay.auth.capability import Capability
 from channel_relay.auth.keys import ApiKey
@@ -16,7 +17,7 @@ from channel_relay.auth.tokens import (
     DEFAULT_TTL_MS,
     MAX_TTL_MS,
     TIMESTAMP_WINDOW_MS,
-    NonceRegistry,
+    TokenDetails,
     TokenRequest,
     create_token_request,
     issue_token,
@@ -24,6 +25,7 @@ from channel_relay.auth.tokens import (
     verify_token,
 )
 from channel_relay.protocol.errors import AblyError
+from channel_relay.store.sqlite import SqliteStore
 
 NOW = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 SECRET = "s3cr3t-0123456789-abcdefghijklmnopqrstuvwxyz"
@@ -44,10 +46,8 @@ def refused(code: int, status: int) -> object:
     return Check()
 
 
-def exchange(body: dict, *, now_ms: int = NOW, nonces: NonceRegistry | None = None):
-    return request_token(
-        body, lookup, now_ms=now_ms, nonces=NonceRegistry() if nonces is None else nonces
-    )
+async def exchange(store: SqliteStore, body: dict, *, now_ms: int = NOW) -> TokenDetails:
+    return await request_token(body, lookup, now_ms=now_ms, nonces=store)
 
 
 def signed(**fields: object) -> dict:
@@ -62,8 +62,8 @@ def test_mac_is_base64_hmac_sha256_of_the_newline_joined_fields_with_blanks_for_
     assert request.mac == expected.decode()
 
 
-def test_token_request_exchanges_for_token_details_with_defaults() -> None:
-    details = exchange(signed())
+async def test_token_request_exchanges_for_token_details_with_defaults(store: SqliteStore) -> None:
+    details = await exchange(store, signed())
     assert details.key_name == "appA.keyA"
     assert details.issued == NOW
     assert details.expires == NOW + DEFAULT_TTL_MS
@@ -72,9 +72,12 @@ def test_token_request_exchanges_for_token_details_with_defaults() -> None:
     assert set(details.to_dict()) == {"token", "keyName", "issued", "expires", "capability"}
 
 
-def test_token_details_carry_requested_ttl_client_id_and_intersected_capability() -> None:
-    details = exchange(
-        signed(ttl=30_000, client_id="alice", capability='{"chat:lobby":["publish"],"x":["*"]}')
+async def test_token_details_carry_requested_ttl_client_id_and_intersected_capability(
+    store: SqliteStore,
+) -> None:
+    details = await exchange(
+        store,
+        signed(ttl=30_000, client_id="alice", capability='{"chat:lobby":["publish"],"x":["*"]}'),
     )
     assert details.expires == NOW + 30_000
     assert details.client_id == "alice"
@@ -82,99 +85,95 @@ def test_token_details_carry_requested_ttl_client_id_and_intersected_capability(
     assert details.to_dict()["clientId"] == "alice"
 
 
-def test_mac_covers_the_capability_text_exactly_as_sent() -> None:
+async def test_mac_covers_the_capability_text_exactly_as_sent(store: SqliteStore) -> None:
     spaced = '{ "chat:*" : [ "subscribe" ] }'
-    details = exchange(signed(capability=spaced))
+    details = await exchange(store, signed(capability=spaced))
     assert details.capability == '{"chat:*":["subscribe"]}'
 
 
-def test_request_fields_may_arrive_as_strings_from_form_encoding() -> None:
+async def test_request_fields_may_arrive_as_strings_from_form_encoding(store: SqliteStore) -> None:
     body = signed(ttl=60_000)
     body["ttl"], body["timestamp"] = str(body["ttl"]), str(body["timestamp"])
-    assert exchange(body).expires == NOW + 60_000
+    assert (await exchange(store, body)).expires == NOW + 60_000
 
 
-def test_wildcard_client_id_token_is_issued() -> None:
-    assert exchange(signed(client_id="*")).client_id == "*"
+async def test_wildcard_client_id_token_is_issued(store: SqliteStore) -> None:
+    assert (await exchange(store, signed(client_id="*"))).client_id == "*"
 
 
 @pytest.mark.parametrize("ttl", [0, -1, MAX_TTL_MS + 1])
-def test_ttl_outside_one_ms_to_24_hours_is_refused_with_40003(ttl: int) -> None:
+async def test_ttl_outside_one_ms_to_24_hours_is_refused_with_40003(
+    ttl: int, store: SqliteStore
+) -> None:
     with pytest.raises(AblyError) as info:
-        exchange(signed(ttl=ttl))
+        await exchange(store, signed(ttl=ttl))
     assert info.value == refused(40003, 400)
 
 
-def test_ttl_of_exactly_24_hours_is_granted() -> None:
-    assert exchange(signed(ttl=MAX_TTL_MS)).expires == NOW + MAX_TTL_MS
+async def test_ttl_of_exactly_24_hours_is_granted(store: SqliteStore) -> None:
+    assert (await exchange(store, signed(ttl=MAX_TTL_MS))).expires == NOW + MAX_TTL_MS
 
 
 @pytest.mark.parametrize("skew", [TIMESTAMP_WINDOW_MS + 1, -TIMESTAMP_WINDOW_MS - 1])
-def test_timestamp_outside_the_window_is_refused_with_40104(skew: int) -> None:
+async def test_timestamp_outside_the_window_is_refused_with_40104(
+    skew: int, store: SqliteStore
+) -> None:
     with pytest.raises(AblyError) as info:
-        exchange(signed(), now_ms=NOW + skew)
+        await exchange(store, signed(), now_ms=NOW + skew)
     assert info.value == refused(40104, 401)
 
 
 @pytest.mark.parametrize("skew", [TIMESTAMP_WINDOW_MS, -TIMESTAMP_WINDOW_MS])
-def test_timestamp_at_the_edge_of_the_window_is_accepted(skew: int) -> None:
-    assert exchange(signed(), now_ms=NOW + skew).issued == NOW + skew
+async def test_timestamp_at_the_edge_of_the_window_is_accepted(
+    skew: int, store: SqliteStore
+) -> None:
+    assert (await exchange(store, signed(), now_ms=NOW + skew)).issued == NOW + skew
 
 
-def test_reused_nonce_is_refused_with_40105() -> None:
-    nonces = NonceRegistry()
+async def test_reused_nonce_is_refused_with_40105(store: SqliteStore) -> None:
     body = signed()
-    exchange(body, nonces=nonces)
+    await exchange(store, body)
     with pytest.raises(AblyError) as info:
-        exchange(body, now_ms=NOW + 1, nonces=nonces)
+        await exchange(store, body, now_ms=NOW + 1)
     assert info.value == refused(40105, 401)
 
 
-def test_same_nonce_under_another_key_is_not_a_replay() -> None:
-    nonces = NonceRegistry()
-    exchange(signed(nonce="shared-nonce-0123"), nonces=nonces)
+async def test_same_nonce_under_another_key_is_not_a_replay(store: SqliteStore) -> None:
+    await exchange(store, signed(nonce="shared-nonce-0123"))
     other = create_token_request(OTHER, now_ms=NOW, nonce="shared-nonce-0123").to_dict()
-    assert exchange(other, nonces=nonces).key_name == "appA.keyB"
+    assert (await exchange(store, other)).key_name == "appA.keyB"
 
 
-def test_nonce_registry_forgets_nonces_once_their_timestamp_leaves_the_window() -> None:
-    nonces = NonceRegistry(window_ms=1_000)
-    nonces.record("k", "n1", NOW, NOW)
-    nonces.record("k", "n2", NOW + 500, NOW + 500)
-    assert nonces.size == 2
-    nonces.record("k", "n3", NOW + 1_200, NOW + 1_200)
-    assert nonces.size == 2  # n1 expired at NOW + 1000
-
-
-def test_full_nonce_registry_refuses_rather_than_forgetting_a_live_nonce() -> None:
-    nonces = NonceRegistry(window_ms=1_000, max_entries=2)
-    nonces.record("k", "n1", NOW, NOW)
-    nonces.record("k", "n2", NOW, NOW)
+async def test_a_nonce_is_forgotten_once_its_timestamp_leaves_the_window(
+    store: SqliteStore,
+) -> None:
+    body = signed()
+    await exchange(store, body)
+    # Replayed after the window: refused by its timestamp, and its nonce row is gone.
     with pytest.raises(AblyError) as info:
-        nonces.record("k", "n3", NOW, NOW)
-    assert info.value == refused(42910, 429)
-    nonces.record("k", "n3", NOW + 1_001, NOW + 1_001)  # both expired: room again
+        await exchange(store, body, now_ms=NOW + TIMESTAMP_WINDOW_MS + 1)
+    assert info.value == refused(40104, 401)
+    assert await store.claim_nonce("appA.keyA", body["nonce"], NOW, NOW + TIMESTAMP_WINDOW_MS + 1)
 
 
-def test_refused_mac_does_not_consume_the_nonce() -> None:
-    nonces = NonceRegistry()
+async def test_refused_mac_does_not_consume_the_nonce(store: SqliteStore) -> None:
     body = signed()
     forged = dict(body, mac=base64.b64encode(b"x" * 32).decode())
     with pytest.raises(AblyError):
-        exchange(forged, nonces=nonces)
-    assert exchange(body, nonces=nonces).key_name == "appA.keyA"
+        await exchange(store, forged)
+    assert (await exchange(store, body)).key_name == "appA.keyA"
 
 
-def test_unknown_key_name_is_refused_with_40400_status_401() -> None:
+async def test_unknown_key_name_is_refused_with_40400_status_401(store: SqliteStore) -> None:
     body = dict(signed(), keyName="appA.nokey")
     with pytest.raises(AblyError) as info:
-        exchange(body)
+        await exchange(store, body)
     assert info.value == refused(40400, 401)
 
 
-def test_key_name_in_path_must_match_the_request() -> None:
+async def test_key_name_in_path_must_match_the_request(store: SqliteStore) -> None:
     with pytest.raises(AblyError) as info:
-        request_token(signed(), lookup, now_ms=NOW, nonces=NonceRegistry(), key_name="appA.keyB")
+        await request_token(signed(), lookup, now_ms=NOW, nonces=store, key_name="appA.keyB")
     assert info.value == refused(40101, 401)
 
 
@@ -189,21 +188,23 @@ def test_key_name_in_path_must_match_the_request() -> None:
         {"keyName": "appA.keyA", "timestamp": NOW, "nonce": "n", "mac": "m", "capability": {}},
     ],
 )
-def test_malformed_token_request_is_refused_with_40000(body: dict) -> None:
+async def test_malformed_token_request_is_refused_with_40000(
+    body: dict, store: SqliteStore
+) -> None:
     with pytest.raises(AblyError) as info:
-        exchange(body)
+        await exchange(store, body)
     assert info.value == refused(40000, 400)
 
 
-def test_invalid_requested_capability_is_refused_with_40000() -> None:
+async def test_invalid_requested_capability_is_refused_with_40000(store: SqliteStore) -> None:
     with pytest.raises(AblyError) as info:
-        exchange(signed(capability='{"chat:*":["publish_"]}'))
+        await exchange(store, signed(capability='{"chat:*":["publish_"]}'))
     assert info.value == refused(40000, 400)
 
 
-def test_capability_outside_the_keys_is_refused_with_40160() -> None:
+async def test_capability_outside_the_keys_is_refused_with_40160(store: SqliteStore) -> None:
     with pytest.raises(AblyError) as info:
-        exchange(signed(capability='{"private":["publish"]}'))
+        await exchange(store, signed(capability='{"private":["publish"]}'))
     assert info.value == refused(40160, 401)
 
 
@@ -213,8 +214,8 @@ def test_empty_client_id_is_refused_with_40012() -> None:
     assert info.value == refused(40012, 400)
 
 
-def test_issued_token_verifies_on_any_node_that_knows_the_key() -> None:
-    details = exchange(signed(client_id="alice", capability='{"chat:a":["publish"]}'))
+async def test_issued_token_verifies_on_any_node_that_knows_the_key(store: SqliteStore) -> None:
+    details = await exchange(store, signed(client_id="alice", capability='{"chat:a":["publish"]}'))
     identity = verify_token(details.token, lookup, now_ms=NOW + 1)
     assert identity.app_id == "appA"
     assert identity.key_name == "appA.keyA"
@@ -263,7 +264,7 @@ def test_revoking_by_client_id_stops_its_tokens_with_40141() -> None:
     revocations = RevocationRegistry()
     details = issue_token(KEY, now_ms=NOW, client_id="mallory")
     bystander = issue_token(KEY, now_ms=NOW, client_id="bob")
-    result = revocations.revoke("appA.keyA", ["clientId:mallory"], now_ms=NOW + 10)
+    result = in_force(revocations, "appA.keyA", ["clientId:mallory"], now_ms=NOW + 10)
     assert result == {
         "successCount": 1,
         "failureCount": 0,
@@ -279,7 +280,7 @@ def test_revoking_by_client_id_stops_its_tokens_with_40141() -> None:
 
 def test_token_issued_after_the_revocation_still_works() -> None:
     revocations = RevocationRegistry()
-    revocations.revoke("appA.keyA", ["clientId:mallory"], now_ms=NOW)
+    in_force(revocations, "appA.keyA", ["clientId:mallory"], now_ms=NOW)
     fresh = issue_token(KEY, now_ms=NOW + 1, client_id="mallory")
     identity = verify_token(fresh.token, lookup, now_ms=NOW + 2, revocations=revocations)
     assert identity.client_id == "mallory"
@@ -287,7 +288,7 @@ def test_token_issued_after_the_revocation_still_works() -> None:
 
 def test_revocation_of_one_key_does_not_touch_another_keys_tokens() -> None:
     revocations = RevocationRegistry()
-    revocations.revoke("appA.keyB", ["clientId:mallory"], now_ms=NOW + 5)
+    in_force(revocations, "appA.keyB", ["clientId:mallory"], now_ms=NOW + 5)
     details = issue_token(KEY, now_ms=NOW, client_id="mallory")
     assert verify_token(details.token, lookup, now_ms=NOW + 5, revocations=revocations)
 
@@ -295,8 +296,8 @@ def test_revocation_of_one_key_does_not_touch_another_keys_tokens() -> None:
 def test_reauth_margin_postpones_revocation_by_30_seconds() -> None:
     revocations = RevocationRegistry()
     details = issue_token(KEY, now_ms=NOW, client_id="mallory")
-    result = revocations.revoke(
-        "appA.keyA", ["clientId:mallory"], now_ms=NOW + 5, allow_reauth_margin=True
+    result = in_force(
+        revocations, "appA.keyA", ["clientId:mallory"], now_ms=NOW + 5, allow_reauth_margin=True
     )
     assert result["results"][0]["appliesAt"] == NOW + 5 + REAUTH_MARGIN_MS
     verify_token(
@@ -312,13 +313,13 @@ def test_channel_target_revokes_tokens_naming_that_exact_resource() -> None:
     revocations = RevocationRegistry()
     foo = issue_token(KEY, now_ms=NOW, capability=Capability.parse({"chat:*": ["subscribe"]}))
     other = issue_token(KEY, now_ms=NOW, capability=Capability.parse({"chat:a": ["subscribe"]}))
-    revocations.revoke("appA.keyA", ["channel:chat:*"], now_ms=NOW + 1)
+    in_force(revocations, "appA.keyA", ["channel:chat:*"], now_ms=NOW + 1)
     assert revocations.is_revoked(verify_token(foo.token, lookup, now_ms=NOW + 1), NOW + 1)
     assert not revocations.is_revoked(verify_token(other.token, lookup, now_ms=NOW + 1), NOW + 1)
 
 
 def test_invalid_revocation_target_fails_alone_with_40000() -> None:
-    result = RevocationRegistry().revoke(
+    result, _ = RevocationRegistry().plan(
         "appA.keyA", ["clientId:x", "invalidType:abc", "clientId:"], now_ms=NOW
     )
     assert (result["successCount"], result["failureCount"]) == (1, 2)
@@ -341,7 +342,7 @@ def test_malformed_revocation_request_is_refused_with_40003(
     targets: object, issued_before: int | None
 ) -> None:
     with pytest.raises(AblyError) as info:
-        RevocationRegistry().revoke(
+        RevocationRegistry().plan(
             "appA.keyA",
             targets,  # type: ignore[arg-type]
             now_ms=NOW,

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import jwt
 import pytest
+from auth_support import in_force
 
 from channel_relay.auth.capability import Capability
 from channel_relay.auth.credentials import (
@@ -28,12 +29,12 @@ from channel_relay.auth.keys import ApiKey
 from channel_relay.auth.revocation import RevocationRegistry
 from channel_relay.auth.tokens import (
     TIMESTAMP_WINDOW_MS,
-    NonceRegistry,
     create_token_request,
     issue_token,
     request_token,
 )
 from channel_relay.protocol.errors import AblyError
+from channel_relay.store.sqlite import SqliteStore
 
 NOW = 1_767_225_600_000
 NOW_S = NOW // 1000
@@ -201,7 +202,7 @@ def test_the_untampered_credentials_used_above_are_accepted() -> None:
 def test_revoked_token_is_refused_with_40141() -> None:
     revocations = RevocationRegistry()
     token = native_token(client_id="eve")
-    revocations.revoke(KEY.name, ["clientId:eve"], now_ms=NOW + 1)
+    in_force(revocations, KEY.name, ["clientId:eve"], now_ms=NOW + 1)
     with pytest.raises(AblyError) as info:
         authenticate(token, "token", lookup, now_ms=NOW + 1, revocations=revocations)
     assert (info.value.code, info.value.status) == (40141, 401)
@@ -244,20 +245,19 @@ TOKEN_REQUESTS = [
 
 
 @pytest.mark.parametrize(("body", "now_ms", "expected"), TOKEN_REQUESTS)
-def test_forged_token_request_is_refused_with_ablys_code(
-    body: dict[str, object], now_ms: int, expected: tuple[int, int]
+async def test_forged_token_request_is_refused_with_ablys_code(
+    body: dict[str, object], now_ms: int, expected: tuple[int, int], store: SqliteStore
 ) -> None:
     with pytest.raises(AblyError) as info:
-        request_token(body, lookup, now_ms=now_ms, nonces=NonceRegistry())
+        await request_token(body, lookup, now_ms=now_ms, nonces=store)
     assert (info.value.code, info.value.status) == expected
 
 
-def test_replayed_token_request_is_refused_with_40105() -> None:
-    nonces = NonceRegistry()
+async def test_replayed_token_request_is_refused_with_40105(store: SqliteStore) -> None:
     body = fresh_request()
-    request_token(body, lookup, now_ms=NOW, nonces=nonces)
+    await request_token(body, lookup, now_ms=NOW, nonces=store)
     with pytest.raises(AblyError) as info:
-        request_token(body, lookup, now_ms=NOW + 50, nonces=nonces)
+        await request_token(body, lookup, now_ms=NOW + 50, nonces=store)
     assert (info.value.code, info.value.status) == (40105, 401)
 
 
