@@ -7,7 +7,8 @@ helper modules here (`raw_client`) import by their bare name from any test folde
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,30 @@ async def raw(relay: Relay) -> AsyncIterator[ConnectRaw]:
     yield connect
     for client in opened:
         await client.close()
+
+
+class _Tracebacks(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info is not None or record.name.startswith("aiohttp"):
+            self.records.append(record)
+
+
+@pytest.fixture
+def no_tracebacks() -> Iterator[None]:
+    """Fails the test if the relay logged a traceback, or aiohttp logged anything (its error
+    paths, which the relay must never reach): hostile input is answered, not crashed on."""
+    handler = _Tracebacks()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+    assert not handler.records, [
+        f"{r.name}: {r.getMessage()} {r.exc_info[1]!r}" if r.exc_info else r.getMessage()
+        for r in handler.records
+    ]

@@ -173,11 +173,18 @@ def _int(query: Mapping[str, str], key: str, default: int) -> int:
     return default if value is None else value
 
 
+# Timestamps and cursors are stored as signed 64-bit integers.
+_INT64 = range(-(2**63), 2**63)
+
+
 def _opt_int(query: Mapping[str, str], key: str) -> int | None:
     raw = query.get(key)
     if raw is None or raw == "":
         return None
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise AblyError.invalid_param(f"{key} must be an integer") from None
+    if value not in _INT64:
+        raise AblyError.invalid_param(f"{key} is out of range")
+    return value

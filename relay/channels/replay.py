@@ -20,7 +20,7 @@ from channel_relay.store.base import HistoryQuery
 __all__ = ["Replay", "resume_from", "rewind_from"]
 
 MAX_REWIND = 100
-_DURATION = re.compile(r"^(\d+)(ms|s|m|h)$")
+_DURATION = re.compile(r"^([0-9]+)(ms|s|m|h)$")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
 _PAGE = 100
 
@@ -55,7 +55,7 @@ async def rewind_from(channel: Channel, rewind: str) -> int:
     anything else, and 80006 for a serial whose events are no longer in the log."""
     if parse_serial(rewind) is not None:
         return _after_serial(channel, rewind)
-    if rewind.isdigit():
+    if rewind.isascii() and rewind.isdigit():
         count = min(int(rewind), MAX_REWIND)
         if count == 0:
             return channel.delivered_seq
@@ -67,7 +67,9 @@ async def rewind_from(channel: Channel, rewind: str) -> int:
         match = _DURATION.match(rewind)
         if match is None:
             raise AblyError.invalid_param(f"Invalid rewind value {rewind!r}")
-        since = int(time.time() * 1000) - int(match.group(1)) * _UNIT_MS[match.group(2)]
+        # A duration longer than the epoch means everything kept (and must not overflow the
+        # store's 64-bit timestamps).
+        since = max(0, int(time.time() * 1000) - int(match.group(1)) * _UNIT_MS[match.group(2)])
         query = HistoryQuery(
             channel_id=channel.log.channel_id,
             limit=1,

@@ -30,12 +30,18 @@ __all__ = [
 
 Format = Literal["json", "msgpack"]
 
-_json_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+# allow_nan=False: bare NaN/Infinity is not JSON, and JSON.parse (ably-js) rejects the frame.
+_json_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+# For a reply that echoes a lone surrogate a JSON client sent (in a channel name it named):
+# JSON spells it as an escape, where UTF-8 text cannot hold it.
+_json_ascii_encoder = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 _packb = msgpack.Packer(use_bin_type=True).pack
 _PAYLOAD_LISTS = ("messages", "presence", "annotations")
 # What a malformed frame or body raises. RecursionError: the json module recurses per nesting
 # level, so a frame of "[[[[..." deep enough would otherwise escape as a crash, not a 40000.
+# TypeError: msgpack refuses a map whose key is an array or a map (unhashable).
 _UNDECODABLE = (
+    TypeError,
     ValueError,
     RecursionError,
     msgpack.ExtraData,
@@ -67,7 +73,15 @@ def encode_frame(message: dict[str, Any], fmt: Format) -> bytes | str:
     """Encode a ProtocolMessage for a connection speaking `fmt`."""
     if fmt == "msgpack":
         return _packb(message)
-    return _json_encoder.encode(_payloads_to_json(message))
+    message = _payloads_to_json(message)
+    text = _json_encoder.encode(message)
+    if text.isascii():
+        return text
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return _json_ascii_encoder.encode(message)
+    return text
 
 
 def decode_body(body: bytes, fmt: Format) -> Any:

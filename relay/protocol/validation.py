@@ -1,9 +1,17 @@
 """Checks on what clients send: channel names, messages, sizes. Each failure is an AblyError
-with the code Ably's service uses for it."""
+with the code Ably's service uses for it.
+
+Whatever is accepted here is stored and then delivered to readers of either wire format, so a
+value only one format can carry is refused on the way in: strings must be valid Unicode (JSON
+can spell a lone surrogate, UTF-8 cannot), numbers finite (msgpack carries NaN, JSON does not)
+and integers within 64 bits (JSON has no bound, msgpack has), and `extras` and object `data`
+must be plain JSON (msgpack can carry binary and extension types there, JSON cannot).
+"""
 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from channel_relay.protocol.actions import MessageAction, PresenceAction
@@ -12,10 +20,13 @@ from channel_relay.protocol.errors import AblyError
 __all__ = [
     "MUTATIONS",
     "check_channel_name",
+    "check_plain",
+    "is_int",
     "message_size",
     "parse_messages",
     "parse_mutation",
     "parse_presence",
+    "valid_text",
 ]
 
 _MESSAGE_FIELDS = ("id", "name", "data", "encoding", "clientId", "extras")
@@ -25,10 +36,64 @@ _VERSION_FIELDS = ("clientId", "description", "metadata")
 MUTATIONS = frozenset({MessageAction.UPDATE, MessageAction.DELETE, MessageAction.APPEND})
 
 
+# Nesting deeper than this in extras or object data is refused: every reader re-encodes it, and
+# the encoders recurse per level.
+_MAX_DEPTH = 64
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
+
+
+def is_int(value: Any) -> bool:
+    """An integer on the wire (a bool is not one, though Python says so)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def valid_text(value: str) -> bool:
+    """Whether a string is valid Unicode (UTF-8 encodable: no lone surrogates)."""
+    if value.isascii():
+        return True
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_plain(value: Any, depth: int = 0) -> str | None:
+    """Why `value` is not plain JSON both wire formats can carry alike, or None when it is."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        return None if valid_text(value) else "a string is not valid Unicode"
+    if isinstance(value, int):
+        return None if _INT_MIN <= value <= _INT_MAX else "an integer does not fit 64 bits"
+    if isinstance(value, float):
+        return None if math.isfinite(value) else "a number is not finite"
+    if depth >= _MAX_DEPTH:
+        return f"nesting deeper than {_MAX_DEPTH} levels"
+    if isinstance(value, list):
+        for item in value:
+            reason = check_plain(item, depth + 1)
+            if reason is not None:
+                return reason
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str) or not valid_text(key):
+                return "an object key is not a valid string"
+            reason = check_plain(item, depth + 1)
+            if reason is not None:
+                return reason
+        return None
+    return f"a {type(value).__name__} value has no JSON form"
+
+
 def check_channel_name(name: Any) -> str:
-    """The name itself when Ably would accept it (non-empty, no leading `[` or `:`, no newline)."""
+    """The name itself when Ably would accept it (non-empty valid Unicode, no leading `[` or
+    `:`, no newline)."""
     if not isinstance(name, str) or not name:
         raise AblyError.invalid_channel_name("Channel name must be a non-empty string")
+    if not valid_text(name):
+        raise AblyError.invalid_channel_name("Invalid channel name: not valid Unicode")
     if name[0] in "[:":
         raise AblyError.invalid_channel_name(f"Invalid channel name: {name!r} (leading {name[0]})")
     if "\n" in name or "\r" in name:
@@ -50,14 +115,8 @@ def message_size(message: dict[str, Any]) -> int:
         size += len(data)
     extras = message.get("extras")
     if extras:
-        size += len(json.dumps(extras, separators=(",", ":"), default=_bytes_len))
+        size += len(json.dumps(extras, separators=(",", ":")))
     return size
-
-
-def _bytes_len(value: Any) -> str:
-    if isinstance(value, bytes | bytearray):
-        return "x" * len(value)
-    raise TypeError(type(value).__name__)
 
 
 def parse_messages(raw: Any, max_size: int) -> list[dict[str, Any]]:
@@ -73,7 +132,8 @@ def parse_messages(raw: Any, max_size: int) -> list[dict[str, Any]]:
         raise AblyError.invalid_message("No messages to publish")
     messages = [_clean(item) for item in raw]
     for item in raw:
-        if item.get("action") not in (None, MessageAction.CREATE):
+        action = item.get("action")
+        if action is not None and (not is_int(action) or action != MessageAction.CREATE):
             raise AblyError.invalid_message(
                 "An update, delete or append must be published on its own"
             )
@@ -99,7 +159,7 @@ def parse_presence(raw: Any, max_size: int) -> list[dict[str, Any]]:
     for item in raw:
         event = _clean(item, _PRESENCE_FIELDS)
         action = item.get("action")
-        if action not in _PRESENCE_ACTIONS:
+        if not is_int(action) or action not in _PRESENCE_ACTIONS:
             raise AblyError.invalid_message(f"Invalid presence action {action!r}")
         event["action"] = action
         events.append(event)
@@ -122,10 +182,14 @@ def parse_mutation(item: Any, max_size: int) -> dict[str, Any]:
         raise AblyError.invalid_message("Message version must be an object")
     if version:
         kept = {k: version[k] for k in _VERSION_FIELDS if version.get(k) is not None}
-        if not all(isinstance(kept.get(k, ""), str) for k in ("clientId", "description")):
+        if not all(
+            isinstance(text := kept.get(k, ""), str) and valid_text(text)
+            for k in ("clientId", "description")
+        ):
             raise AblyError.invalid_message("Version clientId and description must be strings")
-        if not isinstance(kept.get("metadata", {}), dict):
-            raise AblyError.invalid_message("Version metadata must be an object")
+        metadata = kept.get("metadata", {})
+        if not isinstance(metadata, dict) or check_plain(metadata) is not None:
+            raise AblyError.invalid_message("Version metadata must be a plain JSON object")
         message["version"] = kept
     if message_size(message) > max_size:
         raise AblyError.too_large(f"Message exceeds the maximum size of {max_size} bytes")
@@ -137,21 +201,34 @@ def _clean(item: Any, fields: tuple[str, ...] = _MESSAGE_FIELDS) -> dict[str, An
         raise AblyError.invalid_message("A message must be an object")
     message = {k: item[k] for k in fields if item.get(k) is not None}
     for key in ("id", "encoding", "serial"):
-        if key in message and not isinstance(message[key], str):
-            raise AblyError.invalid_message(f"Message {key} must be a string")
-    if "name" in message and not isinstance(message["name"], str):
+        if key in message and not _is_text(message[key]):
+            raise AblyError.invalid_message(f"Message {key} must be a valid string")
+    if "name" in message and not _is_text(message["name"]):
         raise AblyError(40016, 400, "Invalid message name")
-    if "clientId" in message and (
-        not isinstance(message["clientId"], str) or not message["clientId"]
-    ):
+    if "clientId" in message and (not _is_text(message["clientId"]) or not message["clientId"]):
         raise AblyError.invalid_client_id("Message clientId must be a non-empty string")
-    if "extras" in message and not isinstance(message["extras"], dict):
-        raise AblyError(40032, 400, "Invalid message extras field")
+    if "extras" in message:
+        extras = message["extras"]
+        reason = "not an object" if not isinstance(extras, dict) else check_plain(extras)
+        if reason is not None:
+            raise AblyError(40032, 400, f"Invalid message extras field: {reason}")
     data = message.get("data")
     if isinstance(data, dict | list):
+        reason = check_plain(data)
+        if reason is not None:
+            raise AblyError.invalid_message(f"Invalid message data: {reason}")
         message["data"] = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
         encoding = message.get("encoding")
         message["encoding"] = f"{encoding}/json" if encoding else "json"
-    elif data is not None and not isinstance(data, str | bytes):
+    elif isinstance(data, str):
+        if not valid_text(data):
+            raise AblyError.invalid_message("Invalid message data: not valid Unicode")
+    elif isinstance(data, bytearray):
+        message["data"] = bytes(data)
+    elif data is not None and not isinstance(data, bytes):
         raise AblyError.invalid_message("Message data must be a string, binary, object or array")
     return message
+
+
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str) and valid_text(value)

@@ -58,6 +58,9 @@ class AckQueue:
         self._pending.add(msg_serial)
 
         def settle(serials: list[str] | None, error: AblyError | None) -> None:
+            if slot[1] is not None:
+                # Settled already: a failure after the publish was handed on answers once.
+                return
             if error is not None:
                 slot[1] = {
                     "action": Action.NACK,

@@ -33,9 +33,12 @@ from channel_relay.protocol.serials import format_serial
 from channel_relay.protocol.validation import (
     MUTATIONS,
     check_channel_name,
+    check_plain,
+    is_int,
     parse_messages,
     parse_mutation,
     parse_presence,
+    valid_text,
 )
 from channel_relay.realtime.acks import AckQueue
 from channel_relay.realtime.frames import ws_frame
@@ -153,7 +156,9 @@ class Connection:
     # Writing
 
     def send(self, message: dict[str, Any]) -> None:
-        self._write(ws_frame(encode_frame(message, self.format)))
+        frame = self._encode(message)
+        if frame is not None:
+            self._write(frame)
 
     def deliver(self, outgoing: Outgoing) -> None:
         attachment = self.attachments.get(outgoing.message["channel"])
@@ -162,9 +167,20 @@ class Connection:
             return
         frame = outgoing.frames.get(self.format)
         if frame is None:
-            frame = ws_frame(encode_frame(outgoing.message, self.format))
-            outgoing.frames[self.format] = frame
-        self._write(frame)
+            # Cached even when empty: a delivery that cannot be encoded is logged once, not
+            # once per subscriber.
+            frame = outgoing.frames[self.format] = self._encode(outgoing.message) or b""
+        if frame:
+            self._write(frame)
+
+    def _encode(self, message: dict[str, Any]) -> bytes | None:
+        """The frame for `message`, or None (logged) if this format cannot carry it. Validation
+        keeps such values out; this keeps a miss from escaping into a channel's fan-out."""
+        try:
+            return ws_frame(encode_frame(message, self.format))
+        except (TypeError, ValueError, OverflowError):
+            self._log_failure("encoding a frame", message.get("channel"))
+            return None
 
     def _write(self, frame: bytes) -> None:
         transport = self.transport
@@ -222,16 +238,7 @@ class Connection:
                     # (the SDK resends what matters there); handling it now would reorder
                     # publishes and attaches and answer on the new socket.
                     break
-                if len(frame.data) > self.settings.max_frame_size:
-                    await self.fail(AblyError.too_large("Protocol message exceeds maxFrameSize"))
-                    break
-                try:
-                    await self.handle(decode_frame(frame.data))
-                except _Fatal as fatal:
-                    await self.fail(fatal.error)
-                    break
-                except AblyError as error:
-                    await self.fail(error)
+                if not await self._on_frame(frame.data):
                     break
         finally:
             if self.ws is ws:
@@ -242,6 +249,58 @@ class Connection:
                     self._presence_grace = asyncio.get_running_loop().call_later(
                         self.settings.presence_grace / 1000, self._presence_expired
                     )
+
+    async def _on_frame(self, data: bytes | str) -> bool:
+        """Act on one frame; False once the connection has ended.
+
+        The one rule for failures: whatever goes wrong while handling a frame becomes an Ably
+        error on its scope (a NACK for a publish or presence, inside their handlers; a channel
+        ERROR for a frame naming a channel; otherwise a connection ERROR for a client's fault,
+        DISCONNECTED for the relay's own), and nothing reaches aiohttp after the upgrade.
+        """
+        if len(data) > self.settings.max_frame_size:
+            await self.fail(AblyError.too_large("Protocol message exceeds maxFrameSize"))
+            return False
+        try:
+            message = decode_frame(data)
+        except AblyError as error:
+            await self.fail(error)
+            return False
+        try:
+            await self.handle(message)
+        except _Fatal as fatal:
+            await self.fail(fatal.error)
+            return False
+        except Exception as exc:
+            channel = message.get("channel")
+            if isinstance(channel, str) and channel:
+                self._channel_error(channel, self._as_error(exc, channel, 50001))
+                return True
+            error = self._as_error(exc, None, 50002)
+            if isinstance(exc, AblyError):
+                await self.fail(error)
+            else:
+                await self.disconnect(error)
+            return False
+        return not self.closed
+
+    def _as_error(self, exc: Exception, channel: str | None, code: int = 50000) -> AblyError:
+        """The Ably error to answer `exc` with; an unexpected one is logged (once, here) with
+        this connection and the channel."""
+        if isinstance(exc, AblyError):
+            return exc
+        self._log_failure("handling a frame", channel)
+        return AblyError(code, 500, "Internal error")
+
+    def _log_failure(self, doing: str, channel: Any) -> None:
+        name = channel if isinstance(channel, str) and valid_text(channel) else None
+        log.exception(
+            "%s failed on connection %s (channel %s)",
+            doing,
+            self.connection_id,
+            name,
+            extra={"connection_id": self.connection_id, "channel": name},
+        )
 
     async def fail(self, error: AblyError) -> None:
         """A connection-level ERROR: the SDK moves the connection to FAILED; no resume."""
@@ -299,8 +358,9 @@ class Connection:
             await self._on_auth(message)
         elif action == Action.HEARTBEAT:
             reply: dict[str, Any] = {"action": Action.HEARTBEAT}
-            if message.get("id") is not None:
-                reply["id"] = message["id"]
+            ping_id = message.get("id")
+            if isinstance(ping_id, str) and valid_text(ping_id):
+                reply["id"] = ping_id
             self.send(reply)
         elif action == Action.CLOSE:
             self.send({"action": Action.CLOSED, "connectionId": self.connection_id})
@@ -318,7 +378,7 @@ class Connection:
         fail with 40160 at once."""
         auth = message.get("auth")
         token = auth.get("accessToken") if isinstance(auth, dict) else None
-        if not isinstance(token, str) or not token:
+        if not isinstance(token, str) or not token or not valid_text(token):
             raise _Fatal(AblyError.bad_request("AUTH without auth.accessToken"))
         own = self.identity.client_id
         try:
@@ -353,6 +413,8 @@ class Connection:
             modes = self._granted_modes(name, message.get("flags"))
             channel = await self.channels.get(self.identity.app_id, name)
             params = message.get("params") if isinstance(message.get("params"), dict) else None
+            if params is not None and check_plain(params) is not None:
+                raise AblyError.invalid_param("Attach params must be plain JSON")
             start, error = await self._replay_start(channel, message.get("channelSerial"), params)
         except AblyError as error:
             self._channel_error(name, error)
@@ -467,7 +529,7 @@ class Connection:
 
     def _granted_modes(self, name: str, flags: Any) -> Flag:
         capability = self.identity.capability
-        requested = Flag(flags) & _ALL_MODES if isinstance(flags, int) and flags > 0 else Flag(0)
+        requested = Flag(flags) & _ALL_MODES if is_int(flags) and flags > 0 else Flag(0)
         wanted = requested or _DEFAULT_MODES
         granted = Flag(0)
         for mode, op in MODE_FLAGS.items():
@@ -517,7 +579,7 @@ class Connection:
         if self.acks.seen(msg_serial):
             return
         ack = self._timed(self.acks.expect(msg_serial))
-        name = _channel_name(message)
+        name = message.get("channel")
         identity = self.identity
         max_size = self.settings.max_message_size
         try:
@@ -551,16 +613,17 @@ class Connection:
                 connection_id=self.connection_id,
                 id_base=f"{self.connection_id}:{msg_serial}",
             )
-        except AblyError as error:
-            ack(None, error)
+        except Exception as exc:
+            ack(None, self._as_error(exc, name))
 
     async def _on_presence(self, message: dict[str, Any]) -> None:
         msg_serial = _msg_serial(message)
         if self.acks.seen(msg_serial):
             return
         ack = self._timed(self.acks.expect(msg_serial))
-        name = _channel_name(message)
+        name = message.get("channel")
         try:
+            check_channel_name(name)
             self._check_rate(message.get("presence"))
             attachment = self.attachments.get(name)
             if attachment is None:
@@ -573,17 +636,16 @@ class Connection:
                 if client_id is None:
                     raise AblyError(91000, 400, "Cannot enter presence without a clientId")
                 event["clientId"] = client_id
-        except AblyError as error:
-            ack(None, error)
-            return
-        channel = attachment.channel
-        self.presence_channels[name] = channel
-        channel.presence.publish(
-            events,
-            ack,
-            connection_id=self.connection_id,
-            id_base=f"{self.connection_id}:{msg_serial}",
-        )
+            channel = attachment.channel
+            self.presence_channels[name] = channel
+            channel.presence.publish(
+                events,
+                ack,
+                connection_id=self.connection_id,
+                id_base=f"{self.connection_id}:{msg_serial}",
+            )
+        except Exception as exc:
+            ack(None, self._as_error(exc, name))
 
     def _timed(self, ack: Any) -> Any:
         metrics = self.channels.metrics
@@ -611,7 +673,7 @@ class Connection:
         action = message.get("action")
         error = AblyError.bad_request(f"Protocol action {action!r} is not supported")
         msg_serial = message.get("msgSerial")
-        if isinstance(msg_serial, int) and not isinstance(msg_serial, bool):
+        if is_int(msg_serial) and msg_serial >= 0:
             if not self.acks.seen(msg_serial):
                 self.acks.expect(msg_serial)(None, error)
         elif isinstance(message.get("channel"), str):
@@ -641,14 +703,19 @@ def _single_change(raw: Any) -> dict[str, Any] | None:
         isinstance(raw, list)
         and len(raw) == 1
         and isinstance(raw[0], dict)
-        and raw[0].get("action") in MUTATIONS
+        and is_int(raw[0].get("action"))
+        and raw[0]["action"] in MUTATIONS
     ):
         return raw[0]
     return None
 
 
+# msgSerial is a JavaScript number in ably-js: beyond 2**53 it cannot count on exactly.
+_MAX_MSG_SERIAL = 2**53
+
+
 def _msg_serial(message: dict[str, Any]) -> int:
     serial = message.get("msgSerial")
-    if not isinstance(serial, int) or isinstance(serial, bool) or serial < 0:
+    if not is_int(serial) or not 0 <= serial < _MAX_MSG_SERIAL:
         raise _Fatal(AblyError.bad_request("MESSAGE without a valid msgSerial"))
     return serial
