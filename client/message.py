@@ -3,7 +3,7 @@
 On the wire a payload is `data` plus an `encoding` chain ("json", "utf-8", "base64", joined by
 "/"). `Message.from_wire` undoes the chain (so JSON objects published by ably-js arrive as dicts)
 and `Message.to_wire` builds it (dicts and lists travel as JSON text with encoding "json", as
-ably-js sends them). Binary data is bytes; the wire codec in relay.protocol.codec already turns
+ably-js sends them, byte for byte: see codecs.jsjson). Binary data is bytes; the wire codec in relay.protocol.codec already turns
 JSON base64 into bytes.
 """
 
@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from channel_relay.client.codecs import jsjson
 from channel_relay.protocol.actions import MessageAction, PresenceAction
 
 __all__ = ["Message", "PresenceMessage", "decode_data", "encode_data"]
@@ -44,7 +45,7 @@ def decode_data(data: Any, encoding: str | None) -> tuple[Any, str | None]:
 def encode_data(data: Any, encoding: str | None = None) -> tuple[Any, str | None]:
     """Data ready for the wire: str, bytes and None pass; dicts and lists become JSON text."""
     if isinstance(data, dict | list):
-        text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        text = jsjson.dumps(data)
         return text, f"{encoding}/json" if encoding else "json"
     if isinstance(data, bytearray):
         return bytes(data), encoding

@@ -21,16 +21,23 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from channel_relay.client.codecs import jsjson
+from channel_relay.client.errors import AblyError
+
 __all__ = [
     "STREAM_KINDS",
+    "Decoder",
     "OutputDecoder",
     "WireOp",
     "apply_tool_response",
     "decode_discrete",
+    "decode_input",
     "decode_input_part",
     "encode_chunk",
+    "encode_input",
     "encode_user_message",
     "fold_chunks",
+    "fork_seed",
     "stream_start_chunk",
 ]
 
@@ -89,6 +96,8 @@ _STREAM_FIELDS: dict[str, tuple[str, ...]] = {
         "providerMetadata",
     ),
 }
+# Fields that read as "" when absent (the SDK's defaulted header fields).
+_TOTAL = {"toolCallId": "", "toolName": "", "mediaType": "", "sourceId": ""}
 _FINISH_REASONS = ("stop", "length", "content-filter", "tool-calls", "error", "other")
 
 
@@ -99,7 +108,7 @@ def _write(headers: dict[str, str], key: str, value: Any) -> None:
         if isinstance(value, bool):
             headers[key] = "true" if value else "false"
     elif key in _JSON_FIELDS:
-        headers[key] = json.dumps(value, separators=(",", ":"))
+        headers[key] = jsjson.dumps(value)
     elif isinstance(value, str):
         headers[key] = value
 
@@ -129,6 +138,8 @@ def _fields(headers: dict[str, str], keys: tuple[str, ...]) -> dict[str, Any]:
     out = {}
     for key in keys:
         value = _read(headers, key)
+        if value is None:
+            value = _TOTAL.get(key)
         if value is not None:
             out[key] = value
     return out
@@ -150,10 +161,10 @@ def encode_user_message(message: UIMessage) -> list[tuple[Any, dict[str, str]]]:
         kind = part["type"]
         headers = {"kind": "user-message"}
         if kind == "text":
-            data: Any = part.get("text", "")
+            data: Any = part.get("text")
         elif kind == "file":
-            data = part.get("url", "")
-            headers["mediaType"] = part.get("mediaType", "")
+            data = part.get("url")
+            _write(headers, "mediaType", part.get("mediaType"))
         else:
             data = part.get("data")
             _write(headers, "id", part.get("id"))
@@ -162,6 +173,36 @@ def encode_user_message(message: UIMessage) -> list[tuple[Any, dict[str, str]]]:
         headers["partType"] = kind
         out.append((data, headers))
     return out
+
+
+def encode_input(
+    event: dict[str, Any],
+) -> tuple[bool, list[tuple[Any, dict[str, str], dict[str, str]]]]:
+    """How one client input goes on the `ai-input` wire: (atomic batch?, [(data, codec headers,
+    transport headers)]). `event` as the JS VercelInput: {kind: user-message, message},
+    {kind: tool-result, payload: {toolCallId, output, forkSeed?}}, {kind: tool-result-error,
+    payload: {toolCallId, message, forkSeed?}}, {kind: tool-approval-response, payload:
+    {toolCallId, approved, reason?}} or {kind: regenerate}."""
+    kind = event.get("kind", "")
+    if kind == "user-message":
+        message = event["message"]
+        role = {"role": message.get("role", "user")}
+        return True, [(data, codec, role) for data, codec in encode_user_message(message)]
+    if kind == "regenerate":
+        return False, [("", {"kind": kind}, {})]
+    payload = event.get("payload") or {}
+    codec = {"kind": kind}
+    _write(codec, "toolCallId", payload.get("toolCallId"))
+    data: Any = ""
+    if kind == "tool-approval-response":
+        _write(codec, "approved", payload.get("approved"))
+        _write(codec, "reason", payload.get("reason"))
+    elif kind in ("tool-result", "tool-result-error"):
+        field_name = "output" if kind == "tool-result" else "message"
+        data = {k: payload[k] for k in (field_name, "forkSeed") if k in payload}
+    else:
+        raise AblyError(40003, 400, f"unsupported input kind '{kind}'")
+    return False, [(data, codec, {})]
 
 
 def decode_input_part(data: Any, codec: dict[str, str]) -> dict[str, Any]:
@@ -202,10 +243,10 @@ class WireOp:
     ephemeral: bool = False
 
 
-def encode_chunk(chunk: Chunk, open_streams: set[str], message_id: str) -> WireOp:
+def encode_chunk(chunk: Chunk, open_streams: set[str], message_id: str | None) -> WireOp:
     """The wire operation for one UIMessageChunk. `open_streams` holds the stream ids opened
-    and not yet closed (a tool-input-available without an open stream goes out discrete);
-    `message_id` is the assistant message id a `start` chunk carries when it has none."""
+    (a tool-input-available without one goes out discrete); `message_id` is the assistant
+    message id a `start` chunk carries when it has none."""
     kind = chunk.get("type", "")
     if kind in _START_TYPES:
         group = _START_TYPES[kind]
@@ -225,7 +266,7 @@ def encode_chunk(chunk: Chunk, open_streams: set[str], message_id: str) -> WireO
                 return WireOp("close", _codec(group, chunk, keys), "", sid)
             codec = _codec(group, chunk, _STREAM_FIELDS[group])
             return WireOp("discrete", codec, chunk.get("input"), sid)
-        return WireOp("close", {}, "", chunk.get("id"))
+        return WireOp("close", _codec(group, chunk, _STREAM_FIELDS[group]), "", chunk.get("id"))
     if kind.startswith("data-"):
         codec = _codec(kind, chunk, ("id", "transient"))
         return WireOp(
@@ -234,7 +275,7 @@ def encode_chunk(chunk: Chunk, open_streams: set[str], message_id: str) -> WireO
     if kind not in _DISCRETE_FIELDS:
         return WireOp("none")
     source = dict(chunk)
-    if kind == "start" and not source.get("messageId"):
+    if kind == "start" and source.get("messageId") is None:
         source["messageId"] = message_id
     codec = _codec(kind, source, _DISCRETE_FIELDS[kind])
     data: Any = ""
@@ -250,8 +291,6 @@ def encode_chunk(chunk: Chunk, open_streams: set[str], message_id: str) -> WireO
         data = {"output": chunk.get("output")}
     elif kind == "tool-output-error":
         data = {"errorText": chunk.get("errorText")}
-    if kind == "source-document" and "title" not in codec:
-        codec["title"] = ""
     return WireOp("discrete", codec, data)
 
 
@@ -282,13 +321,14 @@ def stream_end_chunk(
     kind: str, codec: dict[str, str], closing: dict[str, str], stream_id: str, text: str
 ) -> Chunk:
     if kind != "tool-input":
-        return {"type": STREAM_KINDS[kind][2], "id": codec.get("id", stream_id)}
+        return {"type": STREAM_KINDS[kind][2], **_fields(closing, _STREAM_FIELDS[kind])}
     chunk: Chunk = {
         "type": "tool-input-available",
         "toolCallId": stream_id,
         "toolName": closing.get("toolName") or codec.get("toolName", ""),
-        "input": _json_or_string(text),
     }
+    if text:
+        chunk["input"] = _json_or_string(text)
     meta = _read(closing, "providerMetadata")
     if meta is not None:
         chunk["providerMetadata"] = meta
@@ -323,6 +363,8 @@ def decode_discrete(kind: str, codec: dict[str, str], data: Any) -> list[Chunk]:
         chunk.setdefault("toolCallId", "")
     if kind == "tool-approval-request":
         chunk.setdefault("approvalId", "")
+    if kind == "source-document":
+        chunk.setdefault("title", "")
     text = data if isinstance(data, str) else ""
     if kind == "error":
         chunk["errorText"] = text
@@ -351,6 +393,7 @@ class _Stream:
     text: str = ""
     version: str = ""
     status: str = "streaming"
+    closing: dict[str, str] = field(default_factory=dict)
 
 
 class OutputDecoder:
@@ -404,6 +447,7 @@ class OutputDecoder:
             chunks.append(stream_delta_chunk(kind, stream.codec, stream.stream_id, delta))
         if status == "complete":
             stream.status = status
+            stream.closing = dict(codec)
             chunks.append(
                 stream_end_chunk(kind, stream.codec, codec, stream.stream_id, stream.text)
             )
@@ -411,6 +455,129 @@ class OutputDecoder:
             # A cancelled stream closes silently, as the SDK's decoder does.
             stream.status = status
         return chunks
+
+
+# Lifecycle phases a decoder synthesises for a run met mid-way (stream or tool call first).
+_PHASES = ("start", "start-step")
+
+
+class Decoder:
+    """What the SDK's `codec.createDecoder()` does: inbound messages to (inputs, outputs).
+
+    Outputs are UIMessageChunks; a run whose first sight is a stream or a tool call gets the
+    `start` / `start-step` it missed, once per run (again after its `finish`), as the SDK's
+    decode lifecycle does. Inputs are the JS VercelInput shapes (see `decode_input`).
+    """
+
+    def __init__(self) -> None:
+        self.outputs = OutputDecoder()
+        self._emitted: dict[str, set[str]] = {}
+
+    def decode(
+        self,
+        name: str | None,
+        data: Any,
+        transport: dict[str, str],
+        codec: dict[str, str],
+        *,
+        serial: str = "",
+        version: str = "",
+        action: str = "create",
+    ) -> tuple[list[dict[str, Any]], list[Chunk]]:
+        """`action`: create, append or update (a message.update, e.g. a first sight). An
+        append carries no name: it belongs to the stream its serial opened."""
+        tracked = serial in self.outputs.streams
+        if name == "ai-input" and not tracked:
+            if action != "create" or transport.get("stream") == "true":
+                return [], []
+            return decode_input(data, codec, transport), []
+        if name != "ai-output" and not tracked:
+            return [], []
+        if action == "create" and transport.get("stream") != "true":
+            kind = codec.get("kind", "")
+            return [], self._lifecycle(kind, transport.get("run-id", "")) + decode_discrete(
+                kind, codec, data
+            )
+        chunks = self.outputs.decode(
+            serial, version or serial, action == "append", data, transport, codec
+        )
+        if not tracked and serial in self.outputs.streams:
+            chunks = self._ensure(transport.get("run-id", "")) + chunks
+        return [], chunks
+
+    def _ensure(self, run_id: str) -> list[Chunk]:
+        emitted = self._emitted.setdefault(run_id, set())
+        missing = [phase for phase in _PHASES if phase not in emitted]
+        emitted.update(missing)
+        return [{"type": phase} for phase in missing]
+
+    def _lifecycle(self, kind: str, run_id: str) -> list[Chunk]:
+        if kind in _PHASES:
+            self._emitted.setdefault(run_id, set()).add(kind)
+        elif kind == "finish-step":
+            self._emitted.get(run_id, set()).discard("start-step")
+        elif kind in ("finish", "error", "abort"):
+            self._emitted.pop(run_id, None)
+        elif kind == "tool-input":
+            return self._ensure(run_id)
+        return []
+
+
+def decode_input(
+    data: Any, codec: dict[str, str], transport: dict[str, str]
+) -> list[dict[str, Any]]:
+    """The client input one `ai-input` message carries, as the JS VercelInput: a user message
+    (one part of it: parts sharing a codec-message-id make the message), or a tool input with
+    the codec-message-id it addresses. A regenerate carries nothing to decode."""
+    kind = codec.get("kind", "")
+    if kind == "user-message":
+        message = {
+            "id": codec.get("messageId", ""),
+            "role": transport.get("role", "user"),
+            "parts": [decode_input_part(data, codec)],
+        }
+        return [{"kind": kind, "message": message}]
+    if kind not in ("tool-result", "tool-result-error", "tool-approval-response"):
+        return []
+    payload: dict[str, Any] = {"toolCallId": codec.get("toolCallId", "")}
+    body = data if isinstance(data, dict) else None
+    if kind == "tool-approval-response":
+        payload["approved"] = codec.get("approved") == "true"
+        if codec.get("reason") is not None:
+            payload["reason"] = codec["reason"]
+    elif kind == "tool-result":
+        if body is not None and "output" in body:
+            payload["output"] = body["output"]
+    else:
+        message = body.get("message") if body is not None else None
+        payload["message"] = message if isinstance(message, str) else ""
+    seed = fork_seed(body)
+    if seed is not None:
+        payload["forkSeed"] = seed
+    cmid = transport.get("codec-message-id", "")
+    return [{"kind": kind, "codecMessageId": cmid, "payload": payload}]
+
+
+def fork_seed(data: Any) -> dict[str, Any] | None:
+    """The validated `forkSeed` of a tool-result envelope: messages without a string
+    codecMessageId or a parts list are dropped, and parts that are not typed objects."""
+    seed = data.get("forkSeed") if isinstance(data, dict) else None
+    if not isinstance(seed, dict) or not isinstance(seed.get("messages"), list):
+        return None
+    messages = []
+    for entry in seed["messages"]:
+        if not isinstance(entry, dict) or not isinstance(entry.get("codecMessageId"), str):
+            continue
+        message = entry.get("message")
+        if not isinstance(message, dict) or not isinstance(message.get("parts"), list):
+            continue
+        parts = [
+            p for p in message["parts"] if isinstance(p, dict) and isinstance(p.get("type"), str)
+        ]
+        messages.append(
+            {"codecMessageId": entry["codecMessageId"], "message": {**message, "parts": parts}}
+        )
+    return {"messages": messages}
 
 
 def _json_or_string(text: str) -> Any:

@@ -20,18 +20,17 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterable, Iterable
+from collections.abc import AsyncIterable, Awaitable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from channel_relay.client.codecs import vercel
 from channel_relay.client.errors import AblyError
 from channel_relay.client.events import Subscription
 from channel_relay.client.message import Message
 from channel_relay.client.realtime import Realtime
+from channel_relay.client.turns.encoder import Encoder, Write
 from channel_relay.client.turns.session import Session
 from channel_relay.client.turns.wire import (
-    AI_OUTPUT,
     RUN_END,
     RUN_RESUME,
     RUN_START,
@@ -39,6 +38,7 @@ from channel_relay.client.turns.wire import (
     STEP_END,
     STEP_START,
     ai_extras,
+    build_transport_headers,
     codec_headers,
     transport_headers,
 )
@@ -310,91 +310,69 @@ class AgentRun:
 
 
 class _StreamWriter:
-    """Turns chunks into ai-output publishes for one step of a run."""
+    """Performs the encoder's writes for one step of a run: each stream's opening publish is
+    awaited (its serial names the appends), the rest go out without waiting for their ACKs
+    (in order on the one connection) and are awaited at `close()`."""
 
     def __init__(self, run: AgentRun, step_id: str, step_serial: str) -> None:
         self.run = run
-        self.step_id = step_id
         self.step_serial = step_serial
-        self.open: dict[str, tuple[str, dict[str, str], dict[str, str]]] = {}
-        self.pending: list[asyncio.Future[Any]] = []
-
-    def _transport(self, stream: bool, status: str | None = None, stream_id: str | None = None):
-        run = self.run
-        headers = {
-            "role": "assistant",
-            "codec-message-id": run.message_id,
-            "run-id": run.run_id,
-            "run-client-id": run.client_id,
-        }
-        if run.parent:
-            headers["parent"] = run.parent
-        if run.fork_of and not run.continuation:
-            headers["fork-of"] = run.fork_of
-        if run.regenerates and not run.continuation:
-            headers["msg-regenerate"] = run.regenerates
-        headers["invocation-id"] = run.invocation_id
-        if run.input_client_id is not None:
-            headers["input-client-id"] = run.input_client_id
-        headers["input-codec-message-id"] = run.input_codec_message_id
-        headers["step-id"] = self.step_id
-        headers["step-client-id"] = run.client_id
-        headers["stream"] = "true" if stream else "false"
-        if stream:
-            headers["status"] = status or "streaming"
-            headers["stream-id"] = stream_id or ""
-        headers["step-start-serial"] = self.step_serial
-        return headers
+        headers = build_transport_headers(
+            role="assistant",
+            codec_message_id=run.message_id,
+            run_id=run.run_id,
+            run_client_id=run.client_id,
+            parent=run.parent,
+            fork_of=None if run.continuation else run.fork_of,
+            msg_regenerate=None if run.continuation else run.regenerates,
+            invocation_id=run.invocation_id,
+            input_client_id=run.input_client_id,
+            input_codec_message_id=run.input_codec_message_id,
+            step_id=step_id,
+            step_client_id=run.client_id,
+        )
+        self.encoder = Encoder(headers=headers, message_id=run.message_id)
+        self.serials: dict[str, str] = {}
+        self.pending: list[Awaitable[Any]] = []
 
     async def write(self, chunk: dict[str, Any]) -> None:
-        op = vercel.encode_chunk(chunk, set(self.open), self.run.message_id)
+        for write in self.encoder.output(chunk):
+            await self._perform(write)
+
+    async def _perform(self, write: Write) -> None:
         channel = self.run.channel
-        if op.op == "discrete":
-            message = Message(
-                name=AI_OUTPUT,
-                data=op.data,
-                extras=ai_extras(self._transport(False), op.codec, ephemeral=op.ephemeral),
-            )
-            self.pending.append(
-                channel.client.connection.send_and_ack(_message_frame(channel.name, message))
-            )
-        elif op.op == "create":
-            sid = op.stream_id or ""
-            transport = self._transport(True, "streaming", sid)
-            serials = await channel.publish(
-                Message(name=AI_OUTPUT, data="", extras=ai_extras(transport, op.codec))
-            )
-            self.open[sid] = (serials[0], transport, op.codec)
-        elif op.op == "append" and op.stream_id in self.open:
-            serial, transport, codec = self.open[op.stream_id]
+        for message in write.messages:
+            # Stamped after the headers merge, as the SDK's onAblyMessage hook does.
+            transport_headers(message)["step-start-serial"] = self.step_serial
+        if write.op == "publish" and write.stream_id is not None:
+            serials = await channel.publish(write.messages)
+            self.serials[write.stream_id] = serials[0]
+        elif write.op == "publish":
+            frame = {
+                "action": 15,
+                "channel": channel.name,
+                "messages": [m.to_wire() for m in write.messages],
+            }
+            self.pending.append(channel.client.connection.send_and_ack(frame))
+        elif write.stream_id in self.serials:
+            message = write.messages[0]
             self.pending.append(
                 channel.mutate(
-                    MessageAction.APPEND, serial, data=op.data, extras=ai_extras(transport, codec)
+                    MessageAction.APPEND,
+                    self.serials[write.stream_id],
+                    data=message.data,
+                    extras=message.extras,
                 )
             )
-        elif op.op == "close" and op.stream_id in self.open:
-            self._close(op.stream_id, "complete", op.codec or None)
-
-    def _close(self, stream_id: str, status: str, closing: dict[str, str] | None = None) -> None:
-        serial, transport, codec = self.open.pop(stream_id)
-        headers = dict(transport)
-        headers["status"] = status
-        self.pending.append(
-            self.run.channel.mutate(
-                MessageAction.APPEND, serial, data="", extras=ai_extras(headers, closing or codec)
-            )
-        )
 
     async def close(self, status: str) -> None:
-        for stream_id in list(self.open):
-            self._close(stream_id, status)
+        """Close the streams left open (status complete, or cancelled) and await every ACK."""
+        for stream_id in list(self.encoder.streams):
+            if self.encoder.is_open(stream_id):
+                await self._perform(self.encoder.close_stream(stream_id, status=status))
         pending, self.pending = self.pending, []
         if pending:
             await asyncio.gather(*pending)
-
-
-def _message_frame(channel: str, message: Message) -> dict[str, Any]:
-    return {"action": 15, "channel": channel, "messages": [message.to_wire()]}
 
 
 async def _aiter(source: Any, stop: asyncio.Event) -> AsyncIterable[Any]:

@@ -24,14 +24,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from channel_relay.client.channel import Channel
-from channel_relay.client.codecs import vercel
 from channel_relay.client.errors import AblyError
 from channel_relay.client.events import EventEmitter, Subscription
 from channel_relay.client.message import Message
 from channel_relay.client.realtime import Realtime
 from channel_relay.client.rest import PaginatedResult
+from channel_relay.client.turns.encoder import Encoder
 from channel_relay.client.turns.tree import ENDED, ConversationTree, Node, Run, View
-from channel_relay.client.turns.wire import AI_CANCEL, AI_INPUT, ai_extras
+from channel_relay.client.turns.wire import AI_CANCEL, ai_extras, build_transport_headers
 
 __all__ = ["ActiveTurn", "Session", "Turn"]
 
@@ -266,17 +266,16 @@ class Session(EventEmitter):
             last = view.last()
             parent = last.codec_message_id if last else None
         cmid, event_id = str(uuid.uuid4()), str(uuid.uuid4())
-        transport = {"role": message.get("role", "user"), "codec-message-id": cmid}
-        transport["run-client-id"] = self.client_id or ""
-        if parent:
-            transport["parent"] = parent
-        if fork_of:
-            transport["fork-of"] = fork_of
-        transport.update({"event-id": event_id, "stream": "false", "discrete": "true"})
-        wire = [
-            Message(name=AI_INPUT, data=data, extras=ai_extras(dict(transport), codec))
-            for data, codec in vercel.encode_user_message(message)
-        ]
+        headers = build_transport_headers(
+            role="user",
+            codec_message_id=cmid,
+            run_client_id=self.client_id or "",
+            parent=parent,
+            fork_of=fork_of,
+            event_id=event_id,
+        )
+        event = {"kind": "user-message", "message": message}
+        wire = Encoder().input(event, headers=headers, codec_message_id=cmid).messages
         turn = ActiveTurn(self, cmid, event_id)
         self._own_inputs[cmid] = turn
         await self._publish(wire)
@@ -289,21 +288,18 @@ class Session(EventEmitter):
         view = view or self.view
         node = self.tree.nodes[codec_message_id]
         cmid, event_id = str(uuid.uuid4()), str(uuid.uuid4())
-        transport = {
-            "role": "user",
-            "codec-message-id": cmid,
-            "run-client-id": self.client_id or "",
-        }
-        if node.parent:
-            transport["parent"] = node.parent
-        transport.update(
-            {"msg-regenerate": codec_message_id, "event-id": event_id, "stream": "false"}
+        headers = build_transport_headers(
+            role="user",
+            codec_message_id=cmid,
+            run_client_id=self.client_id or "",
+            parent=node.parent,
+            msg_regenerate=codec_message_id,
+            event_id=event_id,
         )
         turn = ActiveTurn(self, cmid, event_id)
         self._own_inputs[cmid] = turn
-        await self._publish(
-            [Message(name=AI_INPUT, data="", extras=ai_extras(transport, {"kind": "regenerate"}))]
-        )
+        write = Encoder().input({"kind": "regenerate"}, headers=headers, codec_message_id=cmid)
+        await self._publish(write.messages)
         view.selection.pop(node.parent, None)
         return turn
 
@@ -333,24 +329,27 @@ class Session(EventEmitter):
         node = self._tool_node(tool_call_id)
         run_id = node.run_id or ""
         event_id = str(uuid.uuid4())
-        transport = {
-            "role": "user",
-            "codec-message-id": node.codec_message_id,
-            "run-id": run_id,
-            "run-client-id": self.tree.runs[run_id].client_id if run_id in self.tree.runs else "",
-            "parent": node.codec_message_id,
-            "event-id": event_id,
-            "stream": "false",
-        }
-        codec = {"kind": "tool-approval-response", "toolCallId": tool_call_id}
-        codec["approved"] = "true" if approved else "false"
+        headers = build_transport_headers(
+            role="user",
+            codec_message_id=node.codec_message_id,
+            run_id=run_id,
+            run_client_id=self.client_id or "",
+            parent=node.codec_message_id,
+            event_id=event_id,
+        )
+        payload: dict[str, Any] = {"toolCallId": tool_call_id, "approved": approved}
         if reason:
-            codec["reason"] = reason
+            payload["reason"] = reason
+        write = Encoder().input(
+            {"kind": "tool-approval-response", "payload": payload},
+            headers=headers,
+            codec_message_id=node.codec_message_id,
+        )
         turn = ActiveTurn(self, node.codec_message_id, event_id, run_id=run_id)
         self._own_runs[run_id] = turn
         if run_id in self.turns:
             turn.turn = self.turns[run_id]
-        await self._publish([Message(name=AI_INPUT, data="", extras=ai_extras(transport, codec))])
+        await self._publish(write.messages)
         return turn
 
     def _tool_node(self, tool_call_id: str) -> Node:

@@ -86,7 +86,7 @@ class Node:
                 if stream.status == "complete":
                     chunks.append(
                         vercel.stream_end_chunk(
-                            stream.kind, stream.codec, stream.codec, stream.stream_id, stream.text
+                            stream.kind, stream.codec, stream.closing, stream.stream_id, stream.text
                         )
                     )
         message = vercel.fold_chunks(chunks, self.codec_message_id, "assistant")

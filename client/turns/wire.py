@@ -19,6 +19,7 @@ __all__ = [
     "STEP_END",
     "STEP_START",
     "ai_extras",
+    "build_transport_headers",
     "codec_headers",
     "transport_headers",
 ]
@@ -64,3 +65,48 @@ def ai_extras(
     if ephemeral:
         extras["ephemeral"] = True
     return extras
+
+
+# The order @ably/ai-transport writes transport headers in (its buildTransportHeaders).
+_HEADER_ORDER = (
+    "role",
+    "codec-message-id",
+    "run-id",
+    "run-client-id",
+    "parent",
+    "fork-of",
+    "msg-regenerate",
+    "supersedes",
+    "invocation-id",
+    "input-client-id",
+    "input-codec-message-id",
+    "event-id",
+    "step-id",
+    "step-start-serial",
+    "step-client-id",
+)
+
+
+def build_transport_headers(**values: str | None) -> dict[str, str]:
+    """Transport headers in the SDK's order; keyword names use "_" for "-" (run_id=...).
+    None leaves a header out; so does "" for the headers the SDK writes only when truthy
+    (parent, fork-of, msg-regenerate, supersedes, invocation-id, event-id)."""
+    given = {k.replace("_", "-"): v for k, v in values.items()}
+    unknown = set(given) - set(_HEADER_ORDER)
+    if unknown:
+        raise TypeError(f"unknown transport headers {sorted(unknown)}")
+    optional_truthy = {
+        "parent",
+        "fork-of",
+        "msg-regenerate",
+        "supersedes",
+        "invocation-id",
+        "event-id",
+    }
+    headers: dict[str, str] = {}
+    for key in _HEADER_ORDER:
+        value = given.get(key)
+        if value is None or (key in optional_truthy and not value):
+            continue
+        headers[key] = value
+    return headers

@@ -95,7 +95,8 @@ def run_node(node: str, relay: Relay) -> RunNode:
 
 
 def _result_line(out: bytes) -> dict[str, Any] | None:
-    for line in reversed(out.decode(errors="replace").splitlines()):
+    # Lines end at "\n" only: a result may hold U+2028 and other characters splitlines() breaks at.
+    for line in reversed(out.decode(errors="replace").split("\n")):
         if line.startswith(RESULT_PREFIX):
             return json.loads(line[len(RESULT_PREFIX) :])
     return None

@@ -1,0 +1,98 @@
+// Golden vectors for the Python Vercel codec, made by @ably/ai-transport's own encoder and
+// decoder. Every case of client_codec_corpus.json (args.corpus: its path) goes through
+// `createUIMessageCodec().createEncoder(writer, {extras: {headers}, messageId})` with a writer
+// that records each channel operation; each recorded message is put in wire form as ably-js
+// sends it on the JSON protocol (object data as JSON.stringify text with encoding "json") and
+// reported as its exact JSON text. The recorded messages are then delivered, as the relay
+// delivers them (create, then appends with growing version serials), to a fresh decoder
+// whose outputs and inputs are reported too. No relay is involved.
+import { readFileSync } from 'node:fs';
+
+import { createUIMessageCodec } from '@ably/ai-transport/vercel';
+
+import { args, run } from '../lib/relay.mjs';
+
+const codec = createUIMessageCodec();
+
+/** The message as ably-js puts it on the JSON wire. */
+function wire(message) {
+  const out = {};
+  if (message.name !== undefined) out.name = message.name;
+  if (message.data !== undefined && message.data !== null) {
+    if (typeof message.data === 'string') {
+      out.data = message.data;
+    } else {
+      out.data = JSON.stringify(message.data);
+      out.encoding = 'json';
+    }
+  }
+  if (message.extras !== undefined) out.extras = message.extras;
+  return out;
+}
+
+/** A writer that records operations; publishes get serials "s0001", "s0002", ... */
+function recorder() {
+  const writes = [];
+  let next = 0;
+  const serialOf = new Map();
+  return {
+    writes,
+    serialOf,
+    async publish(messages) {
+      const list = Array.isArray(messages) ? messages : [messages];
+      const serials = list.map(() => `s${String(++next).padStart(4, '0')}`);
+      writes.push({ op: 'publish', serials, messages: list.map((m) => JSON.stringify(wire(m))) });
+      return { serials };
+    },
+    async appendMessage(message) {
+      writes.push({ op: 'append', serial: message.serial, messages: [JSON.stringify(wire(message))] });
+      return { versionSerial: null };
+    },
+    async updateMessage(message) {
+      writes.push({ op: 'update', serial: message.serial, messages: [JSON.stringify(wire(message))] });
+      return { versionSerial: null };
+    },
+  };
+}
+
+/** Deliver the recorded operations to a fresh decoder, as a subscriber sees them live. */
+function decodeAll(writes) {
+  const decoder = codec.createDecoder();
+  const decoded = [];
+  let version = 0;
+  for (const write of writes) {
+    write.messages.forEach((text, i) => {
+      const raw = JSON.parse(text);
+      const data = raw.encoding === 'json' ? JSON.parse(raw.data) : raw.data;
+      const serial = write.op === 'publish' ? write.serials[i] : write.serial;
+      const versionSerial = write.op === 'publish' ? serial : `${serial}:v${String(++version).padStart(4, '0')}`;
+      const action = { publish: 'message.create', append: 'message.append', update: 'message.update' }[write.op];
+      const result = decoder.decode({ name: raw.name, data, extras: raw.extras, serial, action, version: { serial: versionSerial } });
+      decoded.push({ inputs: result.inputs, outputs: result.outputs });
+    });
+  }
+  return decoded;
+}
+
+run(async () => {
+  const corpus = JSON.parse(readFileSync(args.corpus, 'utf8'));
+  const outputs = [];
+  for (const item of corpus.outputs) {
+    const writer = recorder();
+    const options = { extras: { headers: item.headers } };
+    if (item.messageId !== null) options.messageId = item.messageId;
+    const encoder = codec.createEncoder(writer, options);
+    for (const chunk of item.chunks) await encoder.publishOutput(chunk, { messageId: item.codecMessageId });
+    if (item.cancel) await encoder.cancelStreams();
+    await encoder.close();
+    outputs.push({ name: item.name, writes: writer.writes, decoded: decodeAll(writer.writes) });
+  }
+  const inputs = [];
+  for (const item of corpus.inputs) {
+    const writer = recorder();
+    const encoder = codec.createEncoder(writer);
+    await encoder.publishInput(item.input, { extras: { headers: item.headers }, messageId: item.codecMessageId });
+    inputs.push({ name: item.name, writes: writer.writes, decoded: decodeAll(writer.writes) });
+  }
+  return { outputs, inputs };
+});

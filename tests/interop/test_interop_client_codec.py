@@ -1,0 +1,112 @@
+"""The Python Vercel codec is byte-exact with @ably/ai-transport 0.8.0's: golden vectors made
+by the SDK's own encoder and decoder (scripts/client_codec_vectors.mjs over
+scripts/client_codec_corpus.json) must come out of the Python encoder as the same bytes, and
+the Python decoder must rebuild the same chunks and inputs from them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from interop_support import RunNode
+
+from channel_relay.client.codecs import jsjson
+from channel_relay.client.codecs.vercel import Decoder
+from channel_relay.client.message import Message, decode_data
+from channel_relay.client.turns.encoder import Encoder, Write
+from channel_relay.client.turns.wire import codec_headers, transport_headers
+
+CORPUS = Path(__file__).parent / "scripts" / "client_codec_corpus.json"
+
+
+def _recorded(writes: list[Write]) -> list[dict[str, Any]]:
+    """The writes as the node recorder reports them: serials s0001.. per published message,
+    appends naming the serial of the message that opened their stream."""
+    out: list[dict[str, Any]] = []
+    opened: dict[str, str] = {}
+    count = 0
+    for write in writes:
+        texts = [jsjson.dumps(m.to_wire()) for m in write.messages]
+        if write.op == "publish":
+            serials = []
+            for _ in write.messages:
+                count += 1
+                serials.append(f"s{count:04d}")
+            if write.stream_id is not None:
+                opened[write.stream_id] = serials[0]
+            out.append({"op": "publish", "serials": serials, "messages": texts})
+        else:
+            out.append({"op": "append", "serial": opened[write.stream_id or ""], "messages": texts})
+    return out
+
+
+def _decoded(recorded: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Deliver the recorded writes to a fresh Python decoder, as the node script does."""
+    decoder = Decoder()
+    out = []
+    version = 0
+    for write in recorded:
+        for i, text in enumerate(write["messages"]):
+            raw = json.loads(text)
+            message = Message(name=raw.get("name"), extras=raw.get("extras"))
+            message.data, _ = decode_data(raw.get("data"), raw.get("encoding"))
+            if write["op"] == "publish":
+                serial = version_serial = write["serials"][i]
+            else:
+                version += 1
+                serial = write["serial"]
+                version_serial = f"{serial}:v{version:04d}"
+            inputs, outputs = decoder.decode(
+                message.name,
+                message.data,
+                transport_headers(message),
+                codec_headers(message),
+                serial=serial,
+                version=version_serial,
+                action="create" if write["op"] == "publish" else write["op"],
+            )
+            out.append({"inputs": inputs, "outputs": outputs})
+    return out
+
+
+def _python_vectors(corpus: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    result: dict[str, list[dict[str, Any]]] = {"outputs": [], "inputs": []}
+    for item in corpus["outputs"]:
+        encoder = Encoder(headers=dict(item["headers"]), message_id=item["messageId"])
+        writes: list[Write] = []
+        for chunk in item["chunks"]:
+            writes += encoder.output(chunk, codec_message_id=item["codecMessageId"])
+        if item.get("cancel"):
+            writes += encoder.cancel_streams()
+        recorded = _recorded(writes)
+        result["outputs"].append(
+            {"name": item["name"], "writes": recorded, "decoded": _decoded(recorded)}
+        )
+    for item in corpus["inputs"]:
+        write = Encoder().input(
+            item["input"], headers=dict(item["headers"]), codec_message_id=item["codecMessageId"]
+        )
+        recorded = _recorded([write])
+        result["inputs"].append(
+            {"name": item["name"], "writes": recorded, "decoded": _decoded(recorded)}
+        )
+    return result
+
+
+@pytest.fixture(scope="module")
+def corpus() -> dict[str, Any]:
+    return json.loads(CORPUS.read_text(encoding="utf-8"))
+
+
+async def test_python_codec_writes_the_bytes_the_js_sdk_writes_and_decodes_alike(
+    run_node: RunNode, corpus: dict[str, Any]
+) -> None:
+    golden = await run_node("client_codec_vectors.mjs", args={"corpus": str(CORPUS)})
+    ours = _python_vectors(corpus)
+    for direction in ("outputs", "inputs"):
+        assert len(ours[direction]) == len(golden[direction])
+        for mine, theirs in zip(ours[direction], golden[direction], strict=True):
+            assert mine["writes"] == theirs["writes"], mine["name"]
+            assert mine["decoded"] == theirs["decoded"], mine["name"]
