@@ -4,8 +4,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_WORKERS ?= auto
 NODE_STAMP := tests/interop/node_modules/.installed
+# The inspector's browser tests drive Debian's Chromium (never a browser Playwright downloads).
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: serve test lint format bench clean
+.PHONY: serve test lint format bench clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,7 +22,10 @@ $(NODE_STAMP): tests/interop/package.json tests/interop/package-lock.json
 serve: $(STAMP)
 	$(BIN)/relay serve
 
-test: $(STAMP) $(NODE_STAMP)
+chromium:
+	test -x $(CHROMIUM) || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
+
+test: $(STAMP) $(NODE_STAMP) chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest -n $(TEST_WORKERS)

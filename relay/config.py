@@ -45,6 +45,9 @@ class Settings:
     # A subscriber whose unsent output exceeds this is disconnected rather than slowing a channel.
     max_outbound_buffer: int = 8 * 1024 * 1024
     sandbox: bool = False
+    # The web inspector at /inspect (channel_relay.inspector): on for local development, off
+    # for a deployment that wants no browser UI. Its data needs a key either way.
+    inspector: bool = True
     # Apps from the config file (settings_loader.py); keys above belong to apps of their own.
     apps: list[AppSettings] = field(default_factory=list)
     # Concurrent WebSocket connections; past it a new one is refused with 40150. 0: no limit.

@@ -16,6 +16,7 @@ from channel_relay.channels.registry import ChannelRegistry
 from channel_relay.config import Settings
 from channel_relay.deployment import apply_app_rules, configured_keys, tls_context
 from channel_relay.faults import Faults
+from channel_relay.inspector import InspectorApi
 from channel_relay.metrics import Metrics
 from channel_relay.ops import OpsApi
 from channel_relay.protocol.errors import AblyError
@@ -95,6 +96,8 @@ class Relay:
         app.router.add_routes(OpsApi(self).routes())
         app.router.add_routes(self.rest.routes())
         app.router.add_routes(StatsApi(self.store, self.authenticator).routes())
+        if self.settings.inspector:
+            app.router.add_routes(InspectorApi(self.authenticator, self.realtime).routes())
         if self.settings.sandbox:
             sandbox = SandboxApi(self.settings, self.sandbox, self.authenticator)
             app.router.add_routes(sandbox.routes())

@@ -182,7 +182,8 @@ class Option:
     key: str
     convert: Callable[[Any], Any]
     help: str
-    flag_kind: str = "value"  # "value", "switch" (store_true) or "append"
+    # "value", "switch" (store_true), "toggle" (--x and --no-x) or "append"
+    flag_kind: str = "value"
     metavar: str | None = None
 
     @property
@@ -219,6 +220,15 @@ OPTIONS: tuple[Option, ...] = (
         "serve Ably's sandbox routes (POST /apps, DELETE /apps/ID, POST /stats) and fault "
         "injection (/sandbox/faults): for test suites, never for a deployment (RELAY_SANDBOX=1)",
         flag_kind="switch",
+    ),
+    Option(
+        "inspector",
+        "server",
+        "inspector",
+        _bool,
+        "serve the web inspector at /inspect (its data needs a key); --no-inspector turns it "
+        "off for a deployment",
+        flag_kind="toggle",
     ),
     Option("drain_timeout", "server", "drain_timeout", _seconds, "seconds a shutdown may take"),
     Option("tls_cert", "tls", "cert", _optional_path, "TLS certificate chain (PEM)", metavar="PEM"),
@@ -287,6 +297,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if option.flag_kind == "switch":
             parser.add_argument(option.flag, dest=option.field, action="store_true", help=help_)
             parser.set_defaults(**{option.field: None})
+        elif option.flag_kind == "toggle":
+            parser.add_argument(
+                option.flag,
+                dest=option.field,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=help_,
+            )
         elif option.flag_kind == "append":
             parser.add_argument(
                 option.flag.removesuffix("s"),

@@ -1,0 +1,434 @@
+// The inspector page: a key, then the app's channels, one open channel (live tail, history,
+// presence, AI Transport session) and the app's connections. State lives in `view`; each panel
+// has one render function that redraws it from that state.
+
+import { AiSession, inputText, runText } from './aitransport.js';
+import { actionName, decodeData, formatTime, PRESENCE_ACTIONS, renderData } from './messages.js';
+import { RelayClient } from './protocol.js';
+
+const LIVE_LIMIT = 500;
+const HISTORY_PAGE = 25;
+const AI_HISTORY_PAGES = 20;
+const POLL_MS = 3000;
+const STORAGE_KEY = 'channel-relay-inspector-key';
+
+const $ = (id) => document.getElementById(id);
+// `aiPending` holds live messages while the AI view reads history up to the attach point.
+const view = { client: null, channel: null, unsubscribe: null, tab: 'live', ai: null, aiPending: null, poller: null };
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name === 'class') node.className = value;
+    else if (name.startsWith('on')) node.addEventListener(name.slice(2), value);
+    else node.setAttribute(name, value);
+  }
+  node.append(...children.filter((c) => c !== null && c !== undefined));
+  return node;
+}
+
+function short(id) {
+  return id && id.length > 14 ? `${id.slice(0, 6)}…${id.slice(-6)}` : id || '';
+}
+
+// The key: from the page's address (#key= or ?key=, then removed from it), the session's
+// storage, or the form.
+
+function initialKey() {
+  const fromHash = new URLSearchParams(window.location.hash.slice(1)).get('key');
+  const fromQuery = new URLSearchParams(window.location.search).get('key');
+  const key = fromHash || fromQuery;
+  if (key) {
+    window.history.replaceState(null, '', window.location.pathname);
+    return key;
+  }
+  return sessionStorage.getItem(STORAGE_KEY);
+}
+
+async function start(key) {
+  stop();
+  const client = new RelayClient(key.trim());
+  let app;
+  try {
+    app = (await client.get('/inspect/api/app')).items;
+  } catch (error) {
+    showKeyError(`The relay refused this key: ${error.message} (${error.code ?? error.statusCode})`);
+    return;
+  }
+  sessionStorage.setItem(STORAGE_KEY, key.trim());
+  view.client = client;
+  $('key').value = '';
+  $('key').placeholder = `using ${app.keyName}`;
+  $('forget').hidden = false;
+  $('welcome').hidden = true;
+  $('workspace').hidden = false;
+  renderApp(app);
+  client.onState = renderConnection;
+  client.connect();
+  loadChannels();
+  view.poller = setInterval(poll, POLL_MS);
+}
+
+function stop() {
+  if (view.client) view.client.close();
+  if (view.poller) clearInterval(view.poller);
+  view.client = null;
+  view.channel = null;
+  view.unsubscribe = null;
+}
+
+function showKeyError(text) {
+  $('welcome').hidden = false;
+  $('workspace').hidden = true;
+  $('key-error').hidden = false;
+  $('key-error').textContent = text;
+}
+
+function renderConnection(state, error) {
+  const pill = $('connection');
+  pill.dataset.state = state;
+  const id = view.client?.connectionId;
+  pill.textContent = id ? `${state} · ${id}` : state;
+  if (error) pill.textContent += ` · ${error.message} (${error.code})`;
+}
+
+function renderApp(app) {
+  const capability = Object.entries(app.capability)
+    .map(([resource, ops]) => `${resource}: ${ops.join(', ')}`)
+    .join('\n');
+  $('app-details').replaceChildren(
+    el('dt', {}, 'appId'),
+    el('dd', { id: 'app-id' }, app.appId),
+    el('dt', {}, 'key'),
+    el('dd', {}, app.keyName),
+    el('dt', {}, 'capability'),
+    el('dd', {}, el('pre', {}, capability)),
+    ...(app.clientId ? [el('dt', {}, 'clientId'), el('dd', {}, app.clientId)] : []),
+  );
+}
+
+function poll() {
+  if (!view.client) return;
+  if (!$('connections-view').hidden) loadConnections();
+  if (view.channel) loadStatus(view.channel);
+  loadChannels();
+}
+
+// Channels: GET /channels (Ably's enumeration of active channels), with their occupancy.
+
+async function loadChannels(url = null) {
+  const client = view.client;
+  const prefix = $('channel-name').value.trim();
+  const params = new URLSearchParams({ by: 'value', limit: '100' });
+  if (prefix) params.set('prefix', prefix);
+  let page;
+  try {
+    page = await client.get(url || `/channels?${params}`);
+  } catch (error) {
+    $('channels-note').textContent = `Cannot list channels: ${error.message}`;
+    return;
+  }
+  const rows = page.items.map((item) => (typeof item === 'string' ? { channelId: item } : item));
+  const list = $('channels');
+  if (!url) list.replaceChildren();
+  for (const details of rows) list.append(channelRow(details));
+  $('channels-note').textContent = list.children.length ? '' : 'No active channels.';
+  const more = $('more-channels');
+  more.hidden = !page.next;
+  more.onclick = () => loadChannels(page.next);
+}
+
+function channelRow(details) {
+  const name = details.channelId || details.name;
+  const metrics = details.status?.occupancy?.metrics;
+  return el(
+    'li',
+    { class: name === view.channel ? 'current' : '', 'data-channel': name },
+    el('a', { href: '#', onclick: (event) => (event.preventDefault(), openChannel(name)) }, name),
+    metrics ? el('span', { class: 'occupancy' }, occupancyText(metrics)) : null,
+  );
+}
+
+function occupancyText(m) {
+  return `${m.connections} conn · ${m.publishers} pub · ${m.subscribers} sub · ${m.presenceMembers} present`;
+}
+
+async function loadStatus(name) {
+  try {
+    const status = (await view.client.get(view.client.channelPath(name))).items;
+    if (name === view.channel) $('occupancy').textContent = occupancyText(status.status.occupancy.metrics);
+  } catch (error) {
+    $('occupancy').textContent = error.message;
+  }
+}
+
+// One open channel: subscribed once, its events feeding the live tail, presence and AI views.
+
+function openChannel(name) {
+  if (!name) return;
+  if (view.unsubscribe) view.unsubscribe();
+  view.channel = name;
+  view.ai = new AiSession();
+  view.aiPending = null;
+  $('connections-view').hidden = true;
+  $('channel-view').hidden = false;
+  $('channel-title').textContent = name;
+  $('live').replaceChildren();
+  $('live-note').textContent = 'Attaching…';
+  $('history').replaceChildren();
+  for (const row of $('channels').children) row.classList.toggle('current', row.dataset.channel === name);
+  view.unsubscribe = view.client.subscribe(name, (event) => onChannelEvent(name, event));
+  loadStatus(name);
+  selectTab(view.tab);
+}
+
+function onChannelEvent(name, event) {
+  if (name !== view.channel) return;
+  if (event.type === 'attached') {
+    $('live-note').textContent = 'Attached; new messages appear at the top.';
+    view.aiPending = [];
+    loadAiHistory(name, event.attachSerial);
+  } else if (event.type === 'message') {
+    addLive(event.message);
+    if (view.aiPending) view.aiPending.push(event.message);
+    else if (view.ai.apply(event.message)) renderAi();
+  } else if (event.type === 'presence') {
+    loadPresence();
+  } else if (event.type === 'error') {
+    $('live-note').textContent = `Channel error: ${event.error.message} (${event.error.code})`;
+  }
+}
+
+function selectTab(tab) {
+  view.tab = tab;
+  for (const button of document.querySelectorAll('.tabs [role=tab]')) {
+    button.setAttribute('aria-selected', String(button.dataset.tab === tab));
+  }
+  for (const section of document.querySelectorAll('.tab')) section.hidden = section.id !== `tab-${tab}`;
+  if (tab === 'history' && !$('history').children.length) loadHistory();
+  if (tab === 'presence') loadPresence();
+  if (tab === 'ai') renderAi();
+}
+
+// Messages, as rows of the live tail and of history.
+
+function messageRow(message) {
+  const action = actionName(message.action);
+  const decoded = decodeData(message.data, message.encoding);
+  const version = message.version?.serial && message.version.serial !== message.serial ? message.version : null;
+  const extras = message.extras ? el('details', {}, el('summary', {}, 'extras'), renderData({ kind: 'json', value: message.extras })) : null;
+  return el(
+    'li',
+    { class: `message action-${action}`, 'data-action': action, 'data-name': message.name ?? '' },
+    el(
+      'div',
+      { class: 'meta' },
+      el('time', {}, formatTime(message.timestamp)),
+      el('span', { class: `badge badge-${action}` }, action),
+      el('strong', { class: 'name' }, message.name ?? '(no name)'),
+      message.clientId ? el('span', { class: 'client', title: 'clientId' }, message.clientId) : null,
+      message.connectionId ? el('span', { class: 'conn', title: `connectionId ${message.connectionId}` }, short(message.connectionId)) : null,
+      message.serial ? el('span', { class: 'serial', title: 'serial' }, message.serial) : null,
+      version ? el('span', { class: 'version', title: 'version' }, `v ${version.serial}${version.clientId ? ` by ${version.clientId}` : ''}`) : null,
+    ),
+    renderData(decoded),
+    extras,
+  );
+}
+
+function addLive(message) {
+  const list = $('live');
+  list.prepend(messageRow(message));
+  while (list.children.length > LIVE_LIMIT) list.lastChild.remove();
+  $('live-note').textContent = `${list.children.length} messages since attaching (newest first).`;
+}
+
+async function loadHistory(url = null) {
+  const name = view.channel;
+  const client = view.client;
+  const first = client.channelPath(name, `/messages?limit=${HISTORY_PAGE}&direction=backwards`);
+  let page;
+  try {
+    page = await client.get(url || first);
+  } catch (error) {
+    $('history-note').textContent = `Cannot read history: ${error.message}`;
+    return;
+  }
+  if (name !== view.channel) return;
+  for (const message of page.items) $('history').append(messageRow(message));
+  $('history-note').textContent = `${$('history').children.length} messages, newest first.`;
+  const older = $('older');
+  older.hidden = !page.next;
+  older.onclick = () => loadHistory(page.next);
+}
+
+async function loadPresence() {
+  const name = view.channel;
+  let page;
+  try {
+    page = await view.client.get(view.client.channelPath(name, '/presence?limit=1000'));
+  } catch (error) {
+    $('presence-note').textContent = `Cannot read presence: ${error.message}`;
+    return;
+  }
+  if (name !== view.channel) return;
+  const members = page.items;
+  const clients = new Set(members.map((m) => m.clientId));
+  $('presence').replaceChildren(
+    ...members.map((member) =>
+      el(
+        'tr',
+        { 'data-client-id': member.clientId, 'data-connection-id': member.connectionId },
+        el('td', {}, member.clientId),
+        el('td', { class: 'mono' }, member.connectionId),
+        el('td', {}, renderData(decodeData(member.data, member.encoding))),
+        el('td', {}, `${PRESENCE_ACTIONS[member.action] ?? member.action} ${formatTime(member.timestamp)}`),
+      ),
+    ),
+  );
+  $('presence-note').textContent = `${members.length} members: ${clients.size} clients on ${new Set(members.map((m) => m.connectionId)).size} connections (devices).`;
+}
+
+// The AI Transport view: the session's history up to the attach point, then live messages.
+
+async function loadAiHistory(name, attachSerial) {
+  const client = view.client;
+  const params = new URLSearchParams({ limit: '100', direction: 'backwards' });
+  if (attachSerial) params.set('from_serial', attachSerial);
+  let url = client.channelPath(name, `/messages?${params}`);
+  const older = [];
+  for (let pages = 0; url && pages < AI_HISTORY_PAGES; pages += 1) {
+    let page;
+    try {
+      page = await client.get(url);
+    } catch {
+      break;
+    }
+    older.push(...page.items);
+    url = page.next;
+  }
+  if (name !== view.channel) return;
+  // History is newest first; the session is built oldest first, then the live messages.
+  view.ai = new AiSession();
+  for (const message of older.reverse()) view.ai.apply(message);
+  for (const message of view.aiPending || []) view.ai.apply(message);
+  view.aiPending = null;
+  renderAi();
+}
+
+function renderAi() {
+  if (view.tab !== 'ai' || !view.ai) return;
+  const ai = view.ai;
+  const turns = ai.turns();
+  const branches = ai.branches();
+  $('ai-summary').textContent = turns.length
+    ? `${turns.length} turns, ${ai.runs.size} runs, ${branches.edits} edits, ${branches.regenerations} regenerations, ${ai.cancels.length} cancels.`
+    : 'No AI Transport messages on this channel yet.';
+  $('turns').replaceChildren(...turns.map((turn) => turnRow(ai, turn)));
+  $('cancels').replaceChildren(
+    ...ai.cancels.map((cancel) =>
+      el(
+        'li',
+        {},
+        el('time', {}, formatTime(cancel.timestamp)),
+        ` ${cancel.clientId ?? 'someone'} cancelled `,
+        cancel.runId ? el('span', { class: 'mono' }, `run ${short(cancel.runId)}`) : `the run of input ${short(cancel.inputId)}`,
+      ),
+    ),
+  );
+}
+
+function turnRow(ai, turn) {
+  const input = turn.input;
+  let branch = null;
+  if (input?.forkOf) branch = `edit of “${ai.describe(input.forkOf)}”`;
+  else if (input?.regenerates) branch = 'regeneration of an earlier answer';
+  const who = input ? input.clientId ?? 'unknown' : null;
+  return el(
+    'li',
+    { class: `turn${branch ? ' branch' : ''}` },
+    input
+      ? el(
+          'div',
+          { class: 'input' },
+          el('span', { class: 'who' }, who),
+          branch ? el('span', { class: 'badge badge-branch' }, branch) : null,
+          el('div', { class: 'text' }, input.kind === 'regenerate' ? '(regenerate)' : inputText(input)),
+        )
+      : null,
+    ...turn.runs.map((run) =>
+      el(
+        'div',
+        { class: 'run', 'data-run-id': run.id, 'data-state': run.state },
+        el(
+          'div',
+          { class: 'run-head' },
+          el('span', { class: `badge state-${run.state}` }, run.state),
+          el('span', { class: 'mono', title: run.id }, `run ${short(run.id)}`),
+          el('span', {}, ` owner ${run.owner ?? 'unknown'}`),
+        ),
+        el('div', { class: 'text answer' }, runText(run)),
+        run.error ? el('div', { class: 'error' }, run.error) : null,
+      ),
+    ),
+  );
+}
+
+// Connections of the app (an inspector route: Ably's API has no such list).
+
+async function loadConnections() {
+  let page;
+  try {
+    page = await view.client.get('/inspect/api/connections');
+  } catch (error) {
+    $('connections-note').textContent = `Cannot list connections: ${error.message}`;
+    return;
+  }
+  const own = view.client.connectionId;
+  $('connections').replaceChildren(
+    ...page.items.map((c) =>
+      el(
+        'tr',
+        { 'data-connection-id': c.connectionId },
+        el('td', { class: 'mono' }, c.connectionId, c.connectionId === own ? el('span', { class: 'badge' }, 'this inspector') : null),
+        el('td', {}, c.clientId ?? '(anonymous)'),
+        el('td', {}, c.state),
+        el('td', { class: 'mono' }, `${c.keyName} (${c.auth})`),
+        el('td', {}, c.format),
+        el('td', {}, ...c.channels.map((ch) => el('div', {}, el('a', { href: '#', onclick: (e) => (e.preventDefault(), openChannel(ch.name)) }, ch.name), ` ${ch.modes.join(', ')}`))),
+      ),
+    ),
+  );
+  $('connections-note').textContent = `${page.items.length} connections.`;
+}
+
+function showConnections() {
+  $('channel-view').hidden = true;
+  $('connections-view').hidden = false;
+  loadConnections();
+}
+
+document.addEventListener('DOMContentLoaded', () => {
+  $('key-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    if ($('key').value.trim()) start($('key').value);
+  });
+  $('forget').addEventListener('click', () => {
+    sessionStorage.removeItem(STORAGE_KEY);
+    stop();
+    window.location.reload();
+  });
+  $('open-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    openChannel($('channel-name').value.trim());
+  });
+  $('channel-name').addEventListener('input', () => loadChannels());
+  $('refresh-channels').addEventListener('click', () => loadChannels());
+  $('show-connections').addEventListener('click', (event) => (event.preventDefault(), showConnections()));
+  for (const button of document.querySelectorAll('.tabs [role=tab]')) {
+    button.addEventListener('click', () => selectTab(button.dataset.tab));
+  }
+  const key = initialKey();
+  if (key) start(key);
+});

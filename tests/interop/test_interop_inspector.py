@@ -1,0 +1,177 @@
+"""The web inspector in a real browser: Debian's Chromium, headless, driven by Playwright, looking
+at what the unmodified ably-js and @ably/ai-transport do on the relay.
+
+Every check waits for the page to show something (Playwright's expect polls); nothing is timed.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import aiohttp
+import pytest
+from continuity_support import NodeProcess
+from interop_support import RunNode, b64
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+if TYPE_CHECKING:
+    from channel_relay.server import Relay
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Debian's Chromium, headless, offline: no sandbox (CI runs as root), no GPU, nothing fetched.
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+KEY = "app1.key1:secret1"
+# How long the page may take to show something on a busy machine (ms).
+SHOWN_WITHIN = 20_000
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    if shutil.which(str(CHROMIUM)) is None:
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium package")
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS
+        )
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+@pytest.fixture
+async def page(browser: Browser, relay: Relay) -> Page:
+    """The inspector opened with the app's key, its own connection up."""
+    page = await browser.new_page(viewport={"width": 1280, "height": 800})
+    await page.goto(f"{relay.url}/inspect#key={KEY}")
+    await expect(page.locator("#connection")).to_have_attribute(
+        "data-state", "connected", timeout=SHOWN_WITHIN
+    )
+    return page
+
+
+async def open_channel(page: Page, name: str, tab: str = "live") -> None:
+    await page.fill("#channel-name", name)
+    await page.click("#open-form button")
+    await expect(page.locator("#live-note")).to_contain_text("Attached", timeout=SHOWN_WITHIN)
+    await page.click(f"[data-tab={tab}]")
+
+
+async def publish(relay: Relay, channel: str, messages: list[dict[str, object]]) -> None:
+    headers = {"Authorization": "Basic " + b64(KEY.encode())}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{relay.url}/channels/{channel}/messages", json=messages, headers=headers
+        ) as response,
+    ):
+        assert response.status == 201, await response.text()
+
+
+async def test_message_published_by_ably_js_appears_in_live_tail(
+    page: Page, run_node: RunNode
+) -> None:
+    await open_channel(page, "inspect:tail")
+    await run_node("inspector_publish.mjs", args={"channel": "inspect:tail"})
+    live = page.locator("#live")
+    greeting = live.locator("li[data-name=greeting]")
+    await expect(greeting.locator("pre.data")).to_contain_text(
+        '"hello": "world"', timeout=SHOWN_WITHIN
+    )
+    await expect(greeting.locator(".badge")).to_have_text("create")
+    await expect(greeting.locator(".client")).to_have_text("publisher")
+    binary = live.locator("li[data-name=bytes] pre.data")
+    await expect(binary).to_contain_text("binary, 4 bytes")
+    await expect(binary).to_contain_text("de ad be ef")
+    await expect(live.locator("li[data-action=append] pre.data")).to_have_text(" upon a time")
+    await expect(live.locator("li[data-action=update] pre.data")).to_have_text(
+        "Once upon a time, edited"
+    )
+
+
+async def test_history_pages_back_through_older_messages(page: Page, relay: Relay) -> None:
+    await publish(
+        relay, "inspect:history", [{"name": f"m{i}", "data": {"n": i}} for i in range(30)]
+    )
+    await open_channel(page, "inspect:history", tab="history")
+    rows = page.locator("#history li")
+    await expect(rows).to_have_count(25, timeout=SHOWN_WITHIN)
+    await expect(rows.first).to_have_attribute("data-name", "m29")
+    await page.click("#older")
+    await expect(rows).to_have_count(30, timeout=SHOWN_WITHIN)
+    await expect(rows.last).to_have_attribute("data-name", "m0")
+    await expect(page.locator("#older")).to_be_hidden()
+
+
+async def test_presence_shows_both_devices(
+    page: Page, relay: Relay, nodes: list[NodeProcess]
+) -> None:
+    await open_channel(page, "inspect:presence", tab="presence")
+    node = await NodeProcess.start(
+        "inspector_presence.mjs",
+        port=relay.port,
+        args={"channel": "inspect:presence", "gate": "inspect:gate"},
+        deadline=60,
+    )
+    nodes.append(node)
+    entered = await node.wait_event(lambda e: e.get("ev") == "entered", within=30)
+    members = page.locator("#presence tr[data-client-id=alice]")
+    await expect(members).to_have_count(2, timeout=SHOWN_WITHIN)
+    for connection_id in entered["connectionIds"]:
+        row = page.locator(f"#presence tr[data-connection-id='{connection_id}']")
+        await expect(row).to_contain_text("alice")
+    await expect(page.locator("#presence")).to_contain_text('"device": "phone"')
+    await expect(page.locator("#presence")).to_contain_text('"device": "laptop"')
+    # The same two devices are among the app's connections.
+    await page.click("#show-connections")
+    for connection_id in entered["connectionIds"]:
+        row = page.locator(f"#connections tr[data-connection-id='{connection_id}']")
+        await expect(row).to_contain_text("alice", timeout=SHOWN_WITHIN)
+        await expect(row).to_contain_text("inspect:presence")
+    await publish(relay, "inspect:gate", [{"name": "go"}])
+    await node.finish(within=30)
+
+
+async def test_streamed_ai_turn_is_shown_as_it_streams(
+    page: Page, relay: Relay, nodes: list[NodeProcess]
+) -> None:
+    answer = "The sky looks blue because air scatters blue light more than red light."
+    await open_channel(page, "ai:inspect", tab="ai")
+    node = await NodeProcess.start(
+        "inspector_ai_stream.mjs",
+        port=relay.port,
+        args={
+            "channel": "ai:inspect",
+            "gate": "inspect:gate",
+            "question": "Why is the sky blue?",
+            "answer": answer,
+            "pauseAt": 4,
+        },
+        deadline=60,
+    )
+    nodes.append(node)
+    paused = await node.wait_event(lambda e: e.get("ev") == "paused", within=30)
+    run = page.locator(f".run[data-run-id='{paused['runId']}']")
+    await expect(run).to_have_attribute("data-state", "streaming", timeout=SHOWN_WITHIN)
+    await expect(run.locator(".answer")).to_have_text(paused["shown"], timeout=SHOWN_WITHIN)
+    await expect(run).to_contain_text("owner alice")
+    turn = page.locator(".turn", has=run)
+    await expect(turn.locator(".input")).to_contain_text("Why is the sky blue?")
+
+    await publish(relay, "inspect:gate", [{"name": "go"}])
+    await expect(run).to_have_attribute("data-state", "complete", timeout=SHOWN_WITHIN)
+    await expect(run.locator(".answer")).to_have_text(answer)
+    result = await node.finish(within=30)
+    assert result["errors"] == []
