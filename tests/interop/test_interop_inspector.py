@@ -134,6 +134,10 @@ async def test_presence_shows_both_devices(
         await expect(row).to_contain_text("alice")
     await expect(page.locator("#presence")).to_contain_text('"device": "phone"')
     await expect(page.locator("#presence")).to_contain_text('"device": "laptop"')
+    # GET /channels lists the channel with its occupancy: the two devices and the inspector.
+    listed = page.locator("#channels li[data-channel='inspect:presence'] .occupancy")
+    await expect(listed).to_contain_text("3 conn", timeout=SHOWN_WITHIN)
+    await expect(listed).to_contain_text("2 present")
     # The same two devices are among the app's connections.
     await page.click("#show-connections")
     for connection_id in entered["connectionIds"]:
