@@ -9,7 +9,7 @@ app spec has the shape of ably-common's test-app-setup.json `post_apps`:
                    "presence": [{"clientId": "a", "data": "x", "encoding": "json"}]}]}
 
 A key without a capability may do everything; unknown key and namespace fields (limits,
-revocableTokens, pushEnabled, ...) are accepted and ignored. Channels outside every namespace
+revocableTokens, ...) are accepted and ignored. Channels outside every namespace
 get `default_rules` (no mutable messages, as on Ably, unless the caller says otherwise).
 Presence fixture members are entered by the relay itself under one connectionId per app; they
 stay until the app is reset or deleted (they are not restored after a restart).
@@ -35,6 +35,7 @@ from channel_relay.faults import Faults
 from channel_relay.protocol.actions import PresenceAction
 from channel_relay.protocol.errors import AblyError
 from channel_relay.protocol.validation import check_channel_name
+from channel_relay.push.service import Push
 from channel_relay.realtime.endpoint import RealtimeEndpoint
 from channel_relay.stats import fixture_entries, interval_start
 from channel_relay.store.base import Store
@@ -52,7 +53,10 @@ def _random_id(length: int) -> str:
 def _rules(source: Mapping[str, Any], default: ChannelRules) -> ChannelRules:
     mutable = source.get("mutableMessages", default.mutable_messages)
     persisted = source.get("persisted", default.persisted)
-    return ChannelRules(mutable_messages=bool(mutable), persisted=bool(persisted))
+    push = source.get("pushEnabled", default.push_enabled)
+    return ChannelRules(
+        mutable_messages=bool(mutable), persisted=bool(persisted), push_enabled=bool(push)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +74,9 @@ class AppSpec:
         """Check a `post_apps` body; AblyError 40000 for what is not of its shape."""
         if not isinstance(body, Mapping):
             raise AblyError(40000, 400, "Expected an app spec object")
-        default = default_rules or ChannelRules(mutable_messages=False, persisted=False)
+        default = default_rules or ChannelRules(
+            mutable_messages=False, persisted=False, push_enabled=False
+        )
         if isinstance(body.get("defaultRules"), Mapping):  # a relay extension, see README
             default = _rules(body["defaultRules"], default)
         keys = body.get("keys") or [{}]
@@ -91,7 +97,7 @@ class AppSpec:
         return cls(capabilities, tuple(namespaces), default, tuple(presence))
 
     def namespace_rules(self) -> dict[str, ChannelRules]:
-        default = ChannelRules(mutable_messages=False, persisted=False)
+        default = ChannelRules(mutable_messages=False, persisted=False, push_enabled=False)
         return {ns["id"]: _rules(ns, default) for ns in self.namespaces}
 
     def to_json(self) -> str:
@@ -102,6 +108,7 @@ class AppSpec:
                 "defaultRules": {
                     "mutableMessages": self.default_rules.mutable_messages,
                     "persisted": self.default_rules.persisted,
+                    "pushEnabled": self.default_rules.push_enabled,
                 },
                 "channels": [
                     {"name": name, "presence": list(members)} for name, members in self.presence
@@ -185,8 +192,10 @@ class Sandbox:
         channels: ChannelRegistry,
         realtime: RealtimeEndpoint,
         faults: Faults,
+        push: Push,
     ) -> None:
         self.store = store
+        self.push = push
         self.apps = apps
         self.channels = channels
         self.realtime = realtime
@@ -288,6 +297,7 @@ class Sandbox:
                     await connection.close()
         self.channels.forget(app_id)
         await self.store.delete_app_data(app_id, keep_app=keep_app)
+        await self.push.store.delete_app(app_id)
 
     async def _enter_fixtures(self, app_id: str, spec: AppSpec) -> None:
         connection_id = _fixture_connection(app_id)

@@ -21,8 +21,11 @@ from channel_relay.metrics import Metrics
 from channel_relay.ops import OpsApi
 from channel_relay.protocol.errors import AblyError
 from channel_relay.provisioning import Sandbox
+from channel_relay.push.service import Push
+from channel_relay.push.store import PushStore
 from channel_relay.realtime.endpoint import RealtimeEndpoint
 from channel_relay.rest.negotiate import error_response
+from channel_relay.rest.push import PushApi
 from channel_relay.rest.routes import RestApi
 from channel_relay.rest.sandbox import SandboxApi
 from channel_relay.rest.stats import StatsApi
@@ -64,7 +67,11 @@ class Relay:
         self.rest = RestApi(
             settings, self.channels, self.authenticator, self.realtime.enforce_revocations
         )
-        self.sandbox = Sandbox(self.store, self.apps, self.channels, self.realtime, self.faults)
+        self.push = Push(PushStore(self.store.path), self.channels)
+        self.channels.on_published = self.push.channel_published
+        self.sandbox = Sandbox(
+            self.store, self.apps, self.channels, self.realtime, self.faults, self.push
+        )
         # Operations (metrics.py, ops.py, retention.py): a registry of this relay's own.
         self.metrics = Metrics()
         self.channels.metrics = self.metrics
@@ -95,6 +102,7 @@ class Relay:
         app.router.add_get("/", self._root)
         app.router.add_routes(OpsApi(self).routes())
         app.router.add_routes(self.rest.routes())
+        app.router.add_routes(PushApi(self.settings, self.push, self.authenticator).routes())
         app.router.add_routes(StatsApi(self.store, self.authenticator).routes())
         if self.settings.inspector:
             app.router.add_routes(InspectorApi(self.authenticator, self.realtime).routes())
@@ -106,6 +114,7 @@ class Relay:
     async def start(self) -> None:
         await self.store.open()
         try:
+            await self.push.store.open()
             await self._load_keys()
             apply_app_rules(self.apps, self.settings)
             await self.sandbox.restore()
@@ -145,6 +154,8 @@ class Relay:
             await self._runner.cleanup()
             self._runner = None
         await self.authenticator.stop()
+        await self.push.close()
+        await self.push.store.close()
         await self.store.close()
 
     async def _load_keys(self) -> None:

@@ -530,7 +530,7 @@ def _from_file(
 
 _APP_KEYS = {"id", "keys", "default", "namespaces"}
 _KEY_KEYS = {"id", "secret", "secret_file", "capability"}
-_RULE_KEYS = {"mutable_messages", "persisted", "retention"}
+_RULE_KEYS = {"mutable_messages", "persisted", "push_enabled", "retention"}
 _RETENTION_KEYS = {"max_age", "max_messages"}
 
 
@@ -634,6 +634,7 @@ def _rules(
     values: dict[str, Any] = {
         "mutable_messages": base.mutable_messages,
         "persisted": base.persisted,
+        "push_enabled": base.push_enabled,
         "max_age_ms": base.max_age_ms,
         "max_messages": base.max_messages,
     }

@@ -78,6 +78,8 @@ class Channel:
         self.faults: Faults | None = None
         # Counters of publishes and deliveries (channel_relay.metrics), when the relay keeps them.
         self.metrics: Metrics | None = None
+        # Told of every committed publish (push notifications for extras.push).
+        self.on_published: Callable[[Channel, list[dict[str, Any]]], None] | None = None
 
     @property
     def serial(self) -> str:
@@ -173,6 +175,8 @@ class Channel:
                 self.metrics.publishes.inc(len(delivered))
             if delivered:
                 self._fan_out_when_due(lambda: self._fan_out(delivered, connection_id))
+                if self.on_published is not None:
+                    self.on_published(self, delivered)
             done(serials, None)
 
         # Even a publish with nothing to store goes through the store's queue, so that its

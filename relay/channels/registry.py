@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from channel_relay.channels.channel import Channel
 from channel_relay.channels.rules import ChannelRules
@@ -30,6 +30,8 @@ class ChannelRegistry:
         self.faults = faults
         # Given to every channel, and read by connections: counters (channel_relay.metrics).
         self.metrics: Metrics | None = None
+        # Given to every channel: told of each committed publish (channel_relay.push).
+        self.on_published: Callable[[Channel, list[dict[str, Any]]], None] | None = None
         self._channels: dict[tuple[str, str], Channel] = {}
         self._loading: dict[tuple[str, str], asyncio.Future[Channel]] = {}
 
@@ -65,6 +67,7 @@ class ChannelRegistry:
             channel = Channel(app_id, name, log_, self.store, self.rules(app_id, name))
             channel.faults = self.faults
             channel.metrics = self.metrics
+            channel.on_published = self.on_published
             self._channels[key] = channel
             future.set_result(channel)
             return channel

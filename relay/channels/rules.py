@@ -12,6 +12,8 @@ class ChannelRules:
     # Updates, deletes and appends; without it they fail with 93002, as on Ably.
     mutable_messages: bool = True
     persisted: bool = True
+    # Messages with extras.push notify the channel's push subscribers (Ably's pushEnabled).
+    push_enabled: bool = True
     # Retention (channel_relay.retention): messages older than this many ms, and all but the newest
     # `max_messages` of a channel, are removed in the background. None: kept for ever.
     max_age_ms: int | None = None

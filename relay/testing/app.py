@@ -16,12 +16,12 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_SPEC", "SandboxApp", "create_app"]
 
-# A key that may do everything, and mutable messages on every channel (as on the relay's own
-# default app), so AI Transport and message updates work without a namespace.
+# A key that may do everything, and mutable messages and push on every channel (as on the
+# relay's own default app), so AI Transport, message updates and push work without a namespace.
 DEFAULT_SPEC: dict[str, Any] = {
     "keys": [{}],
     "namespaces": [],
-    "defaultRules": {"mutableMessages": True, "persisted": True},
+    "defaultRules": {"mutableMessages": True, "persisted": True, "pushEnabled": True},
 }
 
 
@@ -107,6 +107,23 @@ class SandboxApp:
             client_id=client_id,
         )
         return details.token
+
+    def push_notifications(
+        self, device_id: str | None = None, client_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The push notifications the relay recorded for this app's devices instead of handing
+        them to APNs, FCM or web push, oldest first: each {deviceId, clientId, timestamp,
+        recipient, payload, channel (when a channel message's extras.push sent it)}. The same
+        as `GET /push/notifications` (filters deviceId, clientId)."""
+        server = self.relay.relay
+        assert server is not None, "the relay is not running"
+        return list(
+            self.relay.run(
+                server.push.store.notifications(
+                    self.app_id, device_id=device_id, client_id=client_id
+                )
+            )
+        )
 
     def reset(self) -> None:
         """Empty the app (messages, presence, channels, stats, faults; live connections are

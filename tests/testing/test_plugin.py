@@ -1,15 +1,19 @@
-"""The pytest plugin (channel_relay.testing), tested as an application would use it: sample test files
-run by pytester, with ably-js through node and with a plain WebSocket client, in parallel under
-pytest-xdist, and leaving no thread, loop or temporary file behind."""
+"""The pytest plugin (channel_relay.testing), tested as an application would use it: sample test
+files run by pytester, with ably-js through node and with a plain WebSocket client, in parallel
+under pytest-xdist, and leaving no thread, loop or temporary file behind."""
 
 from __future__ import annotations
 
+import base64
+import json
 import shutil
 import tempfile
 import textwrap
 import threading
 import time
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -186,3 +190,45 @@ def test_ably_python_options_hold_a_token(relay_server: RelayThread) -> None:
         assert identity.app_id == app.app_id
     finally:
         app.drop()
+
+
+def test_push_notifications_are_recorded_per_device_and_go_with_the_app(
+    relay_server: RelayThread,
+) -> None:
+    app = create_app(relay_server)
+    auth = "Basic " + base64.b64encode(app.key.encode()).decode()
+
+    def call(method: str, path: str, body: dict[str, Any]) -> None:
+        request = urllib.request.Request(
+            app.url + path,
+            data=json.dumps(body).encode(),
+            method=method,
+            headers={"Authorization": auth, "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10):
+            pass
+
+    device = {
+        "id": "pixel",
+        "clientId": "ann",
+        "platform": "android",
+        "formFactor": "phone",
+        "push": {"recipient": {"transportType": "fcm", "registrationToken": "t"}},
+    }
+    try:
+        call("PUT", "/push/deviceRegistrations/pixel", device)
+        call("POST", "/push/channelSubscriptions", {"channel": "alerts", "clientId": "ann"})
+        call("POST", "/push/publish", {"recipient": {"deviceId": "pixel"}, "data": {"k": "v"}})
+        pushed = {"notification": {"title": "Alert"}}
+        call("POST", "/channels/alerts/messages", {"name": "a", "extras": {"push": pushed}})
+        # A channel's push goes out after the publish is ACKed: wait until it is recorded.
+        deadline = time.monotonic() + 10
+        while len(app.push_notifications()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        notes = app.push_notifications(device_id="pixel")
+        assert [n["payload"] for n in notes] == [{"data": {"k": "v"}}, pushed]
+        assert notes[1]["channel"] == "alerts"
+        assert app.push_notifications(client_id="nobody") == []
+    finally:
+        app.drop()
+    assert app.push_notifications() == []

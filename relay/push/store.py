@@ -1,0 +1,282 @@
+"""The durable push state: devices, channel subscriptions, and the notifications recorded.
+
+Its own tables in the relay's SQLite database, written through a connection of its own (admin
+operations are rare; WAL and a busy timeout let them take turns with the message writer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+__all__ = ["PushStore"]
+
+PUSH_SCHEMA = """
+CREATE TABLE IF NOT EXISTS push_devices (
+    app_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    client_id TEXT,
+    token TEXT,
+    body TEXT NOT NULL,
+    PRIMARY KEY (app_id, device_id)
+) WITHOUT ROWID;
+
+CREATE INDEX IF NOT EXISTS push_devices_by_client ON push_devices (app_id, client_id);
+CREATE INDEX IF NOT EXISTS push_devices_by_token ON push_devices (app_id, token);
+
+-- A subscription names a device or a clientId (the other is ''), never both.
+CREATE TABLE IF NOT EXISTS push_subscriptions (
+    app_id TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    PRIMARY KEY (app_id, channel, device_id, client_id)
+) WITHOUT ROWID;
+
+-- Every notification a push service would have been asked to deliver, per device.
+CREATE TABLE IF NOT EXISTS push_notifications (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    app_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    client_id TEXT,
+    timestamp INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+
+CREATE INDEX IF NOT EXISTS push_notifications_by_device
+    ON push_notifications (app_id, device_id, id);
+"""
+
+
+class PushStore:
+    """Push tables in the SQLite database at `path`, used from one thread of their own."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._db: sqlite3.Connection | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relay-push")
+
+    async def open(self) -> None:
+        await self._run(self._open)
+
+    def _open(self) -> None:
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        db.execute("PRAGMA busy_timeout = 10000")
+        db.execute("PRAGMA synchronous = FULL")
+        db.executescript(PUSH_SCHEMA)
+        self._db = db
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._run(self._db.close)
+            self._db = None
+        self._executor.shutdown(wait=True)
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def _write(self, statements: list[tuple[str, tuple[Any, ...]]]) -> int:
+        """Run `statements` in one transaction; the number of rows they changed."""
+
+        def write() -> int:
+            db = self._conn()
+            changed = 0
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, params in statements:
+                    changed += db.execute(sql, params).rowcount
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+            return changed
+
+        return int(await self._run(write))
+
+    async def _read(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        return list(await self._run(lambda: self._conn().execute(sql, params).fetchall()))
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError("the push store is not open")
+        return self._db
+
+    # Devices
+
+    async def save_device(self, app_id: str, device: dict[str, Any], token: str | None) -> None:
+        """Insert or replace a device; `token` None keeps the identity token it had."""
+        await self._write(
+            [
+                (
+                    "INSERT INTO push_devices (app_id, device_id, client_id, token, body) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (app_id, device_id) DO UPDATE SET "
+                    "client_id = excluded.client_id, body = excluded.body, "
+                    "token = coalesce(excluded.token, push_devices.token)",
+                    (app_id, device["id"], device.get("clientId"), token, json.dumps(device)),
+                )
+            ]
+        )
+
+    async def device(self, app_id: str, device_id: str) -> tuple[dict[str, Any], str | None] | None:
+        """A device and its identity token."""
+        rows = await self._read(
+            "SELECT body, token FROM push_devices WHERE app_id = ? AND device_id = ?",
+            (app_id, device_id),
+        )
+        return (json.loads(rows[0][0]), rows[0][1]) if rows else None
+
+    async def device_by_token(self, app_id: str, token: str) -> dict[str, Any] | None:
+        """The device that was given identity token `token` at registration."""
+        rows = await self._read(
+            "SELECT body FROM push_devices WHERE app_id = ? AND token = ?", (app_id, token)
+        )
+        return json.loads(rows[0][0]) if rows else None
+
+    async def devices(
+        self, app_id: str, *, device_id: str | None = None, client_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The app's devices, filtered by id or clientId, in id order."""
+        where, params = _filters(app_id, device_id=device_id, client_id=client_id)
+        rows = await self._read(
+            f"SELECT body FROM push_devices WHERE {where} ORDER BY device_id", params
+        )
+        return [json.loads(row[0]) for row in rows]
+
+    async def remove_devices(
+        self, app_id: str, *, device_id: str | None = None, client_id: str | None = None
+    ) -> int:
+        """Remove devices (and their subscriptions); how many devices went."""
+        where, params = _filters(app_id, device_id=device_id, client_id=client_id)
+        ids = f"SELECT device_id FROM push_devices WHERE {where}"
+        return await self._write(
+            [
+                (
+                    "DELETE FROM push_subscriptions WHERE app_id = ? AND device_id != '' "
+                    f"AND device_id IN ({ids})",
+                    (app_id, *params),
+                ),
+                (f"DELETE FROM push_devices WHERE {where}", params),
+            ]
+        )
+
+    # Channel subscriptions
+
+    async def subscribe(self, app_id: str, channel: str, device_id: str, client_id: str) -> None:
+        await self._write(
+            [
+                (
+                    "INSERT OR IGNORE INTO push_subscriptions "
+                    "(app_id, channel, device_id, client_id) VALUES (?, ?, ?, ?)",
+                    (app_id, channel, device_id, client_id),
+                )
+            ]
+        )
+
+    async def subscriptions(
+        self,
+        app_id: str,
+        *,
+        channel: str | None = None,
+        device_id: str | None = None,
+        client_id: str | None = None,
+        any_of: bool = False,
+    ) -> list[tuple[str, str, str]]:
+        """(channel, deviceId, clientId) of matching subscriptions ('' for the one not set).
+        The device and clientId filters must both match, or either with `any_of`."""
+        clauses, params = ["app_id = ?"], [app_id]
+        if channel is not None:
+            clauses.append("channel = ?")
+            params.append(channel)
+        who = []
+        for column, value in (("device_id", device_id), ("client_id", client_id)):
+            if value is not None:
+                who.append(f"{column} = ?")
+                params.append(value)
+        if who:
+            clauses.append("(" + (" OR " if any_of else " AND ").join(who) + ")")
+        rows = await self._read(
+            "SELECT channel, device_id, client_id FROM push_subscriptions WHERE "
+            + " AND ".join(clauses)
+            + " ORDER BY channel, device_id, client_id",
+            tuple(params),
+        )
+        return [(row[0], row[1], row[2]) for row in rows]
+
+    async def unsubscribe(
+        self,
+        app_id: str,
+        *,
+        channel: str | None = None,
+        device_id: str | None = None,
+        client_id: str | None = None,
+    ) -> int:
+        clauses, params = ["app_id = ?"], [app_id]
+        for column, value in (
+            ("channel", channel),
+            ("device_id", device_id),
+            ("client_id", client_id),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        return await self._write(
+            [(f"DELETE FROM push_subscriptions WHERE {' AND '.join(clauses)}", tuple(params))]
+        )
+
+    async def channels(self, app_id: str) -> list[str]:
+        rows = await self._read(
+            "SELECT DISTINCT channel FROM push_subscriptions WHERE app_id = ? ORDER BY channel",
+            (app_id,),
+        )
+        return [row[0] for row in rows]
+
+    # Notifications
+
+    async def record(
+        self, app_id: str, records: list[tuple[str, str | None, int, dict[str, Any]]]
+    ) -> None:
+        """Keep notifications: (deviceId, clientId, timestamp, body) each."""
+        await self._write(
+            [
+                (
+                    "INSERT INTO push_notifications "
+                    "(app_id, device_id, client_id, timestamp, body) VALUES (?, ?, ?, ?, ?)",
+                    (app_id, device_id, client_id, timestamp, json.dumps(body)),
+                )
+                for device_id, client_id, timestamp, body in records
+            ]
+        )
+
+    async def notifications(
+        self, app_id: str, *, device_id: str | None = None, client_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Recorded notifications, oldest first."""
+        where, params = _filters(app_id, device_id=device_id, client_id=client_id)
+        rows = await self._read(
+            f"SELECT body FROM push_notifications WHERE {where} ORDER BY id", params
+        )
+        return [json.loads(row[0]) for row in rows]
+
+    async def delete_app(self, app_id: str) -> None:
+        await self._write(
+            [
+                (f"DELETE FROM {table} WHERE app_id = ?", (app_id,))
+                for table in ("push_devices", "push_subscriptions", "push_notifications")
+            ]
+        )
+
+
+def _filters(
+    app_id: str, *, device_id: str | None, client_id: str | None
+) -> tuple[str, tuple[Any, ...]]:
+    clauses, params = ["app_id = ?"], [app_id]
+    if device_id is not None:
+        clauses.append("device_id = ?")
+        params.append(device_id)
+    if client_id is not None:
+        clauses.append("client_id = ?")
+        params.append(client_id)
+    return " AND ".join(clauses), tuple(params)
