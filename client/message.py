@@ -2,9 +2,9 @@
 
 On the wire a payload is `data` plus an `encoding` chain ("json", "utf-8", "base64", joined by
 "/"). `Message.from_wire` undoes the chain (so JSON objects published by ably-js arrive as dicts)
-and `Message.to_wire` builds it (dicts and lists travel as JSON text with encoding "json", as
-ably-js sends them, byte for byte: see codecs.jsjson). Binary data is bytes; the wire codec in relay.protocol.codec already turns
-JSON base64 into bytes.
+and `Message.to_wire` builds it (dicts and lists travel as JSON text with encoding "json", byte
+for byte as ably-js sends them: see codecs.jsjson). Binary data is bytes; the wire codec in
+relay.protocol.codec already turns JSON base64 into bytes.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from collections.abc import AsyncIterable, Awaitable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from channel_relay.client.codecs import jsjson
 from channel_relay.client.errors import AblyError
 from channel_relay.client.events import Subscription
 from channel_relay.client.message import Message
@@ -64,17 +65,18 @@ class AgentSession:
     """An agent on one channel. It follows the conversation (a Session underneath, so
     `agent.session.tree` holds the tree) and routes live cancels to its runs."""
 
-    def __init__(self, client: Realtime, channel_name: str) -> None:
+    def __init__(
+        self, client: Realtime, channel_name: str, *, history_page_size: int = 100
+    ) -> None:
         self.client = client
-        self.session = Session(client, channel_name)
+        self.session = Session(client, channel_name, history_page_size=history_page_size)
         self.channel = self.session.channel
         self.runs: dict[str, AgentRun] = {}
         self._by_input: dict[str, AgentRun] = {}
         self._early_cancels: dict[str, dict[str, str]] = {}
         self._invocations: list[Subscription[Invocation]] = []
-        self._announced: set[str] = set()
         self.session.tree.on("cancel", self._on_cancel)
-        self.session.tree.on("input", self._on_input)
+        self.session.tree.on("invocation", self._on_invocation)
 
     async def connect(self) -> None:
         await self.session.connect()
@@ -82,27 +84,28 @@ class AgentSession:
     async def close(self) -> None:
         await self.session.close()
 
+    async def __aenter__(self) -> AgentSession:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.close()
+
     def invocations(self) -> Subscription[Invocation]:
-        """Every new live input with an event-id (user messages, regenerates, approvals), once
-        per event-id: an agent that serves a channel directly, with no HTTP endpoint."""
+        """Every input that arrives live asking for work (a user message, regenerate, approval
+        or tool result; a steer goes to its running turn instead), once per event-id: for an
+        agent serving a channel directly, with no HTTP endpoint. Inputs already in history
+        when the agent connected, or paged in by `accept()`, are never invocations: an agent
+        loop must not answer them again."""
         subscription: Subscription[Invocation] = Subscription(
             on_close=lambda: self._invocations.remove(subscription)
         )
         self._invocations.append(subscription)
-        off = self.session.tree.on("update", self._announce)
-        subscription._on_close = lambda: (self._invocations.remove(subscription), off())
         return subscription
 
-    def _announce(self) -> None:
-        for event_id, messages in self.session.tree.inputs_by_event_id.items():
-            if event_id in self._announced or not messages:
-                continue
-            self._announced.add(event_id)
-            for subscription in self._invocations:
-                subscription.push(Invocation(event_id, self.channel.name))
-
-    def _on_input(self, _node: Any) -> None:
-        self._announce()
+    def _on_invocation(self, event_id: str, _inputs: list[Message]) -> None:
+        for subscription in self._invocations:
+            subscription.push(Invocation(event_id, self.channel.name))
 
     async def accept(
         self,
@@ -176,6 +179,8 @@ class AgentRun:
         self.message_id = str(uuid.uuid4())
         self.cancelled = asyncio.Event()
         self.cancel_request: dict[str, str] | None = None
+        self._steers_taken: set[str] = set()
+        self._step_steers: list[str] = []
         self._step = 0
         self._pending: list[asyncio.Future[Any]] = []
 
@@ -196,6 +201,16 @@ class AgentRun:
             out.append(node.message)
             node = tree.nodes.get(node.parent or "")
         return list(reversed(out))
+
+    def take_steers(self) -> list[dict[str, Any]]:
+        """The user messages steered into this run since the last call (oldest first), as
+        UIMessages. The outputs of the step under way (or of the next one) then say they consumed
+        them (`steer-codec-message-ids`), which is how the steering client learns its outcome."""
+        run = self.agent.session.tree.runs.get(self.run_id)
+        fresh = [c for c in (run.steers if run else {}) if c not in self._steers_taken]
+        self._steers_taken.update(fresh)
+        self._step_steers.extend(fresh)
+        return [run.steers[c] for c in fresh] if run else []
 
     # Lifecycle
 
@@ -282,6 +297,8 @@ class AgentRun:
             "step-reason": reason,
         }
         await self._publish(STEP_END, end_headers)
+        # Steers taken before or during this step were stamped on its outputs.
+        self._step_steers = []
         return reason
 
     async def stream_text(
@@ -343,7 +360,10 @@ class _StreamWriter:
         channel = self.run.channel
         for message in write.messages:
             # Stamped after the headers merge, as the SDK's onAblyMessage hook does.
-            transport_headers(message)["step-start-serial"] = self.step_serial
+            transport = transport_headers(message)
+            transport["step-start-serial"] = self.step_serial
+            if self.run._step_steers:
+                transport["steer-codec-message-ids"] = jsjson.dumps(self.run._step_steers)
         if write.op == "publish" and write.stream_id is not None:
             serials = await channel.publish(write.messages)
             self.serials[write.stream_id] = serials[0]

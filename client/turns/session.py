@@ -8,11 +8,17 @@
     session.active_turns                    # {clientId: {turn ids streaming}} on every device
     await session.cancel(own=True)          # ai-cancel for every active turn of this clientId
 
-A turn is a run on the wire. Own turns are the ones whose run-start names an input this session
-published (see ActiveTurn); every other run is an observer turn (session events "turn",
-"turn_end" and "chunks", no stream handle). An agent is started out of band: hand it
-`turn.invocation` ({inputEventId, sessionName}, the body @ably/ai-transport POSTs), or run a
-Python AgentSession that accepts inputs straight off the channel.
+A turn is a run on the wire. What "own" means depends on the question, as in @ably/ai-transport:
+- `Turn.own` is per device: the turn answers an input this Session published (it has an
+  ActiveTurn stream handle). The same user's other devices see it as an observer turn (session
+  events "turn", "turn_end" and "chunks", no stream handle).
+- `cancel(own=True)` is per clientId: every active turn whose owner (run-client-id) is this
+  clientId, whichever device started it. The wire has no clientId scope for cancels; this is
+  the client choosing runs, so a user can stop from the laptop what the phone started.
+
+An agent is started out of band: hand it `turn.invocation` ({inputEventId, sessionName}, the
+body @ably/ai-transport POSTs), or run a Python AgentSession that accepts inputs straight off
+the channel.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from channel_relay.client.turns.encoder import Encoder
 from channel_relay.client.turns.tree import ENDED, ConversationTree, Node, Run, View
 from channel_relay.client.turns.wire import AI_CANCEL, ai_extras, build_transport_headers
 
-__all__ = ["ActiveTurn", "Session", "Turn"]
+__all__ = ["ActiveTurn", "Session", "Steer", "Turn"]
 
 UIMessage = dict[str, Any]
 
@@ -160,6 +166,35 @@ class ActiveTurn:
             self._stream = Subscription()
 
 
+class Steer:
+    """A user message steered into a running turn. `serial` once published; `await
+    steer.outcome()` -> (consumed, the turn's status when it suspended or ended)."""
+
+    def __init__(self, codec_message_id: str, turn_id: str) -> None:
+        self.codec_message_id = codec_message_id
+        self.turn_id = turn_id
+        self.serial: str | None = None
+        self._outcome: asyncio.Future[tuple[bool, str]] = asyncio.get_running_loop().create_future()
+
+    async def outcome(self, timeout: float | None = None) -> tuple[bool, str]:  # noqa: ASYNC109
+        async with asyncio.timeout(timeout):
+            return await asyncio.shield(self._outcome)
+
+    def _settle(self, consumed: bool, status: str) -> None:
+        if not self._outcome.done():
+            self._outcome.set_result((consumed, status))
+
+
+def _user_message(message: UIMessage | str) -> UIMessage:
+    if isinstance(message, str):
+        return {
+            "id": f"msg-{uuid.uuid4()}",
+            "role": "user",
+            "parts": [{"type": "text", "text": message}],
+        }
+    return message
+
+
 class Session(EventEmitter):
     """The client side of an AI session on channel `channel_name` of `client`.
 
@@ -180,6 +215,7 @@ class Session(EventEmitter):
         self.history_page_size = history_page_size
         self._own_inputs: dict[str, ActiveTurn] = {}
         self._own_runs: dict[str, ActiveTurn] = {}
+        self._steers: dict[str, Steer] = {}
         self._page: PaginatedResult[Message] | None = None
         self._subscription: Subscription[Message] | None = None
         self._pump: asyncio.Task[None] | None = None
@@ -208,6 +244,13 @@ class Session(EventEmitter):
         self._page = await self.channel.history(until_attach=True, limit=self.history_page_size)
         self._apply_page(self._page)
         self._pump = asyncio.create_task(self._follow(), name=f"session-{self.channel.name}")
+
+    async def __aenter__(self) -> Session:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.close()
 
     async def load_older(self) -> bool:
         """Load the next older history page into the tree; False when there is none."""
@@ -256,12 +299,7 @@ class Session(EventEmitter):
         the last message visible in `view` (the session's default view) unless given.
         Returns once the relay ACKed the message. Raises AblyError on refusal."""
         view = view or self.view
-        if isinstance(message, str):
-            message = {
-                "id": f"msg-{uuid.uuid4()}",
-                "role": "user",
-                "parts": [{"type": "text", "text": message}],
-            }
+        message = _user_message(message)
         if parent is None and fork_of is None:
             last = view.last()
             parent = last.codec_message_id if last else None
@@ -352,6 +390,81 @@ class Session(EventEmitter):
         await self._publish(write.messages)
         return turn
 
+    async def steer(self, turn_id: str, message: UIMessage | str) -> Steer:
+        """Send a user message into running turn `turn_id` (the agent takes it into the work
+        it is doing rather than starting a turn). The returned Steer says when it is published
+        and, once the turn suspends or ends, whether the agent consumed it. Raises AblyError
+        40003 if the turn has ended."""
+        run = self.tree.runs.get(turn_id)
+        if run is None or run.status in ENDED:
+            raise AblyError(40003, 400, f"unable to steer; run {turn_id} has already ended")
+        cmid, event_id = str(uuid.uuid4()), str(uuid.uuid4())
+        headers = build_transport_headers(
+            role="user",
+            codec_message_id=cmid,
+            run_id=turn_id,
+            run_client_id=self.client_id or "",
+            event_id=event_id,
+        )
+        event = {"kind": "user-message", "message": _user_message(message)}
+        write = Encoder().input(event, headers=headers, codec_message_id=cmid)
+        steer = Steer(cmid, turn_id)
+        self._steers[cmid] = steer
+        serials = await self._publish(write.messages)
+        steer.serial = serials[0] if serials else None
+        return steer
+
+    async def add_tool_result(
+        self,
+        tool_call_id: str,
+        output: Any = None,
+        *,
+        error: str | None = None,
+    ) -> ActiveTurn:
+        """Answer a client-side tool call with its `output` (or `error`): a tool-result fork,
+        as the JS transport sends one. The turn that asked is superseded (hidden from every
+        view) by a sibling branch holding its messages with the result in place, which the
+        agent continues as a new own turn. Concurrent answers from other devices each make
+        their own branch. Raises KeyError if no message holds the call."""
+        node = self._tool_node(tool_call_id)
+        run = self.tree.runs.get(node.run_id or "")
+        if run is None:
+            raise KeyError(f"tool call {tool_call_id!r} belongs to no known turn")
+        entries = [
+            {"codecMessageId": str(uuid.uuid4()), "message": self.tree.nodes[cmid].message}
+            for cmid in run.messages
+            if cmid in self.tree.nodes
+        ]
+        target = next(
+            e["codecMessageId"]
+            for e in entries
+            if any(p.get("toolCallId") == tool_call_id for p in e["message"]["parts"])
+        )
+        payload: dict[str, Any] = {"toolCallId": tool_call_id}
+        if error is None:
+            payload["output"] = output
+        else:
+            payload["message"] = error
+        payload["forkSeed"] = {"messages": entries}
+        kind = "tool-result" if error is None else "tool-result-error"
+        event_id = str(uuid.uuid4())
+        parent = run.parent or self.tree.nodes[run.messages[0]].parent
+        headers = build_transport_headers(
+            role="assistant",
+            codec_message_id=target,
+            run_client_id=self.client_id or "",
+            parent=parent,
+            supersedes=run.run_id,
+            event_id=event_id,
+        )
+        write = Encoder().input(
+            {"kind": kind, "payload": payload}, headers=headers, codec_message_id=target
+        )
+        turn = ActiveTurn(self, target, event_id)
+        self._own_inputs[target] = turn
+        await self._publish(write.messages)
+        return turn
+
     def _tool_node(self, tool_call_id: str) -> Node:
         for node in reversed(list(self.tree.nodes.values())):
             if node.role == "assistant" and any(
@@ -399,7 +512,7 @@ class Session(EventEmitter):
         ]
         await self.channel.publish(wire)
 
-    async def _publish(self, wire: list[Message]) -> None:
+    async def _publish(self, wire: list[Message]) -> list[str]:
         serials = await self.channel.publish(wire)
         # Apply our own input at once (its echo is then a duplicate), so the tree holds it
         # when send() returns.
@@ -407,6 +520,7 @@ class Session(EventEmitter):
             message.serial = serial
             message.client_id = self.client_id
             self.tree.apply(message)
+        return serials
 
     # From the tree
 
@@ -429,6 +543,11 @@ class Session(EventEmitter):
             handle._bind(turn)
             if kind in ("end", "suspend"):
                 handle._end(run.status)
+        if kind in ("end", "suspend"):
+            for cmid, steer in list(self._steers.items()):
+                if steer.turn_id == run.run_id:
+                    del self._steers[cmid]
+                    steer._settle(cmid in run.consumed_steers, run.status)
         if kind == "end":
             self.emit("turn_end", turn)
 

@@ -11,6 +11,7 @@ run from their headers. A View is one reader's branch selection over the shared 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -70,6 +71,7 @@ class Node:
             message_id = next((e[2] for e in entries if e[0] == "part"), self.codec_message_id)
             parts = [e[1] for e in entries if e[0] == "part"]
             return {"id": message_id, "role": "user", "parts": parts}
+        seeded = next((e[1] for e in entries if e[0] == "seed"), None)
         chunks: list[dict[str, Any]] = []
         for entry in entries:
             if entry[0] == "chunks":
@@ -90,6 +92,8 @@ class Node:
                         )
                     )
         message = vercel.fold_chunks(chunks, self.codec_message_id, "assistant")
+        if seeded is not None:
+            message = {**seeded, "parts": [dict(p) for p in seeded["parts"]] + message["parts"]}
         for entry in entries:
             if entry[0] == "response":
                 vercel.apply_tool_response(message, entry[1], entry[2], entry[3])
@@ -113,6 +117,9 @@ class Run:
     synthesized: bool = False
     messages: list[str] = field(default_factory=list)
     error: dict[str, str] | None = None
+    steers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    consumed_steers: set[str] = field(default_factory=set)
+    superseded: bool = False
     _lifecycle_serial: str = ""
 
     @property
@@ -122,8 +129,10 @@ class Run:
 
 class ConversationTree(EventEmitter):
     """All nodes and runs of one session. Events: "run" (run, kind) with kind start, resume,
-    suspend or end; "chunks" (run, node, chunks) for live output; "input" (node); "cancel"
-    (transport headers); "active_turns" (mapping); "update" ()."""
+    suspend or end; "chunks" (run, node, chunks) for live output; "input" (node); "invocation"
+    (event-id, messages) once per input that arrives live and asks an agent for work (a user
+    message, regenerate, approval or tool result; not a steer, not history); "steer" (run,
+    codec-message-id); "cancel" (transport headers); "active_turns" (mapping); "update" ()."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -133,6 +142,7 @@ class ConversationTree(EventEmitter):
         self._children: dict[str | None, list[Node]] = {}
         self._decoder = vercel.OutputDecoder()
         self._seen: set[str] = set()
+        self._superseded: set[str] = set()
         self._active: dict[str, set[str]] = {}
         self.active_turns = MappingProxyType(self._active)
 
@@ -153,21 +163,31 @@ class ConversationTree(EventEmitter):
             return
         self._seen.add(message.serial)
         if name == AI_INPUT:
-            self._apply_input(message, transport)
+            self._apply_input(message, transport, live)
         elif name in (RUN_START, RUN_RESUME, RUN_SUSPEND, RUN_END):
             self._apply_lifecycle(message, transport)
         elif name == AI_CANCEL:
             self.emit("cancel", transport, message)
         self.emit("update")
 
-    def _apply_input(self, message: Message, transport: dict[str, str]) -> None:
+    def _apply_input(self, message: Message, transport: dict[str, str], live: bool) -> None:
         codec = codec_headers(message)
         event_id = transport.get("event-id")
-        if event_id:
-            self.inputs_by_event_id.setdefault(event_id, []).append(message)
         cmid = transport.get("codec-message-id")
         kind = codec.get("kind")
+        steer = kind == "user-message" and "run-id" in transport
+        if event_id:
+            inputs = self.inputs_by_event_id.setdefault(event_id, [])
+            inputs.append(message)
+            if live and len(inputs) == 1 and not steer:
+                self.emit("invocation", event_id, inputs)
         if not cmid:
+            return
+        if steer:
+            self._apply_steer(message, transport, codec, cmid)
+            return
+        if transport.get("role") == "assistant" and "run-id" not in transport:
+            self._apply_fork(message, transport, codec, cmid)
             return
         if kind == "user-message":
             node = self.nodes.get(cmid)
@@ -192,6 +212,50 @@ class ConversationTree(EventEmitter):
             if node is not None:
                 node._entries[message.serial or ""] = ("response", codec, kind, message.data)
                 node._cache = None
+
+    def _apply_steer(
+        self, message: Message, transport: dict[str, str], codec: dict[str, str], cmid: str
+    ) -> None:
+        # A user message sent into a running turn: the agent folds it into the run it is
+        # doing, so it is no branch of the conversation, it belongs to the run.
+        run, _ = self._run(transport["run-id"], transport)
+        steer = run.steers.setdefault(
+            cmid, {"id": codec.get("messageId", cmid), "role": "user", "parts": []}
+        )
+        steer["parts"].append(vercel.decode_input_part(message.data, codec))
+        self.emit("steer", run, cmid)
+
+    def _apply_fork(
+        self, message: Message, transport: dict[str, str], codec: dict[str, str], cmid: str
+    ) -> None:
+        # A client tool-result fork (published run-less with role assistant): the suspended
+        # run it answers is superseded, and its messages, re-keyed with the tool result in
+        # place, become a sibling branch the agent's new run continues.
+        superseded = transport.get("supersedes")
+        if superseded:
+            self._superseded.add(superseded)
+            if superseded in self.runs:
+                self.runs[superseded].superseded = True
+        seed = vercel.fork_seed(message.data) or {"messages": []}
+        parent = transport.get("parent")
+        for entry in seed["messages"]:
+            seeded = entry["codecMessageId"]
+            if seeded not in self.nodes:
+                node = Node(
+                    seeded,
+                    "assistant",
+                    parent=parent,
+                    serial=message.serial,
+                    client_id=message.client_id,
+                )
+                node._entries[""] = ("seed", entry["message"])
+                self._add(node)
+            parent = seeded
+        node = self.nodes.get(cmid)
+        if node is not None:
+            kind = codec.get("kind", "")
+            node._entries[message.serial or ""] = ("response", codec, kind, message.data)
+            node._cache = None
 
     def _apply_lifecycle(self, message: Message, transport: dict[str, str]) -> None:
         run_id = transport.get("run-id")
@@ -242,6 +306,7 @@ class ConversationTree(EventEmitter):
             self._seen.add(serial)
         run_id = transport.get("run-id", "")
         run, created = self._run(run_id, transport)
+        run.consumed_steers.update(_steer_ids(transport))
         if created:
             run.synthesized = True
             self._update_active(run)
@@ -315,6 +380,7 @@ class ConversationTree(EventEmitter):
             return run, False
         run = Run(
             run_id,
+            superseded=run_id in self._superseded,
             client_id=transport.get("run-client-id", ""),
             parent=transport.get("parent"),
             fork_of=transport.get("fork-of"),
@@ -350,12 +416,29 @@ class ConversationTree(EventEmitter):
         self._children[node.parent].sort(key=_order)
 
     def children(self, parent: str | None) -> list[Node]:
-        """The nodes under `parent` (None: the roots), oldest first."""
-        return list(self._children.get(parent, ()))
+        """The nodes under `parent` (None: the roots), oldest first. The messages of a run a
+        client tool-result fork superseded are left out: the fork replaces them."""
+        return [
+            node
+            for node in self._children.get(parent, ())
+            if node.run_id is None or node.run_id not in self._superseded
+        ]
 
     def siblings(self, codec_message_id: str) -> list[Node]:
         node = self.nodes[codec_message_id]
         return self.children(node.parent)
+
+
+def _steer_ids(transport: dict[str, str]) -> list[str]:
+    """The steer inputs an agent output says it consumed (a JSON array of codec-message-ids)."""
+    raw = transport.get("steer-codec-message-ids")
+    if raw is None:
+        return []
+    try:
+        ids = json.loads(raw)
+    except ValueError:
+        return []
+    return [i for i in ids if isinstance(i, str)] if isinstance(ids, list) else []
 
 
 def _order(node: Node) -> str:

@@ -324,3 +324,112 @@ async def test_tool_approval_suspends_and_resumes(world: dict[str, Any]) -> None
     tool_node = phone.tree.nodes[phone.view.nodes()[1].codec_message_id]
     [part] = [p for p in tool_node.message["parts"] if p["type"] == "tool-weather"]
     assert part["state"] == "output-available" and part["output"] == {"tempC": -3}
+
+
+async def test_an_agent_loop_never_answers_inputs_from_history(make_client: MakeClient) -> None:
+    channel = "ai:old-inputs"
+    alice = Session(await make_client("alice"), channel)
+    await alice.connect()
+    old = [await alice.send(f"old question {i}") for i in range(4)]
+    agent = AgentSession(await make_client("agent"), channel, history_page_size=1)
+    await agent.connect()
+    invocations = agent.invocations()
+    # Serving the oldest input (an HTTP invocation) pages older history in.
+    run = await agent.accept(old[0].event_id)
+    assert run.input_message["parts"] == [{"type": "text", "text": "old question 0"}]
+    fresh = await alice.send("a live question")
+    invocation = await invocations.get(10)
+    assert invocation.input_event_id == fresh.event_id
+    await agent.close()
+
+
+async def test_a_steer_reaches_the_running_turn_and_reports_it_was_consumed(
+    world: dict[str, Any],
+) -> None:
+    phone, laptop, agent = world["phone"], world["laptop"], world["agent"]
+    agent.stop()
+    session: AgentSession = agent.session
+    steered = asyncio.Event()
+
+    async def serve() -> list[dict[str, Any]]:
+        invocations = session.invocations()
+        run = await session.accept(await invocations.get(10))
+        await run.start()
+        await run.stream_text(["Thinking ", "about it. "])
+        await steered.wait()
+        await wait_until(
+            session.session, lambda: bool(session.session.tree.runs[run.run_id].steers)
+        )
+        taken = run.take_steers()
+        await run.stream_text(["Red ", "too."])
+        await run.end("complete")
+        return taken
+
+    server = asyncio.create_task(serve())
+    turn = await phone.send("Name a colour")
+    await turn.started
+    steer = await laptop.steer(turn.run_id, "Mention red as well")
+    assert steer.serial is not None
+    steered.set()
+    taken = await server
+    assert [p["text"] for p in taken[0]["parts"]] == ["Mention red as well"]
+    assert await steer.outcome(10) == (True, "complete")
+    # A steer is no branch of the conversation: the views show one question, one turn.
+    await wait_until(phone, lambda: phone.tree.runs[turn.run_id].status == "complete")
+    assert phone.view.conversation() == [
+        {"role": "user", "text": "Name a colour"},
+        {"role": "assistant", "text": "Thinking about it. Red too."},
+    ]
+
+
+async def test_a_client_tool_result_forks_and_supersedes_the_turn_that_asked(
+    world: dict[str, Any],
+) -> None:
+    phone, laptop, agent = world["phone"], world["laptop"], world["agent"]
+    agent.stop()
+    session: AgentSession = agent.session
+
+    async def serve() -> str:
+        invocations = session.invocations()
+        run = await session.accept(await invocations.get(10))
+        await run.start()
+        call = {"toolCallId": "loc-1", "toolName": "getLocation"}
+        await run.pipe(
+            [
+                {"type": "start"},
+                {"type": "start-step"},
+                {"type": "tool-input-available", **call, "input": {}},
+                {"type": "finish-step"},
+                {"type": "finish", "finishReason": "tool-calls"},
+            ]
+        )
+        await run.end("complete")
+        fork = await session.accept(await invocations.get(10))
+        assert fork.input_codec["kind"] == "tool-result"
+        await fork.start()
+        await fork.end(await fork.stream_text(["You are ", "in Oslo."]))
+        return fork.run_id
+
+    server = asyncio.create_task(serve())
+    turn = await phone.send("Where am I?")
+    assert await turn.done(10) == "complete"
+    answered = await laptop.add_tool_result("loc-1", {"city": "Oslo"})
+    assert await answered.done(10) == "complete"
+    fork_run = await server
+    for device in (phone, laptop):
+        await wait_until(
+            device,
+            lambda d=device: (
+                d.tree.runs.get(fork_run) is not None
+                and d.tree.runs[fork_run].status == "complete"
+                and len(d.view.nodes()) == 3
+            ),
+        )
+        user, seeded, answer = device.view.nodes()
+        assert device.tree.runs[turn.run_id].superseded
+        assert seeded.run_id is None and answer.run_id == fork_run
+        [tool] = [p for p in seeded.message["parts"] if p.get("toolCallId") == "loc-1"]
+        assert tool["state"] == "output-available" and tool["output"] == {"city": "Oslo"}
+        assert answer.text == "You are in Oslo."
+        # The turn that asked is hidden from branch selection: one branch under the question.
+        assert len(device.tree.children(user.codec_message_id)) == 1
