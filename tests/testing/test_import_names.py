@@ -35,12 +35,12 @@ USER_TEST = textwrap.dedent(
 
 def _user_project(root: Path, relay_as_package: bool) -> Path:
     root.mkdir()
-    (root / "client.py").write_text("def make():\n    return \"the user's client\"\n")
+    (root / "client.py").write_text('def make():\n    return "the user\'s client"\n')
     if relay_as_package:
         (root / "relay").mkdir()
-        (root / "relay" / "__init__.py").write_text("NAME = \"the user's relay\"\n")
+        (root / "relay" / "__init__.py").write_text('NAME = "the user\'s relay"\n')
     else:
-        (root / "relay.py").write_text("NAME = \"the user's relay\"\n")
+        (root / "relay.py").write_text('NAME = "the user\'s relay"\n')
     (root / "test_app.py").write_text(USER_TEST)
     return root
 
