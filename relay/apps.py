@@ -37,6 +37,10 @@ class Apps:
     def keys(self) -> list[ApiKey]:
         return list(self._keys.values())
 
+    def keys_of(self, app_id: str) -> list[ApiKey]:
+        """The app's keys by name; empty for an app the relay does not have."""
+        return sorted((k for k in self._keys.values() if k.app_id == app_id), key=lambda k: k.name)
+
     def set_rules(
         self, app_id: str, default: ChannelRules, namespaces: Mapping[str, ChannelRules]
     ) -> None:

@@ -7,8 +7,18 @@ import ssl
 from channel_relay.apps import Apps
 from channel_relay.auth.keys import ApiKey
 from channel_relay.config import Settings
+from channel_relay.store.base import Store
 
-__all__ = ["apply_app_rules", "configured_keys", "tls_context"]
+__all__ = [
+    "DEFAULT_KEY_SETTING",
+    "apply_app_rules",
+    "configured_keys",
+    "stored_default_key",
+    "tls_context",
+]
+
+# The store setting naming the default app's key, made once per database.
+DEFAULT_KEY_SETTING = "default_key"
 
 
 def tls_context(settings: Settings) -> ssl.SSLContext | None:
@@ -28,6 +38,12 @@ def configured_keys(settings: Settings) -> list[ApiKey]:
     for app in settings.apps:
         keys.extend(app.keys)
     return keys
+
+
+async def stored_default_key(store: Store) -> ApiKey | None:
+    """The default app's key of local development, if one was made in this database."""
+    name = await store.get_setting(DEFAULT_KEY_SETTING)
+    return next((key for key in await store.keys() if key.name == name), None)
 
 
 def apply_app_rules(apps: Apps, settings: Settings) -> None:

@@ -14,7 +14,13 @@ from channel_relay.auth.authenticator import Authenticator
 from channel_relay.auth.keys import ApiKey
 from channel_relay.channels.registry import ChannelRegistry
 from channel_relay.config import Settings
-from channel_relay.deployment import apply_app_rules, configured_keys, tls_context
+from channel_relay.deployment import (
+    DEFAULT_KEY_SETTING,
+    apply_app_rules,
+    configured_keys,
+    stored_default_key,
+    tls_context,
+)
 from channel_relay.faults import Faults
 from channel_relay.inspector import InspectorApi
 from channel_relay.metrics import Metrics
@@ -24,6 +30,7 @@ from channel_relay.provisioning import Sandbox
 from channel_relay.push.service import Push
 from channel_relay.push.store import PushStore
 from channel_relay.realtime.endpoint import RealtimeEndpoint
+from channel_relay.rest.admin import AdminApi
 from channel_relay.rest.negotiate import error_response
 from channel_relay.rest.push import PushApi
 from channel_relay.rest.routes import RestApi
@@ -39,7 +46,6 @@ log = logging.getLogger(__name__)
 # Seconds aiohttp waits for handlers still running once clients were handed over.
 _SHUTDOWN_TIMEOUT = 2.0
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-_DEFAULT_KEY_SETTING = "default_key"
 _METRICS = web.AppKey("metrics", Metrics)
 _CORS = {
     "Access-Control-Allow-Origin": "*",
@@ -72,6 +78,7 @@ class Relay:
         self.sandbox = Sandbox(
             self.store, self.apps, self.channels, self.realtime, self.faults, self.push
         )
+        self.admin = AdminApi(self.apps, self.sandbox, self.authenticator)
         # Operations (metrics.py, ops.py, retention.py): a registry of this relay's own.
         self.metrics = Metrics()
         self.channels.metrics = self.metrics
@@ -106,6 +113,7 @@ class Relay:
         app.router.add_routes(StatsApi(self.store, self.authenticator).routes())
         if self.settings.inspector:
             app.router.add_routes(InspectorApi(self.authenticator, self.realtime).routes())
+        app.router.add_routes(self.admin.routes())
         if self.settings.sandbox:
             sandbox = SandboxApi(self.settings, self.sandbox, self.authenticator)
             app.router.add_routes(sandbox.routes())
@@ -166,16 +174,16 @@ class Relay:
         self.apps.add(await self.store.keys())
         self.apps.add(keys)
         self.default_key = str(keys[0])
+        self.admin.admin_key_name = keys[0].name
 
     async def _default_keys(self) -> list[ApiKey]:
         """The default app's key: made once, kept in the database, the same at every start."""
-        name = await self.store.get_setting(_DEFAULT_KEY_SETTING)
-        stored = {k.name: k for k in await self.store.keys()}
-        if name is not None and name in stored:
-            return [stored[name]]
+        stored = await stored_default_key(self.store)
+        if stored is not None:
+            return [stored]
         key = ApiKey.generate(ApiKey.generate("x").key_id)
         await self.store.add_keys([key])
-        await self.store.set_setting(_DEFAULT_KEY_SETTING, key.name)
+        await self.store.set_setting(DEFAULT_KEY_SETTING, key.name)
         return [key]
 
     async def _root(self, request: web.Request) -> web.StreamResponse:
