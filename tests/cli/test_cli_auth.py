@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import RunCli
+from cli_support import RunCli
 
 from channel_relay.client import AblyError, Message, Realtime
 from channel_relay.server import Relay

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from conftest import RunCli, StartCli
+from cli_support import RunCli, StartCli
 
 from channel_relay.client import Realtime
 from channel_relay.server import Relay
