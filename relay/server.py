@@ -127,6 +127,7 @@ class Relay:
             apply_app_rules(self.apps, self.settings)
             await self.sandbox.restore()
             await self.authenticator.start()
+            self.channels.start()
             self.realtime.start()
             ssl_context = tls_context(self.settings)
             self._runner = web.AppRunner(
@@ -162,6 +163,7 @@ class Relay:
             await self._runner.cleanup()
             self._runner = None
         await self.authenticator.stop()
+        await self.channels.stop()
         await self.push.close()
         await self.push.store.close()
         await self.store.close()

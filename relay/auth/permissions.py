@@ -8,7 +8,7 @@ from channel_relay.auth.identity import Identity
 from channel_relay.protocol.actions import MessageAction
 from channel_relay.protocol.errors import AblyError
 
-__all__ = ["authorize_change"]
+__all__ = ["authorize_change", "may_change_some"]
 
 
 def authorize_change(
@@ -20,7 +20,7 @@ def authorize_change(
     forms only a message whose clientId is the caller's (40166 for a caller without one).
     Appends count as updates.
     """
-    kind = "delete" if action == MessageAction.DELETE else "update"
+    kind = _kind(action)
     capability = identity.capability
     if capability.allows(channel, f"message-{kind}-any"):
         return
@@ -30,4 +30,23 @@ def authorize_change(
             raise AblyError(40166, 401, "Unidentified client cannot modify own messages")
         if original.get("clientId") == own:
             return
-    raise AblyError.forbidden(f"Unable to {kind} this message on channel {channel}: not permitted")
+    raise _forbidden(kind, channel)
+
+
+def may_change_some(identity: Identity, channel: str, action: int) -> None:
+    """Raise unless `identity` may apply `action` to at least its own messages of `channel`.
+    Checked before the message is looked up, so a caller that may change nothing learns
+    nothing of which serials exist (nor loads the channel)."""
+    kind = _kind(action)
+    if not any(
+        identity.capability.allows(channel, f"message-{kind}-{whose}") for whose in ("any", "own")
+    ):
+        raise _forbidden(kind, channel)
+
+
+def _kind(action: int) -> str:
+    return "delete" if action == MessageAction.DELETE else "update"
+
+
+def _forbidden(kind: str, channel: str) -> AblyError:
+    return AblyError.forbidden(f"Unable to {kind} this message on channel {channel}: not permitted")

@@ -18,7 +18,14 @@ from channel_relay.protocol.actions import Action, MessageAction
 from channel_relay.protocol.errors import AblyError
 from channel_relay.protocol.serials import format_serial, parse_serial
 from channel_relay.protocol.validation import message_size
-from channel_relay.store.base import AppendBatch, ChannelLog, Store, StoredMessage, StoredVersion
+from channel_relay.store.base import (
+    UNSTORED,
+    AppendBatch,
+    ChannelLog,
+    Store,
+    StoredMessage,
+    StoredVersion,
+)
 
 if TYPE_CHECKING:
     from channel_relay.faults import Faults
@@ -80,6 +87,47 @@ class Channel:
         self.metrics: Metrics | None = None
         # Told of every committed publish (push notifications for extras.push).
         self.on_published: Callable[[Channel, list[dict[str, Any]]], None] | None = None
+        # Publishes and changes under way (from their start to their completion): a channel
+        # with any is never unloaded (channel_relay.channels.registry).
+        self.busy = 0
+        # The registry's sweep generation when the channel was last looked up.
+        self.touched = 0
+
+    @property
+    def stored(self) -> bool:
+        """Whether the channel has a log in the store: one is created by the first write, so
+        reading or subscribing to a name creates nothing on disk."""
+        return self.log.channel_id != UNSTORED
+
+    def stored_as(self, log_: ChannelLog) -> None:
+        """The channel's log has been created (it had only a name in memory until now)."""
+        self.log = log_
+        self.delivered_seq = max(self.delivered_seq, log_.last_seq)
+
+    def idle(self) -> bool:
+        """Nothing would be lost by unloading the channel: nobody is attached or subscribed,
+        it has no presence, and nothing is being published."""
+        presence = self.presence
+        return not (
+            self.busy
+            or self.subscribers
+            or self.attached
+            or presence.members
+            or presence.pending()
+            or presence.subscribers
+        )
+
+    def submit(self, batch: AppendBatch) -> None:
+        """Hand a batch to the store; the channel counts as busy until it completes."""
+        self.busy += 1
+        done = batch.done
+
+        def completed(error: BaseException | None) -> None:
+            self.busy -= 1
+            done(error)
+
+        batch.done = completed
+        self.store.submit(batch)
 
     @property
     def serial(self) -> str:
@@ -131,9 +179,13 @@ class Channel:
         """
         if self.faults is not None:
             self.faults.check_publish(self.app_id, self.name)
-        # Only client-supplied ids need a look-up (idempotent publishing); most publishes have
-        # none, and skip the await.
-        known = await self._known_ids(messages) if any("id" in m for m in messages) else {}
+        self.busy += 1
+        try:
+            # Only client-supplied ids need a look-up (idempotent publishing); most publishes
+            # have none, and skip the await.
+            known = await self._known_ids(messages) if any("id" in m for m in messages) else {}
+        finally:
+            self.busy -= 1
         if id_base is None:
             id_base = secrets.token_urlsafe(12)
         now = self._now()
@@ -181,7 +233,7 @@ class Channel:
 
         # Even a publish with nothing to store goes through the store's queue, so that its
         # completion keeps its place among the publisher's others (ACKs stay in order).
-        self.store.submit(AppendBatch(self.log.channel_id, stored, explicit, committed))
+        self.submit(AppendBatch(self.log.channel_id, stored, explicit, committed))
 
     async def mutate(
         self,
@@ -208,7 +260,11 @@ class Channel:
         if parsed is None or parsed[0] != self.log.epoch:
             raise AblyError.not_found(f"No message with serial {op['serial']!r}")
         target = parsed[1]
-        current = await self.message(target)
+        self.busy += 1
+        try:
+            current = await self.message(target)
+        finally:
+            self.busy -= 1
         if current is None:
             raise AblyError.not_found(f"No message with serial {op['serial']!r}")
         authorize(current)
@@ -239,7 +295,7 @@ class Channel:
             )
             done([version["serial"]], None)
 
-        self.store.submit(
+        self.submit(
             AppendBatch(
                 self.log.channel_id,
                 (),

@@ -45,6 +45,10 @@ class Presence:
     def unsubscribe(self, subscriber: Subscriber) -> None:
         self.subscribers.pop(subscriber, None)
 
+    def pending(self) -> bool:
+        """Whether members are entered or being stored (the projected set is not empty)."""
+        return bool(self._projected)
+
     def publish(
         self,
         events: list[dict[str, Any]],
@@ -108,7 +112,7 @@ class Presence:
                 self._fan_out(changed, publisher)
             done([None] * len(events), None)
 
-        self.channel.store.submit(AppendBatch(log_.channel_id, (), (), committed, presence=stored))
+        self.channel.submit(AppendBatch(log_.channel_id, (), (), committed, presence=stored))
 
     def _fan_out(self, events: list[dict[str, Any]], publisher: str | None) -> None:
         message: dict[str, Any] = {

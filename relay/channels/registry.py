@@ -1,20 +1,31 @@
-"""All live channels of the relay, loaded from the store on first use."""
+"""The channels live in memory: loaded from the store when named, unloaded when idle.
+
+A channel's log is created in the store by its first write (publish, presence, change), never
+by a read or an attach, so a key that may only read cannot make rows for arbitrary names. A
+channel nobody uses (channel_relay.channels.channel.Channel.idle) is unloaded by a sweep once it
+has not been looked up for a whole sweep interval, so memory follows what is in use.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from channel_relay.channels.channel import Channel
 from channel_relay.channels.rules import ChannelRules
-from channel_relay.store.base import Store
+from channel_relay.protocol.serials import new_epoch
+from channel_relay.store.base import UNSTORED, ChannelLog, Store
 
 if TYPE_CHECKING:
     from channel_relay.faults import Faults
     from channel_relay.metrics import Metrics
 
 __all__ = ["ChannelRegistry"]
+
+_Key = tuple[str, str]
+_T = TypeVar("_T")
 
 
 class ChannelRegistry:
@@ -23,6 +34,9 @@ class ChannelRegistry:
         store: Store,
         rules: Callable[[str, str], ChannelRules],
         faults: Faults | None = None,
+        *,
+        sweep_interval: float = 10.0,
+        max_loaded: int = 10_000,
     ) -> None:
         self.store = store
         self.rules = rules
@@ -32,11 +46,29 @@ class ChannelRegistry:
         self.metrics: Metrics | None = None
         # Given to every channel: told of each committed publish (channel_relay.push).
         self.on_published: Callable[[Channel, list[dict[str, Any]]], None] | None = None
-        self._channels: dict[tuple[str, str], Channel] = {}
-        self._loading: dict[tuple[str, str], asyncio.Future[Channel]] = {}
+        # Idle channels are unloaded every `sweep_interval` seconds, and sooner (at most once
+        # a second) while more than `max_loaded` are loaded.
+        self.sweep_interval = sweep_interval
+        self.max_loaded = max_loaded
+        self._channels: dict[_Key, Channel] = {}
+        self._loading: dict[_Key, asyncio.Future[Channel | None]] = {}
+        self._storing: dict[_Key, asyncio.Future[None]] = {}
+        self._generation = 1
+        self._last_sweep = 0.0
+        self._sweeper: asyncio.Task[None] | None = None
 
     def __len__(self) -> int:
         return len(self._channels)
+
+    def start(self) -> None:
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep_periodically())
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
 
     def forget(self, app_id: str) -> list[Channel]:
         """Drop the app's live channels (its data is being removed); returns them."""
@@ -44,37 +76,127 @@ class ChannelRegistry:
         return [self._channels.pop(key) for key in dropped]
 
     def peek(self, app_id: str, name: str) -> Channel | None:
-        """The channel if it is loaded: the hot path of a publish, with nothing to await."""
-        return self._channels.get((app_id, name))
+        """The channel if it is loaded with a stored log: the hot path of a publish, with
+        nothing to await."""
+        channel = self._channels.get((app_id, name))
+        if channel is None or not channel.stored:
+            return None
+        channel.touched = self._generation
+        return channel
 
     def loaded(self, app_id: str, name: str) -> Channel | None:
         """The channel if it is live in memory, without loading it."""
         return self._channels.get((app_id, name))
 
     async def get(self, app_id: str, name: str) -> Channel:
-        """The channel, loading (or creating) its log once however many ask at the same time."""
+        """The channel with its log in the store, created now if this is its first write:
+        for publishing, entering presence and changing messages, once authorised."""
         key = (app_id, name)
+        channel = await self._load(key) or self._unstored(key)
+        if not channel.stored:
+            await self._store(key, channel)
+        return channel
+
+    async def attach(self, app_id: str, name: str) -> Channel:
+        """The channel, loaded to be attached to: a channel without a log gets one in memory
+        only (its serials start at 0), until something is written to it."""
+        key = (app_id, name)
+        return await self._load(key) or self._unstored(key)
+
+    async def find(self, app_id: str, name: str) -> Channel | None:
+        """The channel if it is loaded or has a log in the store; None for a name nothing was
+        ever written to. For reads, which must create nothing."""
+        return await self._load((app_id, name))
+
+    def readmit(self, channel: Channel) -> bool:
+        """After an await, make sure `channel` is still the live one for its name: put it back
+        if a sweep unloaded it meanwhile (nothing else loaded it since, so it is current);
+        False when another object now stands for the name (look it up again)."""
+        key = (channel.app_id, channel.name)
+        live = self._channels.setdefault(key, channel)
+        live.touched = self._generation
+        return live is channel
+
+    async def _load(self, key: _Key) -> Channel | None:
+        channel = self._channels.get(key)
+        if channel is None:
+            found = await _once(self._loading, key, lambda: self._find(key))
+            # A channel made in memory meanwhile (an attach) is the live one.
+            channel = self._channels.get(key, found)
+            if channel is None:
+                return None
+        channel.touched = self._generation
+        return channel
+
+    async def _find(self, key: _Key) -> Channel | None:
+        log_ = await self.store.find_channel(*key)
+        return None if log_ is None else self._admit(key, log_)
+
+    def _unstored(self, key: _Key) -> Channel:
+        channel = self._channels.get(key)
+        if channel is None:
+            log_ = ChannelLog(channel_id=UNSTORED, epoch=new_epoch(), last_seq=0)
+            channel = self._admit(key, log_)
+        channel.touched = self._generation
+        return channel
+
+    async def _store(self, key: _Key, channel: Channel) -> None:
+        async def create() -> None:
+            if not channel.stored:
+                channel.stored_as(await self.store.channel(*key))
+
+        await _once(self._storing, key, create)
+
+    def _admit(self, key: _Key, log_: ChannelLog) -> Channel:
         channel = self._channels.get(key)
         if channel is not None:
             return channel
-        pending = self._loading.get(key)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[Channel] = asyncio.get_running_loop().create_future()
-        self._loading[key] = future
+        channel = Channel(key[0], key[1], log_, self.store, self.rules(*key))
+        channel.faults = self.faults
+        channel.metrics = self.metrics
+        channel.on_published = self.on_published
+        self._channels[key] = channel
+        if len(self._channels) > self.max_loaded:
+            loop = asyncio.get_running_loop()
+            if loop.time() - self._last_sweep >= 1.0:
+                self.sweep()
+        return channel
+
+    def sweep(self) -> int:
+        """Unload the idle channels not looked up since the previous sweep; how many."""
+        self._last_sweep = asyncio.get_running_loop().time()
+        stale = self._generation
+        self._generation += 1
+        idle = [
+            key
+            for key, channel in self._channels.items()
+            if channel.touched < stale and channel.idle()
+        ]
+        for key in idle:
+            del self._channels[key]
+        return len(idle)
+
+    async def _sweep_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self.sweep_interval)
+            self.sweep()
+
+
+async def _once(
+    pending: dict[_Key, asyncio.Future[_T]], key: _Key, work: Callable[[], Awaitable[_T]]
+) -> _T:
+    """`work()` for `key`, done once however many ask while it runs: they all get its result."""
+    future = pending.get(key)
+    if future is None:
+        future = asyncio.get_running_loop().create_future()
+        pending[key] = future
         try:
-            log_ = await self.store.channel(app_id, name)
-            channel = Channel(app_id, name, log_, self.store, self.rules(app_id, name))
-            channel.faults = self.faults
-            channel.metrics = self.metrics
-            channel.on_published = self.on_published
-            self._channels[key] = channel
-            future.set_result(channel)
-            return channel
+            future.set_result(await work())
         except BaseException as exc:
             future.set_exception(exc)
             # Nobody else may be waiting; retrieve it so asyncio does not warn.
             future.exception()
             raise
         finally:
-            del self._loading[key]
+            del pending[key]
+    return await asyncio.shield(future)

@@ -36,6 +36,10 @@ def resume_from(channel: Channel, channel_serial: Any) -> int | AblyError:
     if parsed is None:
         return AblyError(80012, 400, "Channel continuity not guaranteed: invalid channelSerial")
     epoch, seq = parsed
+    if seq == 0 and channel.log.first_seq == 1:
+        # Attached when nothing had been written (the log may not even have existed): every
+        # event in the log is new to it, whichever log that is.
+        return 0
     if epoch != channel.log.epoch or seq > channel.delivered_seq:
         return AblyError(
             80006, 400, "Channel continuity not guaranteed: channelSerial is not in the log"

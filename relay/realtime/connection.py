@@ -20,7 +20,7 @@ from aiohttp import WSMsgType, web
 from channel_relay.auth.authenticator import Authenticator, now_ms, stamp_client_ids
 from channel_relay.auth.credentials import message_client_id
 from channel_relay.auth.identity import Identity
-from channel_relay.auth.permissions import authorize_change
+from channel_relay.auth.permissions import authorize_change, may_change_some
 from channel_relay.channels.channel import Channel, SubscriberView
 from channel_relay.channels.outgoing import Outgoing
 from channel_relay.channels.registry import ChannelRegistry
@@ -411,11 +411,18 @@ class Connection:
         try:
             check_channel_name(name)
             modes = self._granted_modes(name, message.get("flags"))
-            channel = await self.channels.get(self.identity.app_id, name)
             params = message.get("params") if isinstance(message.get("params"), dict) else None
             if params is not None and check_plain(params) is not None:
                 raise AblyError.invalid_param("Attach params must be plain JSON")
-            start, error = await self._replay_start(channel, message.get("channelSerial"), params)
+            while True:
+                channel = await self.channels.attach(self.identity.app_id, name)
+                start, error = await self._replay_start(
+                    channel, message.get("channelSerial"), params
+                )
+                # A sweep may have unloaded the channel while its log was read; attach to the
+                # channel that is live now.
+                if self.channels.readmit(channel):
+                    break
         except AblyError as error:
             self._channel_error(name, error)
             return
@@ -589,11 +596,12 @@ class Connection:
             change = _single_change(raw)
             if change is None and not identity.capability.allows(name, "publish"):
                 raise AblyError.forbidden(f"Unable to publish to channel {name}: not permitted")
-            channel = self.channels.peek(identity.app_id, name) or await self.channels.get(
-                identity.app_id, name
-            )
             if change is not None:
                 op = parse_mutation(change, max_size)
+                may_change_some(identity, name, op["action"])
+                channel = await self.channels.find(identity.app_id, name)
+                if channel is None:
+                    raise AblyError.not_found(f"No message with serial {op['serial']!r}")
                 await channel.mutate(
                     op,
                     ack,
@@ -607,6 +615,9 @@ class Connection:
                 return
             messages = parse_messages(raw, max_size)
             stamp_client_ids(identity, messages)
+            channel = self.channels.peek(identity.app_id, name) or await self.channels.get(
+                identity.app_id, name
+            )
             await channel.publish(
                 messages,
                 ack,
@@ -637,6 +648,9 @@ class Connection:
                     raise AblyError(91000, 400, "Cannot enter presence without a clientId")
                 event["clientId"] = client_id
             channel = attachment.channel
+            if not channel.stored:
+                # The first write to a channel attached before anything was written to it.
+                channel = await self.channels.get(self.identity.app_id, name)
             self.presence_channels[name] = channel
             channel.presence.publish(
                 events,

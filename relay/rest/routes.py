@@ -14,17 +14,18 @@ from aiohttp import web
 
 from channel_relay.auth.authenticator import Authenticator, stamp_client_ids
 from channel_relay.auth.identity import Identity
-from channel_relay.auth.permissions import authorize_change
+from channel_relay.auth.permissions import authorize_change, may_change_some
 from channel_relay.channels.channel import Channel, PublishDone
 from channel_relay.channels.enumeration import ChannelListParams, read_channels
 from channel_relay.channels.history import (
+    HistoryPage,
     HistoryParams,
     link_header,
     read_page,
     read_presence_page,
     read_versions,
 )
-from channel_relay.channels.occupancy import channel_status
+from channel_relay.channels.occupancy import channel_status, idle_status
 from channel_relay.channels.presence import member_key
 from channel_relay.channels.registry import ChannelRegistry
 from channel_relay.config import Settings
@@ -100,8 +101,11 @@ class RestApi:
         return reply(request, result, status=201)
 
     async def publish(self, request: web.Request) -> web.Response:
-        identity, channel = await self._channel(request, "publish")
+        identity, name = self._authorised(request, "publish")
         body = await read_body(request, self.settings.max_frame_size)
+        # Looked up once the body is in, right before publishing (no await in between): a
+        # slow body never holds a channel that could meanwhile be unloaded.
+        channel = await self.channels.get(identity.app_id, name)
         ephemeral = request.query.get("ephemeral") == "true"
         return reply(request, await self._publish(identity, channel, body, ephemeral), status=201)
 
@@ -125,7 +129,7 @@ class RestApi:
 
     async def change(self, request: web.Request) -> web.Response:
         """PATCH a message: update, delete or append (the action is in the body)."""
-        identity, channel = await self._channel(request, None)
+        identity, name = self._authorised(request, None)
         body = await read_body(request, self.settings.max_frame_size)
         if isinstance(body, list) and len(body) == 1:
             body = body[0]
@@ -133,6 +137,10 @@ class RestApi:
             raise AblyError.invalid_message("Expected one message with an update, delete or append")
         body["serial"] = request.match_info["serial"]
         op = parse_mutation(body, self.settings.max_message_size)
+        may_change_some(identity, name, op["action"])
+        channel = await self.channels.find(identity.app_id, name)
+        if channel is None:
+            raise AblyError.not_found(f"No message with serial {op['serial']!r}")
         future = _completion()
         await channel.mutate(
             op,
@@ -148,7 +156,7 @@ class RestApi:
 
     async def message(self, request: web.Request) -> web.Response:
         """The latest version of one message."""
-        _, channel = await self._channel(request, "history")
+        channel = await self._existing(request, "history")
         seq = _message_seq(channel, request.match_info["serial"])
         message = await channel.message(seq)
         if message is None:
@@ -157,7 +165,7 @@ class RestApi:
 
     async def versions(self, request: web.Request) -> web.Response:
         """Every recorded version of one message, newest first unless direction=forwards."""
-        _, channel = await self._channel(request, "history")
+        channel = await self._existing(request, "history")
         seq = _message_seq(channel, request.match_info["serial"])
         page = await read_versions(channel, seq, HistoryParams.parse(request.query))
         if not page.messages:
@@ -165,9 +173,12 @@ class RestApi:
         return reply(request, page.messages, headers={"Link": page.links("versions")})
 
     async def history(self, request: web.Request) -> web.Response:
-        _, channel = await self._channel(request, "history")
+        identity, name = self._authorised(request, "history")
         params = HistoryParams.parse(request.query)
-        page = await read_page(channel, params)
+        channel = await self.channels.find(identity.app_id, name)
+        page = (
+            HistoryPage([], params, None) if channel is None else await read_page(channel, params)
+        )
         return reply(request, page.messages, headers={"Link": page.links("messages")})
 
     async def batch_publish(self, request: web.Request) -> web.Response:
@@ -215,18 +226,21 @@ class RestApi:
                 check_channel_name(name)
                 if not identity.capability.allows(name, "subscribe"):
                     raise AblyError.forbidden(f"Presence not permitted on channel {name}")
-                channel = await self.channels.get(identity.app_id, name)
+                channel = await self.channels.find(identity.app_id, name)
             except AblyError as error:
                 outcomes.append({"channel": name, "error": error.to_dict()})
                 continue
-            members = sorted(channel.presence.members.values(), key=member_key)
+            current = {} if channel is None else channel.presence.members
+            members = sorted(current.values(), key=member_key)
             presence = [{**m, "action": PresenceAction.PRESENT} for m in members]
             outcomes.append({"channel": name, "presence": presence})
         return reply(request, _batch_result(outcomes))
 
     async def presence(self, request: web.Request) -> web.Response:
         """The channel's current members (filters: clientId, connectionId; limit)."""
-        _, channel = await self._channel(request, "subscribe")
+        identity, name = self._authorised(request, "subscribe")
+        channel = await self.channels.find(identity.app_id, name)
+        current = {} if channel is None else channel.presence.members
         query = request.query
         params = HistoryParams.parse(
             {"limit": query.get("limit", "100"), "cursor": query.get("cursor", "")}
@@ -235,7 +249,7 @@ class RestApi:
         members = sorted(
             (
                 {**m, "action": PresenceAction.PRESENT}
-                for m in channel.presence.members.values()
+                for m in current.values()
                 if query.get("clientId") in (None, m["clientId"])
                 and query.get("connectionId") in (None, m["connectionId"])
             ),
@@ -248,14 +262,20 @@ class RestApi:
         return reply(request, page, headers={"Link": link_header("presence", links)})
 
     async def presence_history(self, request: web.Request) -> web.Response:
-        _, channel = await self._channel(request, "history")
-        page = await read_presence_page(channel, HistoryParams.parse(request.query))
+        identity, name = self._authorised(request, "history")
+        params = HistoryParams.parse(request.query)
+        channel = await self.channels.find(identity.app_id, name)
+        page = HistoryPage([], params, None)
+        if channel is not None:
+            page = await read_presence_page(channel, params)
         return reply(request, page.messages, headers={"Link": page.links("history")})
 
     async def status(self, request: web.Request) -> web.Response:
-        """Channel details: whether it is active and its occupancy."""
-        _, channel = await self._channel(request, "channel-metadata")
-        return reply(request, channel_status(channel))
+        """Channel details: whether it is active and its occupancy; a channel nothing was ever
+        written to or attached is not active, and asking creates nothing."""
+        identity, name = self._authorised(request, "channel-metadata")
+        channel = await self.channels.find(identity.app_id, name)
+        return reply(request, idle_status(name) if channel is None else channel_status(channel))
 
     async def channel_list(self, request: web.Request) -> web.Response:
         """GET /channels: the app's channels, by name (by=id) or with details (by=value)."""
@@ -266,14 +286,23 @@ class RestApi:
         page = await read_channels(self.channels, identity.app_id, params)
         return reply(request, page.items, headers={"Link": page.links()})
 
-    async def _channel(self, request: web.Request, op: str | None) -> tuple[Identity, Channel]:
+    def _authorised(self, request: web.Request, op: str | None) -> tuple[Identity, str]:
         """The caller and the channel named in the path, checking `op` (None: the handler
-        checks permissions itself)."""
+        checks permissions itself) before anything is looked up."""
         identity = self._identify(request)
         name = check_channel_name(_path_channel_name(request))
         if op is not None and not identity.capability.allows(name, op):
             raise AblyError.forbidden(f"Operation {op} not permitted on channel {name}")
-        return identity, await self.channels.get(identity.app_id, name)
+        return identity, name
+
+    async def _existing(self, request: web.Request, op: str) -> Channel:
+        """The channel named in the path, once `op` is authorised; 40400 when nothing was
+        ever written to it."""
+        identity, name = self._authorised(request, op)
+        channel = await self.channels.find(identity.app_id, name)
+        if channel is None:
+            raise AblyError.not_found("Message not found")
+        return channel
 
     def _identify(self, request: web.Request) -> Identity:
         return self.auth.request_headers(

@@ -15,6 +15,7 @@ from channel_relay.auth.keys import ApiKey
 from channel_relay.auth.revocation import Revocation
 
 __all__ = [
+    "UNSTORED",
     "AppendBatch",
     "ChannelLog",
     "HistoryQuery",
@@ -23,6 +24,10 @@ __all__ = [
     "StoredMessage",
     "StoredVersion",
 ]
+
+
+UNSTORED = 0
+"""The channel_id of a channel that has no log in the store yet (no store numbers one 0)."""
 
 
 @dataclass(slots=True)
@@ -112,6 +117,9 @@ class Store(Protocol):
 
     async def channel(self, app_id: str, name: str) -> ChannelLog:
         """The channel's log, created (with a fresh epoch) the first time it is named."""
+
+    async def find_channel(self, app_id: str, name: str) -> ChannelLog | None:
+        """The channel's log if it has one; never creates it (reads must not)."""
 
     async def history(self, query: HistoryQuery) -> list[StoredMessage]: ...
 

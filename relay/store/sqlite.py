@@ -118,12 +118,20 @@ class SqliteStore:
         return await future
 
     async def channel(self, app_id: str, name: str) -> ChannelLog:
+        found = await self.find_channel(app_id, name)
+        if found is not None:
+            return found
+        row = await self._write(lambda db: _create_channel(db, app_id, name))
+        return await self._channel_log(row)
+
+    async def find_channel(self, app_id: str, name: str) -> ChannelLog | None:
         row = await self._fetchone(
             "SELECT id, epoch, last_seq FROM channels WHERE app_id = ? AND name = ?",
             (app_id, name),
         )
-        if row is None:
-            row = await self._write(lambda db: _create_channel(db, app_id, name))
+        return None if row is None else await self._channel_log(row)
+
+    async def _channel_log(self, row: tuple[int, str, int]) -> ChannelLog:
         presence = await self._fetchone(
             "SELECT max(seq) FROM presence WHERE channel_id = ?", (row[0],)
         )
