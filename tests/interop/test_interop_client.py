@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from interop_support import RunNode
@@ -33,6 +33,25 @@ def _realtime(relay: Relay, made: list[Realtime], client_id: str) -> Realtime:
     client = Realtime(relay.default_key, client_id=client_id, url=f"http://127.0.0.1:{relay.port}")
     made.append(client)
     return client
+
+
+async def _js_agent(
+    run_node: RunNode, session: Session, answers: list[dict[str, Any]]
+) -> asyncio.Task[dict[str, Any]]:
+    """Start client_js_agent.mjs on `session`'s channel serving `answers`, once it listens
+    (it enters presence as agent-watch)."""
+    channel = session.channel.name
+    node = asyncio.create_task(
+        run_node("client_js_agent.mjs", args={"channel": channel, "answers": answers})
+    )
+    ready = asyncio.Event()
+    session.channel.presence.subscribe(
+        lambda m: ready.set() if m.client_id == "agent-watch" else None
+    )
+    if not any(m.client_id == "agent-watch" for m in await session.channel.presence.get()):
+        async with asyncio.timeout(20):
+            await ready.wait()
+    return node
 
 
 async def test_python_agent_streams_to_the_js_session(
@@ -75,17 +94,7 @@ async def test_js_agent_streams_to_the_python_session_and_honours_cancel(
     await observer.connect()
     slow = [f"t{i} " for i in range(300)]
     answers = [{"tokens": TOKENS, "delayMs": 5}, {"tokens": slow, "delayMs": 20}]
-    node = asyncio.create_task(
-        run_node("client_js_agent.mjs", args={"channel": channel, "answers": answers})
-    )
-    # Wait until the JS agent listens (it enters presence as agent-watch).
-    ready = asyncio.Event()
-    session.channel.presence.subscribe(
-        lambda m: ready.set() if m.client_id == "agent-watch" else None
-    )
-    if not any(m.client_id == "agent-watch" for m in await session.channel.presence.get()):
-        async with asyncio.timeout(20):
-            await ready.wait()
+    node = await _js_agent(run_node, session, answers)
 
     turn = await session.send(QUESTION)
     chunks = [chunk async for chunk in turn]
@@ -114,3 +123,248 @@ async def test_js_agent_streams_to_the_python_session_and_honours_cancel(
     assert [o["reason"] for o in result["outcomes"]] == ["complete", "cancelled"]
     assert [o["runId"] for o in result["outcomes"]] == [turn.run_id, second.run_id]
     assert 0 < len(second.text) < len("".join(slow))
+
+
+# Chunk scripts both agents stream (the JS agent pipes them as given, the Python agent too).
+RICH = [
+    {"type": "start", "messageMetadata": {"model": "m-1", "temperature": 0.5}},
+    {"type": "start-step"},
+    {"type": "reasoning-start", "id": "r1"},
+    {"type": "reasoning-delta", "id": "r1", "delta": "Look up "},
+    {"type": "reasoning-delta", "id": "r1", "delta": "the weather. ✓"},
+    {"type": "reasoning-end", "id": "r1"},
+    {"type": "tool-input-start", "toolCallId": "call-w", "toolName": "weather"},
+    {"type": "tool-input-delta", "toolCallId": "call-w", "inputTextDelta": '{"city":'},
+    {"type": "tool-input-delta", "toolCallId": "call-w", "inputTextDelta": '"Zürich"}'},
+    {
+        "type": "tool-input-available",
+        "toolCallId": "call-w",
+        "toolName": "weather",
+        "input": {"city": "Zürich"},
+    },
+    {"type": "tool-output-available", "toolCallId": "call-w", "output": {"tempC": 21.5}},
+    {"type": "finish-step"},
+    {"type": "start-step"},
+    {"type": "source-url", "sourceId": "s1", "url": "https://example.com/w", "title": "Wetter"},
+    {"type": "file", "url": "data:text/plain;base64,SGk=", "mediaType": "text/plain"},
+    {"type": "data-forecast", "id": "f1", "data": {"days": [1, 2.5]}},
+    {"type": "text-start", "id": "t1"},
+    {"type": "text-delta", "id": "t1", "delta": "It is "},
+    {"type": "text-delta", "id": "t1", "delta": "21.5 °C."},
+    {"type": "text-end", "id": "t1"},
+    {"type": "finish-step"},
+    {"type": "finish", "finishReason": "stop", "messageMetadata": {"tokens": 12}},
+]
+# The assistant UIMessage parts RICH folds into (the AI SDK's reader, in both SDKs).
+RICH_PARTS = [
+    {"type": "step-start"},
+    {"type": "reasoning", "text": "Look up the weather. ✓", "state": "done"},
+    {
+        "type": "tool-weather",
+        "toolCallId": "call-w",
+        "state": "output-available",
+        "input": {"city": "Zürich"},
+        "output": {"tempC": 21.5},
+    },
+    {"type": "step-start"},
+    {"type": "source-url", "sourceId": "s1", "url": "https://example.com/w", "title": "Wetter"},
+    {"type": "file", "mediaType": "text/plain", "url": "data:text/plain;base64,SGk="},
+    {"type": "data-forecast", "id": "f1", "data": {"days": [1, 2.5]}},
+    {"type": "text", "text": "It is 21.5 °C.", "state": "done"},
+]
+APPROVAL_ASK = [
+    {"type": "start"},
+    {"type": "start-step"},
+    {"type": "tool-input-start", "toolCallId": "call-a", "toolName": "pay"},
+    {"type": "tool-input-delta", "toolCallId": "call-a", "inputTextDelta": '{"eur":5}'},
+    {
+        "type": "tool-input-available",
+        "toolCallId": "call-a",
+        "toolName": "pay",
+        "input": {"eur": 5},
+    },
+    {"type": "tool-approval-request", "toolCallId": "call-a", "approvalId": "ap-1"},
+    {"type": "finish-step"},
+    {"type": "finish", "finishReason": "tool-calls"},
+]
+APPROVED = [
+    {"type": "tool-output-available", "toolCallId": "call-a", "output": {"paid": True}},
+    {"type": "start-step"},
+    {"type": "text-start", "id": "t2"},
+    {"type": "text-delta", "id": "t2", "delta": "Paid."},
+    {"type": "text-end", "id": "t2"},
+    {"type": "finish-step"},
+    {"type": "finish", "finishReason": "stop"},
+]
+CLIENT_TOOL = [
+    {"type": "start"},
+    {"type": "start-step"},
+    {"type": "tool-input-available", "toolCallId": "call-loc", "toolName": "where", "input": {}},
+    {"type": "finish-step"},
+    {"type": "finish", "finishReason": "tool-calls"},
+]
+
+
+def _text(text: str, text_id: str = "t9") -> list[dict[str, Any]]:
+    return [
+        {"type": "start"},
+        {"type": "start-step"},
+        {"type": "text-start", "id": text_id},
+        {"type": "text-delta", "id": text_id, "delta": text},
+        {"type": "text-end", "id": text_id},
+        {"type": "finish-step"},
+        {"type": "finish", "finishReason": "stop"},
+    ]
+
+
+def _without_provider_fields(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in p.items() if k not in ("providerMetadata",)} for p in parts]
+
+
+async def test_js_agent_reasoning_tools_sources_and_data_reach_python_devices(
+    run_node: RunNode, relay: Relay, py_client: list[Realtime]
+) -> None:
+    phone = Session(_realtime(relay, py_client, "alice"), "ai:js-rich")
+    laptop = Session(_realtime(relay, py_client, "alice"), "ai:js-rich")
+    await phone.connect()
+    await laptop.connect()
+    node = await _js_agent(run_node, phone, [{"chunks": RICH}])
+    turn = await phone.send("Weather?")
+    chunks = [chunk async for chunk in turn]
+    assert await turn.done(20) == "complete"
+    assert [c for c in chunks if c["type"].startswith("data-")] == [RICH[15]]
+    assert turn.message is not None
+    assert turn.message["metadata"] == {"tokens": 12}
+    assert turn.message["parts"] == RICH_PARTS
+    await wait_until(laptop, lambda: laptop.view.messages() == phone.view.messages())
+    assert (await node)["errors"] == []
+
+
+async def test_js_agent_asks_approval_and_another_python_device_grants_it(
+    run_node: RunNode, relay: Relay, py_client: list[Realtime]
+) -> None:
+    phone = Session(_realtime(relay, py_client, "alice"), "ai:js-approve")
+    laptop = Session(_realtime(relay, py_client, "alice"), "ai:js-approve")
+    await phone.connect()
+    await laptop.connect()
+    node = await _js_agent(
+        run_node, phone, [{"chunks": APPROVAL_ASK, "suspend": True}, {"chunks": APPROVED}]
+    )
+    turn = await phone.send("Pay 5 EUR")
+    assert await turn.done(20) == "suspended"
+    await wait_until(laptop, lambda: laptop.tree.runs[turn.run_id].status == "suspended")
+    resumed = await laptop.respond("call-a", approved=True)
+    assert await resumed.done(20) == "complete"
+    result = await node
+    assert [o["reason"] for o in result["outcomes"]] == ["suspend", "complete"]
+    assert result["outcomes"][1]["runId"] == turn.run_id
+    for device in (phone, laptop):
+        await wait_until(device, lambda d=device: d.tree.runs[turn.run_id].status == "complete")
+        parts = [p for m in device.view.messages()[1:] for p in m["parts"]]
+        [tool] = [p for p in parts if p["type"] == "tool-pay"]
+        assert tool["state"] == "output-available" and tool["output"] == {"paid": True}
+        assert device.view.conversation()[-1] == {"role": "assistant", "text": "Paid."}
+
+
+async def test_a_python_client_tool_result_fork_is_continued_by_the_js_agent(
+    run_node: RunNode, relay: Relay, py_client: list[Realtime]
+) -> None:
+    phone = Session(_realtime(relay, py_client, "alice"), "ai:js-fork")
+    bob = Session(_realtime(relay, py_client, "bob"), "ai:js-fork")
+    await phone.connect()
+    await bob.connect()
+    node = await _js_agent(
+        run_node, phone, [{"chunks": CLIENT_TOOL}, {"chunks": _text("You are in Oslo.")}]
+    )
+    turn = await phone.send("Where am I?")
+    assert await turn.done(20) == "complete"
+    fork = await phone.add_tool_result("call-loc", {"city": "Oslo"})
+    assert await fork.done(20) == "complete"
+    result = await node
+    assert result["errors"] == []
+    assert result["outcomes"][1]["kind"] == "tool-result"
+    for device in (phone, bob):
+        await wait_until(
+            device, lambda d=device: d.view.conversation()[-1]["text"] == "You are in Oslo."
+        )
+        _user, seeded, answer = device.view.nodes()
+        assert device.tree.runs[turn.run_id].superseded
+        [tool] = [p for p in seeded.message["parts"] if p.get("toolCallId") == "call-loc"]
+        assert tool["state"] == "output-available" and tool["output"] == {"city": "Oslo"}
+        assert answer.run_id == fork.run_id
+
+
+async def test_js_agent_regenerates_and_answers_edits_each_python_view_selects_its_branch(
+    run_node: RunNode, relay: Relay, py_client: list[Realtime]
+) -> None:
+    phone = Session(_realtime(relay, py_client, "alice"), "ai:js-branches")
+    await phone.connect()
+    answers = [{"chunks": _text(t)} for t in ("First.", "Second.", "Edited.")]
+    node = await _js_agent(run_node, phone, answers)
+    first = await phone.send("Q1")
+    assert await first.done(20) == "complete"
+    user, answer = phone.view.nodes()
+    regen = await phone.regenerate(answer.codec_message_id)
+    assert await regen.done(20) == "complete"
+    await wait_until(phone, lambda: phone.view.conversation()[-1]["text"] == "Second.")
+    edit = await phone.edit(user.codec_message_id, "Q1, edited")
+    assert await edit.done(20) == "complete"
+    await wait_until(phone, lambda: phone.view.conversation()[-1]["text"] == "Edited.")
+    assert (await node)["errors"] == []
+    # Another view over the same tree goes back to the original question and first answer.
+    other = phone.create_view()
+    other.branch(user.codec_message_id).select(0)
+    assert [n["text"] for n in other.conversation()] == ["Q1", "Second."]
+    other.branch(answer.codec_message_id).select(0)
+    assert [n["text"] for n in other.conversation()] == ["Q1", "First."]
+    assert [n["text"] for n in phone.view.conversation()] == ["Q1, edited", "Edited."]
+
+
+async def test_concurrent_turns_python_cancels_its_own_and_the_js_agent_finishes_the_other(
+    run_node: RunNode, relay: Relay, py_client: list[Realtime]
+) -> None:
+    alice = Session(_realtime(relay, py_client, "alice"), "ai:js-concurrent")
+    bob = Session(_realtime(relay, py_client, "bob"), "ai:js-concurrent")
+    await alice.connect()
+    await bob.connect()
+    slow = {"tokens": [f"w{i} " for i in range(200)], "delayMs": 20}
+    node = await _js_agent(run_node, alice, [slow, {"tokens": TOKENS, "delayMs": 60}])
+    mine = await alice.send("long")
+    await mine.started
+    theirs = await bob.send("short")
+    await theirs.started
+    await wait_until(alice, lambda: len(alice.active_turns) == 2)
+    assert await alice.cancel(own=True) == [mine.run_id]
+    assert await mine.done(20) == "cancelled"
+    assert await theirs.done(20) == "complete"
+    assert theirs.text == "".join(TOKENS)
+    result = await node
+    assert {o["runId"]: o["reason"] for o in result["outcomes"]} == {
+        mine.run_id: "cancelled",
+        theirs.run_id: "complete",
+    }
+
+
+async def test_python_late_joiner_and_dropped_device_get_every_js_token_once(
+    run_node: RunNode, relay: Relay, py_client: list[Realtime]
+) -> None:
+    phone = Session(_realtime(relay, py_client, "alice"), "ai:js-join")
+    await phone.connect()
+    tokens = [f"tok{i} " for i in range(60)]
+    node = await _js_agent(run_node, phone, [{"tokens": tokens, "delayMs": 15}])
+    turn = await phone.send("stream")
+    await wait_until(phone, lambda: len(turn.text) > 0)
+    late = Session(_realtime(relay, py_client, "bob"), "ai:js-join")
+    deltas: list[str] = []
+    late.on("chunks", lambda _t, _n, cs: deltas.extend(c.get("delta", "") for c in cs))
+    await late.connect()
+    await wait_until(late, lambda: len(deltas) > 2)
+    # Drop the late joiner's socket mid-stream: it resumes and misses nothing.
+    connection = relay.realtime.connections[late.client.connection.id or ""]
+    assert connection.transport is not None
+    connection.transport.abort()
+    assert await turn.done(30) == "complete"
+    await wait_until(late, lambda: late.tree.runs[turn.run_id].status == "complete")
+    assert "".join(deltas) == "".join(tokens)
+    assert late.view.conversation() == phone.view.conversation()
+    assert (await node)["errors"] == []

@@ -110,7 +110,10 @@ export async function serve(agent, invocation, { source, suspend = false, hooks 
   }
   await withTimeout(run.start(), 'agent run.start()');
   trace('agent: run started', run.runId);
-  const result = await run.pipe(source(run));
+  const piped = await run.pipe(source(run));
+  // A source that honours the abort signal may close before pipe() notices the signal (a race in
+  // the SDK's pipeStream); the run was cancelled all the same.
+  const result = run.abortSignal.aborted ? { ...piped, reason: 'cancelled' } : piped;
   trace('agent: pipe returned', result.reason);
   if (suspend && result.reason === 'complete') {
     await run.suspend();
@@ -213,4 +216,26 @@ export function recordDeltas(session) {
 /** A progress line on stderr (shown by pytest when a script fails or hangs). */
 export function trace(...parts) {
   process.stderr.write(`[ai ${new Date().toISOString()}] ${parts.join(' ')}\n`);
+}
+
+/** A UIMessageChunk source that enqueues `chunks` as given, `delayMs` apart; it stops once
+ * `signal` aborts. */
+export function chunkStream(chunks, { delayMs = 2, signal } = {}) {
+  let index = 0;
+  return new ReadableStream({
+    async pull(controller) {
+      if ((signal && signal.aborted) || index >= chunks.length) {
+        controller.close();
+        return;
+      }
+      if (delayMs > 0 && index > 0) await sleep(delayMs);
+      controller.enqueue(chunks[index]);
+      index += 1;
+    },
+  });
+}
+
+/** A view's visible messages as [{codecMessageId, role, parts}]. */
+export function messagesOf(view) {
+  return view.getMessages().map(({ codecMessageId, message }) => ({ codecMessageId, role: message.role, parts: message.parts }));
 }

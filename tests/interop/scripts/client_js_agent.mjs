@@ -1,12 +1,15 @@
-// An unmodified @ably/ai-transport agent session serves the inputs a Python `client.turns`
-// session publishes. The agent watches the channel for `ai-input` messages (as an agent route
-// would receive their invocation {inputEventId, sessionName}) and streams `args.answers[i]`
-// ({tokens, delayMs}) for the i-th input, honouring cancels (the pipe stops when the run's abort
-// signal fires). Stops after one run per answer; reports each run's outcome. It enters presence
-// as `agent-watch` once it listens, which is what the Python test waits for before sending.
+// An unmodified @ably/ai-transport agent session serves the inputs Python `client.turns`
+// sessions publish. The agent watches the channel for `ai-input` messages (as an agent route
+// would receive their invocation {inputEventId, sessionName}) and serves the i-th invocation
+// with `args.answers[i]`: {tokens, delayMs} streams one text part, {chunks, delayMs} pipes the
+// given UIMessageChunks; `suspend: true` suspends the run afterwards instead of ending it.
+// A steer (a user message carrying a run-id) is no invocation. Runs are served concurrently and
+// honour cancels (the pipe stops when the run's abort signal fires). Stops after one run per
+// answer; reports each run's outcome. It enters presence as `agent-watch` once it listens,
+// which is what the Python test waits for before sending.
 import { Invocation } from '@ably/ai-transport';
 
-import { agentSession, serve, tokenStream } from '../lib/ai.mjs';
+import { agentSession, chunkStream, serve, tokenStream } from '../lib/ai.mjs';
 import { args, realtime, run, withTimeout } from '../lib/relay.mjs';
 
 run(async () => {
@@ -19,24 +22,30 @@ run(async () => {
   const finished = new Promise((resolve) => {
     done = resolve;
   });
-  // Invocation i streams args.answers[i] ({tokens, delayMs}).
   let served = 0;
   await channel.subscribe('ai-input', (message) => {
-    const eventId = message.extras?.ai?.transport?.['event-id'];
+    const transport = message.extras?.ai?.transport ?? {};
+    const kind = message.extras?.ai?.codec?.kind;
+    const eventId = transport['event-id'];
     if (!eventId || seen.has(eventId)) return;
+    if (kind === 'user-message' && transport['run-id']) return;
     seen.add(eventId);
     const invocation = Invocation.fromJSON({ inputEventId: eventId, sessionName: args.channel }).toJSON();
-    const { tokens, delayMs } = args.answers[Math.min(served, args.answers.length - 1)];
+    const answer = args.answers[Math.min(served, args.answers.length - 1)];
+    const index = served;
     served += 1;
-    serve(agent, invocation, {
-      source: (r) => tokenStream(tokens, { delayMs, signal: r.abortSignal }),
-    }).then((outcome) => {
-      outcomes.push(outcome);
+    const source = (r) =>
+      answer.chunks
+        ? chunkStream(answer.chunks, { delayMs: answer.delayMs ?? 2, signal: r.abortSignal })
+        : tokenStream(answer.tokens, { delayMs: answer.delayMs ?? 5, signal: r.abortSignal });
+    serve(agent, invocation, { source, suspend: Boolean(answer.suspend) }).then((outcome) => {
+      outcomes.push({ index, kind, ...outcome });
       if (outcomes.length >= args.answers.length) done();
     });
   });
   // Tell the Python side the agent is listening: it waits for this presence member.
   await channel.presence.enter('ready');
   await withTimeout(finished, 'the expected invocations', 25000);
+  outcomes.sort((a, b) => a.index - b.index);
   return { outcomes, errors: agent.errors };
 });
