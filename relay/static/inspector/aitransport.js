@@ -94,6 +94,7 @@ export class AiSession {
 
   applyOutput(message, transport, codec, action) {
     const run = this.run(transport);
+    run.messageId = run.messageId || transport['codec-message-id'] || null;
     if (transport.stream !== 'true') {
       if (codec.kind === 'error') run.error = dataText(decodeData(message.data, message.encoding));
       return;
@@ -140,7 +141,8 @@ export class AiSession {
   describe(codecMessageId) {
     const input = this.inputs.get(codecMessageId);
     if (input) return inputText(input);
-    return codecMessageId;
+    const run = [...this.runs.values()].find((r) => r.messageId === codecMessageId);
+    return run ? runText(run) : codecMessageId;
   }
 
   branches() {

@@ -231,10 +231,20 @@ function messageRow(message) {
       message.connectionId ? el('span', { class: 'conn', title: `connectionId ${message.connectionId}` }, short(message.connectionId)) : null,
       message.serial ? el('span', { class: 'serial', title: 'serial' }, message.serial) : null,
       version ? el('span', { class: 'version', title: 'version' }, `v ${version.serial}${version.clientId ? ` by ${version.clientId}` : ''}`) : null,
+      aiTag(message.extras?.ai),
     ),
     renderData(decoded),
     extras,
   );
+}
+
+/** What an AI Transport message is, from its headers: the codec kind and the stream status. */
+function aiTag(ai) {
+  if (!ai) return null;
+  const kind = ai.codec?.kind;
+  const status = ai.transport?.status;
+  const text = ['ai', kind, status].filter(Boolean).join(' · ');
+  return el('span', { class: 'badge badge-ai', title: 'AI Transport headers (see extras)' }, text);
 }
 
 function addLive(message) {
@@ -343,7 +353,7 @@ function turnRow(ai, turn) {
   const input = turn.input;
   let branch = null;
   if (input?.forkOf) branch = `edit of “${ai.describe(input.forkOf)}”`;
-  else if (input?.regenerates) branch = 'regeneration of an earlier answer';
+  else if (input?.regenerates) branch = `regeneration of “${ai.describe(input.regenerates)}”`;
   const who = input ? input.clientId ?? 'unknown' : null;
   return el(
     'li',
@@ -367,6 +377,9 @@ function turnRow(ai, turn) {
           el('span', { class: `badge state-${run.state}` }, run.state),
           el('span', { class: 'mono', title: run.id }, `run ${short(run.id)}`),
           el('span', {}, ` owner ${run.owner ?? 'unknown'}`),
+          ...ai.cancels
+            .filter((c) => c.runId === run.id || (!c.runId && c.inputId === run.inputId))
+            .map((c) => el('span', { class: 'cancelled-by' }, `cancel sent by ${c.clientId ?? 'unknown'}`)),
         ),
         el('div', { class: 'text answer' }, runText(run)),
         run.error ? el('div', { class: 'error' }, run.error) : null,
@@ -422,6 +435,8 @@ document.addEventListener('DOMContentLoaded', () => {
   $('open-form').addEventListener('submit', (event) => {
     event.preventDefault();
     openChannel($('channel-name').value.trim());
+    $('channel-name').value = '';
+    loadChannels();
   });
   $('channel-name').addEventListener('input', () => loadChannels());
   $('refresh-channels').addEventListener('click', () => loadChannels());
