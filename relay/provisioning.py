@@ -298,6 +298,8 @@ class Sandbox:
         self.channels.forget(app_id)
         await self.store.delete_app_data(app_id, keep_app=keep_app)
         await self.push.store.delete_app(app_id)
+        if self.channels.annotations is not None:
+            await self.channels.annotations.store.delete_app(app_id)
 
     async def _enter_fixtures(self, app_id: str, spec: AppSpec) -> None:
         connection_id = _fixture_connection(app_id)

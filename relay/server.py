@@ -12,6 +12,7 @@ from aiohttp import web
 from channel_relay.apps import Apps
 from channel_relay.auth.authenticator import Authenticator
 from channel_relay.auth.keys import ApiKey
+from channel_relay.channels.annotations import Annotations
 from channel_relay.channels.registry import ChannelRegistry
 from channel_relay.config import Settings
 from channel_relay.deployment import (
@@ -31,12 +32,14 @@ from channel_relay.push.service import Push
 from channel_relay.push.store import PushStore
 from channel_relay.realtime.endpoint import RealtimeEndpoint
 from channel_relay.rest.admin import AdminApi
+from channel_relay.rest.annotations import AnnotationsApi
 from channel_relay.rest.negotiate import error_response
 from channel_relay.rest.push import PushApi
 from channel_relay.rest.routes import RestApi
 from channel_relay.rest.sandbox import SandboxApi
 from channel_relay.rest.stats import StatsApi
 from channel_relay.retention import Retention
+from channel_relay.store.annotations import AnnotationStore
 from channel_relay.store.sqlite import SqliteStore
 
 __all__ = ["Relay"]
@@ -74,6 +77,8 @@ class Relay:
             settings, self.channels, self.authenticator, self.realtime.enforce_revocations
         )
         self.push = Push(PushStore(self.store.path), self.channels)
+        self.annotations = Annotations(AnnotationStore(self.store.path))
+        self.channels.annotations = self.annotations
         self.channels.on_published = self.push.channel_published
         self.sandbox = Sandbox(
             self.store, self.apps, self.channels, self.realtime, self.faults, self.push
@@ -108,6 +113,12 @@ class Relay:
         app[_METRICS] = self.metrics
         app.router.add_get("/", self._root)
         app.router.add_routes(OpsApi(self).routes())
+        # Before the REST routes: their GET /channels/{name} would take annotation paths.
+        app.router.add_routes(
+            AnnotationsApi(
+                self.settings, self.channels, self.annotations, self.authenticator
+            ).routes()
+        )
         app.router.add_routes(self.rest.routes())
         app.router.add_routes(PushApi(self.settings, self.push, self.authenticator).routes())
         app.router.add_routes(StatsApi(self.store, self.authenticator).routes())
@@ -123,6 +134,7 @@ class Relay:
         await self.store.open()
         try:
             await self.push.store.open()
+            await self.annotations.store.open()
             await self._load_keys()
             apply_app_rules(self.apps, self.settings)
             await self.sandbox.restore()
@@ -166,6 +178,7 @@ class Relay:
         await self.channels.stop()
         await self.push.close()
         await self.push.store.close()
+        await self.annotations.store.close()
         await self.store.close()
 
     async def _load_keys(self) -> None:

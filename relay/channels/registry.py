@@ -19,6 +19,7 @@ from channel_relay.protocol.serials import new_epoch
 from channel_relay.store.base import UNSTORED, ChannelLog, Store
 
 if TYPE_CHECKING:
+    from channel_relay.channels.annotations import Annotations
     from channel_relay.faults import Faults
     from channel_relay.metrics import Metrics
 
@@ -46,6 +47,8 @@ class ChannelRegistry:
         self.metrics: Metrics | None = None
         # Given to every channel: told of each committed publish (channel_relay.push).
         self.on_published: Callable[[Channel, list[dict[str, Any]]], None] | None = None
+        # Message annotations, read by connections and the REST API.
+        self.annotations: Annotations | None = None
         # Idle channels are unloaded every `sweep_interval` seconds, and sooner (at most once
         # a second) while more than `max_loaded` are loaded.
         self.sweep_interval = sweep_interval

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 from channel_relay.protocol.actions import MessageAction, PresenceAction
@@ -23,6 +24,7 @@ __all__ = [
     "check_plain",
     "is_int",
     "message_size",
+    "parse_annotations",
     "parse_messages",
     "parse_mutation",
     "parse_presence",
@@ -167,6 +169,47 @@ def parse_presence(raw: Any, max_size: int) -> list[dict[str, Any]]:
     if total > max_size:
         raise AblyError.too_large(f"Presence data exceeds the maximum size of {max_size} bytes")
     return events
+
+
+_ANNOTATION_FIELDS = ("id", "clientId", "name", "data", "encoding", "extras")
+# "namespace:aggregation.vN": the aggregations Ably summarises (channel_relay.channels.summaries).
+_ANNOTATION_TYPE = re.compile(r"^[^:]+:(total|flag|distinct|unique|multiple)\.v\d+$")
+
+
+def parse_annotations(raw: Any, max_size: int) -> list[dict[str, Any]]:
+    """Validate published annotations: each a create (0) or delete (1) of a `type` Ably
+    aggregates, for the message at `messageSerial`, with the same field rules (and combined
+    size limit) as messages; `count` (multiple.v1) a positive integer."""
+    if isinstance(raw, dict):
+        raw = [raw]
+    if not isinstance(raw, list) or not raw:
+        raise AblyError.invalid_message("No annotations to publish")
+    annotations = []
+    for item in raw:
+        annotation = _clean(item, _ANNOTATION_FIELDS)
+        action = item.get("action", 0)
+        if not is_int(action) or action not in (0, 1):
+            raise AblyError.invalid_message(f"Invalid annotation action {action!r}")
+        serial = item.get("messageSerial")
+        if not isinstance(serial, str) or not serial:
+            raise AblyError.invalid_param("An annotation needs the messageSerial it annotates")
+        kind = item.get("type")
+        if not isinstance(kind, str) or _ANNOTATION_TYPE.match(kind) is None:
+            raise AblyError.invalid_param(
+                f"Invalid annotation type {kind!r}: expected namespace:aggregation.v1 with an "
+                "aggregation of total, flag, distinct, unique or multiple"
+            )
+        count = item.get("count")
+        if count is not None and (not is_int(count) or count < 1):
+            raise AblyError.invalid_param("Annotation count must be a positive integer")
+        annotation.update(action=action, messageSerial=serial, type=kind)
+        if count is not None:
+            annotation["count"] = count
+        annotations.append(annotation)
+    total = sum(message_size(a) for a in annotations)
+    if total > max_size:
+        raise AblyError.too_large(f"Annotations exceed the maximum size of {max_size} bytes")
+    return annotations
 
 
 def parse_mutation(item: Any, max_size: int) -> dict[str, Any]:

@@ -1,16 +1,15 @@
 """The durable push state: devices, channel subscriptions, and the notifications recorded.
 
-Its own tables in the relay's SQLite database, written through a connection of its own (admin
-operations are rare; WAL and a busy timeout let them take turns with the message writer).
+Its own tables in the relay's SQLite database, beside the message log (admin operations are
+rare, and off the publish path).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sqlite3
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+
+from channel_relay.store.side import SideDatabase
 
 __all__ = ["PushStore"]
 
@@ -52,57 +51,22 @@ CREATE INDEX IF NOT EXISTS push_notifications_by_device
 
 
 class PushStore:
-    """Push tables in the SQLite database at `path`, used from one thread of their own."""
+    """Push tables in the SQLite database at `path` (channel_relay.store.side)."""
 
     def __init__(self, path: str) -> None:
-        self.path = path
-        self._db: sqlite3.Connection | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relay-push")
+        self._db = SideDatabase(path, PUSH_SCHEMA, "relay-push")
 
     async def open(self) -> None:
-        await self._run(self._open)
-
-    def _open(self) -> None:
-        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        db.execute("PRAGMA busy_timeout = 10000")
-        db.execute("PRAGMA synchronous = FULL")
-        db.executescript(PUSH_SCHEMA)
-        self._db = db
+        await self._db.open()
 
     async def close(self) -> None:
-        if self._db is not None:
-            await self._run(self._db.close)
-            self._db = None
-        self._executor.shutdown(wait=True)
-
-    async def _run(self, fn: Any, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        await self._db.close()
 
     async def _write(self, statements: list[tuple[str, tuple[Any, ...]]]) -> int:
-        """Run `statements` in one transaction; the number of rows they changed."""
-
-        def write() -> int:
-            db = self._conn()
-            changed = 0
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                for sql, params in statements:
-                    changed += db.execute(sql, params).rowcount
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-            return changed
-
-        return int(await self._run(write))
+        return await self._db.write(statements)
 
     async def _read(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        return list(await self._run(lambda: self._conn().execute(sql, params).fetchall()))
-
-    def _conn(self) -> sqlite3.Connection:
-        if self._db is None:
-            raise RuntimeError("the push store is not open")
-        return self._db
+        return await self._db.read(sql, params)
 
     # Devices
 

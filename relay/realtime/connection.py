@@ -35,6 +35,7 @@ from channel_relay.protocol.validation import (
     check_channel_name,
     check_plain,
     is_int,
+    parse_annotations,
     parse_messages,
     parse_mutation,
     parse_presence,
@@ -354,6 +355,8 @@ class Connection:
             self._on_detach(message)
         elif action == Action.PRESENCE:
             await self._on_presence(message)
+        elif action == Action.ANNOTATION and self.channels.annotations is not None:
+            await self._on_annotation(message)
         elif action == Action.AUTH:
             await self._on_auth(message)
         elif action == Action.HEARTBEAT:
@@ -660,6 +663,37 @@ class Connection:
             )
         except Exception as exc:
             ack(None, self._as_error(exc, name))
+
+    async def _on_annotation(self, message: dict[str, Any]) -> None:
+        """Annotations published (channel_relay.channels.annotations); ACKed once stored."""
+        msg_serial = _msg_serial(message)
+        if self.acks.seen(msg_serial):
+            return
+        ack = self._timed(self.acks.expect(msg_serial))
+        name = _channel_name(message)
+        annotations = self.channels.annotations
+        assert annotations is not None
+        try:
+            check_channel_name(name)
+            raw = message.get("annotations")
+            self._check_rate(raw)
+            if not self.identity.capability.allows(name, "annotation-publish"):
+                raise AblyError.forbidden(f"Unable to annotate on channel {name}: not permitted")
+            items = parse_annotations(raw, self.settings.max_message_size)
+            stamp_client_ids(self.identity, items)
+            channel = self.channels.peek(self.identity.app_id, name) or await self.channels.get(
+                self.identity.app_id, name
+            )
+            serials = await annotations.publish(
+                channel,
+                items,
+                id_base=f"{self.connection_id}:{msg_serial}",
+                connection_id=self.connection_id,
+            )
+        except AblyError as error:
+            ack(None, error)
+            return
+        ack(list(serials), None)
 
     def _timed(self, ack: Any) -> Any:
         metrics = self.channels.metrics

@@ -41,7 +41,7 @@ from channel_relay.protocol.validation import (
 )
 from channel_relay.rest.negotiate import read_body, reply
 
-__all__ = ["RestApi"]
+__all__ = ["RestApi", "path_channel_name"]
 
 
 class RestApi:
@@ -290,7 +290,7 @@ class RestApi:
         """The caller and the channel named in the path, checking `op` (None: the handler
         checks permissions itself) before anything is looked up."""
         identity = self._identify(request)
-        name = check_channel_name(_path_channel_name(request))
+        name = check_channel_name(path_channel_name(request))
         if op is not None and not identity.capability.allows(name, op):
             raise AblyError.forbidden(f"Operation {op} not permitted on channel {name}")
         return identity, name
@@ -321,7 +321,7 @@ def _batch_result(outcomes: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _path_channel_name(request: web.Request) -> str:
+def path_channel_name(request: web.Request) -> str:
     """The channel named in a /channels/{name}/... path, decoded once.
 
     ably-js encodes names with encodeURIComponent (a "+" in a name arrives as %2B) and

@@ -1,0 +1,124 @@
+"""Message annotations (ProtocolMessage action 21): publishing, and the summaries Ably rolls
+them up into.
+
+An annotation is stored (channel_relay.store.annotations), then delivered to the connections
+attached with the ANNOTATION_SUBSCRIBE mode, and the annotated message's new summary goes to
+every subscriber as a message.summary (the message's serial, `annotations.summary`).
+Annotations need the channel rule that enables updates and deletes (93002 without it), as on
+Ably.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from channel_relay.channels.channel import Channel
+from channel_relay.channels.outgoing import Outgoing, Subscriber
+from channel_relay.channels.summaries import IDENTIFIED_AGGREGATIONS, aggregation, summarize
+from channel_relay.protocol.actions import Action, Flag, MessageAction
+from channel_relay.protocol.errors import AblyError
+from channel_relay.protocol.serials import parse_serial
+from channel_relay.store.annotations import AnnotationStore
+
+__all__ = ["Annotations"]
+
+log = logging.getLogger(__name__)
+
+
+class Annotations:
+    def __init__(self, store: AnnotationStore) -> None:
+        self.store = store
+
+    async def publish(
+        self,
+        channel: Channel,
+        annotations: list[dict[str, Any]],
+        *,
+        id_base: str,
+        connection_id: str | None = None,
+    ) -> list[str]:
+        """Store validated `annotations` (clientIds already stamped) and deliver them and the
+        new summaries; their serials. 93002 where annotations are not enabled, 40400 for a
+        messageSerial that names no message of the channel, 40003 for an anonymous client
+        publishing a type that counts clients."""
+        if not channel.rules.mutable_messages:
+            raise AblyError(
+                93002, 400, "Annotations are not enabled on this channel (the mutable rule)"
+            )
+        for annotation in annotations:
+            await self._check_target(channel, annotation["messageSerial"])
+            if "clientId" not in annotation and aggregation(annotation["type"]) in (
+                IDENTIFIED_AGGREGATIONS
+            ):
+                raise AblyError.invalid_param(
+                    f"Annotations of type {annotation['type']} need an identified client"
+                )
+        now = int(time.time() * 1000)
+        for index, annotation in enumerate(annotations):
+            annotation.setdefault("id", f"{id_base}:{index}")
+            annotation["timestamp"] = now
+            if connection_id is not None:
+                annotation["connectionId"] = connection_id
+        by_message = await self.store.append(
+            channel.app_id, channel.name, channel.serial, annotations
+        )
+        self._deliver_annotations(channel, annotations, connection_id)
+        for serial, all_of_message in by_message.items():
+            self._deliver_summary(channel, serial, summarize(all_of_message), now)
+        return [annotation["serial"] for annotation in annotations]
+
+    async def _check_target(self, channel: Channel, message_serial: str) -> None:
+        parsed = parse_serial(message_serial)
+        if parsed is None or parsed[0] != channel.log.epoch or parsed[1] > channel.delivered_seq:
+            raise AblyError.not_found(f"No message with serial {message_serial!r}")
+        if await channel.message(parsed[1]) is None:
+            raise AblyError.not_found(f"No message with serial {message_serial!r}")
+
+    def _deliver_annotations(
+        self, channel: Channel, annotations: list[dict[str, Any]], publisher: str | None
+    ) -> None:
+        message = {
+            "action": Action.ANNOTATION,
+            "channel": channel.name,
+            "annotations": annotations,
+        }
+        outgoing = Outgoing(message, publisher)
+        for subscriber, modes in list(channel.attached.items()):
+            if not modes & Flag.ANNOTATION_SUBSCRIBE:
+                continue
+            if subscriber.connection_id == publisher and not subscriber.echo:
+                continue
+            _deliver(subscriber, outgoing)
+
+    def _deliver_summary(
+        self,
+        channel: Channel,
+        message_serial: str,
+        summary: dict[str, Any],
+        timestamp: int,
+    ) -> None:
+        message = {
+            "action": Action.MESSAGE,
+            "channel": channel.name,
+            "messages": [
+                {
+                    "action": MessageAction.SUMMARY,
+                    "serial": message_serial,
+                    "timestamp": timestamp,
+                    "annotations": {"summary": summary},
+                }
+            ],
+        }
+        # The summary is the channel's, not the publisher's message: echo=false does not hide it.
+        outgoing = Outgoing(message, None)
+        for subscriber in list(channel.subscribers):
+            _deliver(subscriber, outgoing)
+
+
+def _deliver(subscriber: Subscriber, outgoing: Outgoing) -> None:
+    try:
+        subscriber.deliver(outgoing)
+    except Exception:
+        log.exception("delivery to %s failed", subscriber.connection_id)
