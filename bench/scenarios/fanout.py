@@ -67,21 +67,30 @@ def _trial(
 def _search(
     server: ServerProcess, subs: WorkerHandle, pub: WorkerHandle, n: int, ctx: Context
 ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-    """Double the rate until a trial fails, then bisect twice; bounded by a time budget."""
+    """Find the highest passing rate: from a first guess, double while trials pass or halve
+    while they fail (so a slow or loaded machine still gets a figure), then bisect twice
+    between the last pass and the first failure. Bounded by a time budget, except that a
+    search with no passing trial yet goes on halving down to a floor."""
     sizes = ctx.sizes
     deadline = time.monotonic() + sizes.fanout_search_budget_s
+    floor = sizes.fanout_moderate_rate / 8
     rate = max(sizes.fanout_moderate_rate, 20_000.0 / n)
     best: dict[str, Any] | None = None
     trials = []
     low, high = 0.0, 0.0
-    while time.monotonic() < deadline and rate <= 200_000:
+    while (time.monotonic() < deadline or best is None) and floor <= rate <= 200_000:
         trial = _trial(server, subs, pub, rate, sizes.fanout_trial_s, n)
         trials.append(trial)
-        if not trial["ok"]:
+        if trial["ok"]:
+            best, low = trial, rate
+            if high:
+                break
+            rate *= 2
+        else:
             high = rate
-            break
-        best, low = trial, rate
-        rate *= 2
+            if low:
+                break
+            rate /= 2
     for _ in range(2):
         if not high or not low or time.monotonic() > deadline:
             break
