@@ -11,6 +11,7 @@ import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 from raw_client import ConnectRaw, RawClient, connect_raw
 
@@ -33,6 +34,12 @@ async def relay(tmp_path: Path) -> AsyncIterator[Relay]:
         yield server
     finally:
         await server.stop()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
 
 
 @pytest.fixture(params=FORMATS)

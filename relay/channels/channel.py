@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from channel_relay.channels.mutations import apply_mutation, is_mutated
+from channel_relay.channels.mutations import apply_mutation
 from channel_relay.channels.outgoing import Outgoing, Subscriber
 from channel_relay.channels.presence import Presence
 from channel_relay.channels.rules import ChannelRules
@@ -20,12 +20,15 @@ from channel_relay.protocol.serials import format_serial, parse_serial
 from channel_relay.protocol.validation import message_size
 from channel_relay.store.base import (
     UNSTORED,
-    AppendBatch,
     ChannelLog,
+    Mutate,
+    MutateResult,
+    Publish,
+    PublishResult,
     Store,
-    StoredMessage,
-    StoredVersion,
+    WriteOp,
 )
+from channel_relay.store.errors import store_error
 
 if TYPE_CHECKING:
     from channel_relay.faults import Faults
@@ -39,9 +42,7 @@ PublishDone = Callable[[list[str | None] | None, AblyError | None], None]
 """Called once a publish is durable, with its serials (one per message, None for an ephemeral
 one), or with the error."""
 
-# Client-supplied message ids remembered in memory; older ones are found in the store.
-_RECENT_IDS = 10_000
-# Aggregates of recently changed messages, so a stream of appends never reads the store.
+# Aggregates of recently changed messages, as their commits returned them (GET message reads).
 _RECENT_AGGREGATES = 1_000
 
 
@@ -59,8 +60,10 @@ class SubscriberView:
 class Channel:
     """The live state of one channel of one app.
 
-    Serials are assigned here, synchronously, in the order publishes arrive; the store commits
-    in that same order and calls back in it, so delivery order is serial order for everyone.
+    The store numbers what is published when it commits it, in the order publishes arrive,
+    and calls back in that order; memory (the delivered seq, cached aggregates) changes only
+    in those callbacks, after a commit succeeded, so delivery order is serial order and a
+    failed commit leaves no trace.
     """
 
     def __init__(
@@ -76,7 +79,6 @@ class Channel:
         # history (untilAttach) and its live stream meet without a gap or an overlap.
         self.delivered_seq = log_.last_seq
         self._last_timestamp = 0
-        self._recent_ids: OrderedDict[str, str] = OrderedDict()
         self._aggregates: OrderedDict[int, dict[str, Any]] = OrderedDict()
         self.presence = Presence(self)
         # Every attached connection and its granted modes (occupancy).
@@ -117,17 +119,17 @@ class Channel:
             or presence.subscribers
         )
 
-    def submit(self, batch: AppendBatch) -> None:
-        """Hand a batch to the store; the channel counts as busy until it completes."""
+    def submit(self, op: WriteOp) -> None:
+        """Hand a write to the store; the channel counts as busy until it completes."""
         self.busy += 1
-        done = batch.done
+        done: Callable[[Any, BaseException | None], None] = op.done
 
-        def completed(error: BaseException | None) -> None:
+        def completed(result: Any, error: BaseException | None) -> None:
             self.busy -= 1
-            done(error)
+            done(result, error)
 
-        batch.done = completed
-        self.store.submit(batch)
+        op.done = completed
+        self.store.submit(op)
 
     @property
     def serial(self) -> str:
@@ -155,10 +157,6 @@ class Channel:
         self._last_timestamp = now
         return now
 
-    def _next_seq(self) -> int:
-        self.log.last_seq += 1
-        return self.log.last_seq
-
     # Publishing
 
     async def publish(
@@ -169,60 +167,52 @@ class Channel:
         connection_id: str | None = None,
         id_base: str | None = None,
     ) -> None:
-        """Number, store and (after commit) deliver `messages`, then call `done`.
+        """Store and (after commit) deliver `messages`, then call `done`.
 
-        `messages` are validated wire dicts; the channel stamps serial, timestamp, action and,
-        where missing, an id "<id_base>:<index>" and the publisher's connectionId. Messages
-        whose client-supplied id was published before are not stored again: `done` gets their
-        original serials (idempotent publishing). Messages with `extras.ephemeral` are
-        delivered but never stored, and have no serial.
+        `messages` are validated wire dicts; the channel stamps timestamp, action and, where
+        missing, an id "<id_base>:<index>" and the publisher's connectionId; the store numbers
+        them when it commits. Messages whose client-supplied id was stored before are not
+        stored again: `done` gets their original serials (idempotent publishing). Messages
+        with `extras.ephemeral` are delivered but never stored, and have no serial.
         """
         if self.faults is not None:
             self.faults.check_publish(self.app_id, self.name)
-        self.busy += 1
-        try:
-            # Only client-supplied ids need a look-up (idempotent publishing); most publishes
-            # have none, and skip the await.
-            known = await self._known_ids(messages) if any("id" in m for m in messages) else {}
-        finally:
-            self.busy -= 1
         if id_base is None:
             id_base = secrets.token_urlsafe(12)
         now = self._now()
-        serials: list[str | None] = []
-        stored: list[StoredMessage] = []
-        delivered: list[dict[str, Any]] = []
-        explicit: list[tuple[str, int]] = []
+        stored: list[dict[str, Any]] = []
+        client_ids: list[str | None] = []
         for index, message in enumerate(messages):
-            mid = message.get("id")
-            if mid is not None and mid in known:
-                serials.append(known[mid])
-                continue
-            if mid is None:
+            given_id = message.get("id")
+            if given_id is None:
                 message["id"] = f"{id_base}:{index}"
             if connection_id is not None:
                 message["connectionId"] = connection_id
             message["timestamp"] = now
             message["action"] = MessageAction.CREATE
-            delivered.append(message)
-            if _is_ephemeral(message):
-                serials.append(None)
-                continue
-            seq = self._next_seq()
-            serial = format_serial(self.log.epoch, seq)
-            message["serial"] = serial
-            if mid is not None:
-                explicit.append((mid, seq))
-                self._remember(mid, serial)
-            serials.append(serial)
-            stored.append(StoredMessage(seq, message))
+            if not _is_ephemeral(message):
+                stored.append(message)
+                client_ids.append(given_id)
 
-        def committed(error: BaseException | None) -> None:
+        def committed(result: PublishResult | None, error: BaseException | None) -> None:
             if error is not None:
-                done(None, AblyError.internal(f"Message could not be stored: {error}"))
+                done(None, store_error("Message", error))
                 return
-            if stored:
-                self.delivered_seq = stored[-1].seq
+            numbered = iter(zip(result.seqs, result.fresh, strict=True) if result else ())
+            serials: list[str | None] = []
+            delivered: list[dict[str, Any]] = []
+            for message in messages:
+                if _is_ephemeral(message):
+                    serials.append(None)
+                    delivered.append(message)
+                    continue
+                seq, fresh = next(numbered)
+                serial = format_serial(self.log.epoch, seq)
+                serials.append(serial)
+                if fresh:
+                    message["serial"] = serial
+                    self.delivered_seq = seq
+                    delivered.append(message)
             if self.metrics is not None and delivered:
                 self.metrics.publishes.inc(len(delivered))
             if delivered:
@@ -233,7 +223,7 @@ class Channel:
 
         # Even a publish with nothing to store goes through the store's queue, so that its
         # completion keeps its place among the publisher's others (ACKs stay in order).
-        self.submit(AppendBatch(self.log.channel_id, stored, explicit, committed))
+        self.submit(Publish(self.log.channel_id, self.log.epoch, stored, client_ids, committed))
 
     async def mutate(
         self,
@@ -247,10 +237,11 @@ class Channel:
     ) -> None:
         """Apply an update, delete or append (`op`, validated) to the message at `op["serial"]`.
 
-        `authorize` sees the current message and raises when the caller may not change it.
-        `done` gets the new version serial. 93002 when the channel's rules do not enable
-        mutable messages; 40400 for a serial that names no message of this channel; 40009 when
-        the result would exceed `max_size`.
+        The store applies it inside its commit, to the aggregate it holds: `authorize` sees
+        that message and raises when the caller may not change it. `done` gets the new version
+        serial, or the error: 93002 when the channel's rules do not enable mutable messages;
+        40400 for a serial that names no message of this channel; 40009 when the result would
+        exceed `max_size`.
         """
         if not self.rules.mutable_messages:
             raise AblyError(
@@ -259,52 +250,39 @@ class Channel:
         parsed = parse_serial(op["serial"])
         if parsed is None or parsed[0] != self.log.epoch:
             raise AblyError.not_found(f"No message with serial {op['serial']!r}")
-        target = parsed[1]
-        self.busy += 1
-        try:
-            current = await self.message(target)
-        finally:
-            self.busy -= 1
-        if current is None:
-            raise AblyError.not_found(f"No message with serial {op['serial']!r}")
-        authorize(current)
-        first_change = not is_mutated(current)
         version: dict[str, Any] = dict(op.get("version") or {})
         if client_id is not None and client_id != "*":
             version["clientId"] = client_id
         version["timestamp"] = self._now()
-        # Numbered before applying, so the version carries its own serial.
-        seq = self.log.last_seq + 1
-        version["serial"] = format_serial(self.log.epoch, seq)
-        aggregate, operation = apply_mutation(current, op, version)
-        if message_size(aggregate) > max_size:
-            raise AblyError.too_large(f"Message would exceed the maximum size of {max_size} bytes")
-        self._next_seq()
-        self._keep_aggregate(target, aggregate)
-        versions = [StoredVersion(seq, target, operation)]
-        if first_change:
-            versions.insert(0, StoredVersion(target, target, current))
 
-        def committed(error: BaseException | None) -> None:
+        def apply(
+            current: dict[str, Any], version_serial: str
+        ) -> tuple[dict[str, Any], dict[str, Any]]:
+            authorize(current)
+            aggregate, operation = apply_mutation(
+                current, op, {**version, "serial": version_serial}
+            )
+            if message_size(aggregate) > max_size:
+                raise AblyError.too_large(
+                    f"Message would exceed the maximum size of {max_size} bytes"
+                )
+            return aggregate, operation
+
+        def committed(result: MutateResult | None, error: BaseException | None) -> None:
             if error is not None:
-                done(None, AblyError.internal(f"Message could not be stored: {error}"))
+                done(None, store_error("Message", error))
                 return
-            self.delivered_seq = seq
+            assert result is not None
+            self._keep_aggregate(result.target_seq, result.aggregate)
+            self.delivered_seq = result.seq
             self._fan_out_when_due(
-                lambda: self._fan_out_change(target, seq, operation, aggregate, connection_id)
+                lambda: self._fan_out_change(
+                    result.target_seq, result.seq, result.operation, result.aggregate, connection_id
+                )
             )
-            done([version["serial"]], None)
+            done([format_serial(self.log.epoch, result.seq)], None)
 
-        self.submit(
-            AppendBatch(
-                self.log.channel_id,
-                (),
-                (),
-                committed,
-                versions=versions,
-                aggregates=[StoredMessage(target, aggregate)],
-            )
-        )
+        self.submit(Mutate(self.log.channel_id, self.log.epoch, parsed[1], apply, committed))
 
     async def message(self, seq: int) -> dict[str, Any] | None:
         """The latest aggregate of the message first published at `seq`."""
@@ -313,7 +291,7 @@ class Channel:
             self._aggregates.move_to_end(seq)
             return cached
         message = await self.store.message(self.log.channel_id, seq)
-        # A change numbered while we were reading is newer than what the store had.
+        # A change committed while we were reading is newer than what we read.
         cached = self._aggregates.get(seq)
         if cached is not None:
             return cached
@@ -333,25 +311,6 @@ class Channel:
         self._aggregates.move_to_end(seq)
         if len(self._aggregates) > _RECENT_AGGREGATES:
             self._aggregates.popitem(last=False)
-
-    async def _known_ids(self, messages: list[dict[str, Any]]) -> dict[str, str]:
-        ids = [m["id"] for m in messages if "id" in m]
-        if not ids:
-            return {}
-        known = {mid: self._recent_ids[mid] for mid in ids if mid in self._recent_ids}
-        missing = [mid for mid in ids if mid not in known]
-        if missing:
-            found = await self.store.idempotent_seqs(self.log.channel_id, missing)
-            for mid, seq in found.items():
-                known[mid] = format_serial(self.log.epoch, seq)
-            # A publish with the same id may have been numbered while we were reading.
-            known.update((mid, self._recent_ids[mid]) for mid in missing if mid in self._recent_ids)
-        return known
-
-    def _remember(self, message_id: str, serial: str) -> None:
-        self._recent_ids[message_id] = serial
-        if len(self._recent_ids) > _RECENT_IDS:
-            self._recent_ids.popitem(last=False)
 
     # Delivering
 

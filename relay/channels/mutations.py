@@ -8,16 +8,11 @@ from typing import Any
 from channel_relay.protocol.actions import MessageAction
 from channel_relay.protocol.errors import AblyError
 
-__all__ = ["apply_mutation", "is_mutated"]
+__all__ = ["apply_mutation"]
 
 # Fields that identify a message and travel unchanged with every operation on it.
 _IDENTITY = ("id", "name", "clientId", "connectionId", "timestamp", "serial")
 _MIXED = ("name", "data", "encoding", "extras")
-
-
-def is_mutated(message: dict[str, Any]) -> bool:
-    """Whether the message has been updated, deleted or appended to since it was published."""
-    return "version" in message
 
 
 def apply_mutation(

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 from channel_relay.channels.outgoing import Outgoing, Subscriber
 from channel_relay.protocol.actions import Action, PresenceAction
 from channel_relay.protocol.errors import AblyError
-from channel_relay.store.base import AppendBatch, StoredMessage
+from channel_relay.store.base import PresenceEvents
+from channel_relay.store.errors import store_error
 
 if TYPE_CHECKING:
     from channel_relay.channels.channel import Channel
@@ -95,24 +96,18 @@ class Presence:
     def _commit(
         self, events: list[dict[str, Any]], done: PresenceDone, publisher: str | None
     ) -> None:
-        log_ = self.channel.log
-        stored = []
-        for event in events:
-            log_.last_presence_seq += 1
-            stored.append(StoredMessage(log_.last_presence_seq, event))
-
-        def committed(error: BaseException | None) -> None:
+        def committed(_: None, error: BaseException | None) -> None:
             if error is not None:
                 # Not stored: forget it (events committing meanwhile are in `members` too).
                 self._projected = dict(self.members)
-                done(None, AblyError.internal(f"Presence could not be stored: {error}"))
+                done(None, store_error("Presence", error))
                 return
             changed = [event for event in events if _apply(self.members, event)]
             if changed:
                 self._fan_out(changed, publisher)
             done([None] * len(events), None)
 
-        self.channel.submit(AppendBatch(log_.channel_id, (), (), committed, presence=stored))
+        self.channel.submit(PresenceEvents(self.channel.log.channel_id, events, committed))
 
     def _fan_out(self, events: list[dict[str, Any]], publisher: str | None) -> None:
         message: dict[str, Any] = {

@@ -1,8 +1,10 @@
 """The storage interface the channel layer is written against.
 
-SQLite (`sqlite.py`) is the embedded default; a distributed engine for several relay nodes will
-implement the same interface. Writes are submitted, not awaited, so a connection can pipeline its
-publishes; the store calls back in submission order once a write is durable.
+SQLite (`sqlite.py`) is the embedded default; PostgreSQL (`postgres.py`) serves several relay
+nodes. The store is the source of truth: serials, idempotency and message aggregates are decided
+inside the commit transaction, and the channel layer's memory only caches what a commit returned.
+Writes are submitted, not awaited, so a connection can pipeline its publishes; the store calls
+back in submission order once a write is durable.
 """
 
 from __future__ import annotations
@@ -16,13 +18,19 @@ from channel_relay.auth.revocation import Revocation
 
 __all__ = [
     "UNSTORED",
-    "AppendBatch",
     "ChannelLog",
     "HistoryQuery",
     "LogEvent",
+    "Mutate",
+    "MutateResult",
+    "MutationApply",
+    "PresenceEvents",
+    "Publish",
+    "PublishResult",
     "Store",
     "StoredMessage",
     "StoredVersion",
+    "WriteOp",
 ]
 
 
@@ -37,7 +45,6 @@ class ChannelLog:
     channel_id: int
     epoch: str
     last_seq: int
-    last_presence_seq: int = 0
     # The oldest seq retention may have kept: every event before it was removed (1: none).
     # Never above last_seq + 1; last_seq itself never goes back.
     first_seq: int = 1
@@ -74,24 +81,67 @@ class LogEvent:
 
 
 @dataclass(slots=True)
-class AppendBatch:
-    """What one publish adds to a channel's log, already numbered, committed together.
+class Publish:
+    """New messages for a channel's log, numbered by the store when it commits them.
 
-    `messages` are new messages; `presence` new presence events (numbered on their own);
-    `versions` record changes to earlier ones, whose rows are
-    rewritten with the new aggregates in `aggregates` (keyed by the original seq).
-    `idempotent_ids` maps each client-supplied message id to its seq so a retry finds it.
-    `done` is called on the event loop, in submission order, with None once the batch is
-    durable or with the exception that prevented it.
+    `messages` are wire dicts stamped with everything but their serial; the store gives each
+    the next seq of the channel and the serial `epoch:seq`, in the transaction that stores it.
+    `idempotent_ids` holds, per message, its client-supplied id (or None): a message whose id
+    the channel already stored is not stored again, and gets its earlier seq.
     """
 
     channel_id: int
-    messages: Sequence[StoredMessage]
-    idempotent_ids: Sequence[tuple[str, int]]
-    done: Callable[[BaseException | None], None]
-    versions: Sequence[StoredVersion] = ()
-    aggregates: Sequence[StoredMessage] = ()
-    presence: Sequence[StoredMessage] = ()
+    epoch: str
+    messages: Sequence[dict[str, Any]]
+    idempotent_ids: Sequence[str | None]
+    done: Callable[[PublishResult | None, BaseException | None], None]
+
+
+@dataclass(frozen=True, slots=True)
+class PublishResult:
+    """Per message of a `Publish`: its seq, and whether this commit stored it (False: its id
+    was stored before, and the seq is that earlier one)."""
+
+    seqs: list[int]
+    fresh: list[bool]
+
+
+MutationApply = Callable[[dict[str, Any], str], tuple[dict[str, Any], dict[str, Any]]]
+"""(the message's current aggregate, the version serial) -> (new aggregate, the operation as
+delivered); raises an AblyError when the change is refused. Runs inside the commit."""
+
+
+@dataclass(slots=True)
+class Mutate:
+    """An update, delete or append of the message at `target_seq`: the store reads the current
+    aggregate in the transaction, numbers the version, applies `apply` and stores both."""
+
+    channel_id: int
+    epoch: str
+    target_seq: int
+    apply: MutationApply
+    done: Callable[[MutateResult | None, BaseException | None], None]
+
+
+@dataclass(frozen=True, slots=True)
+class MutateResult:
+    seq: int
+    target_seq: int
+    aggregate: dict[str, Any]
+    operation: dict[str, Any]
+
+
+@dataclass(slots=True)
+class PresenceEvents:
+    """Presence events (enter, update, leave) for a channel's presence history, numbered by the
+    store at commit apart from messages."""
+
+    channel_id: int
+    events: Sequence[dict[str, Any]]
+    done: Callable[[None, BaseException | None], None]
+
+
+WriteOp = Publish | Mutate | PresenceEvents
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,8 +162,10 @@ class Store(Protocol):
 
     async def close(self) -> None: ...
 
-    def submit(self, batch: AppendBatch) -> None:
-        """Queue a batch for the next group commit; never blocks."""
+    def submit(self, op: WriteOp) -> None:
+        """Queue an operation for the next group commit; never blocks. Its `done` is called on
+        the event loop, in submission order, once it is durable or has failed; a failure
+        leaves nothing of it in the store."""
 
     async def channel(self, app_id: str, name: str) -> ChannelLog:
         """The channel's log, created (with a fresh epoch) the first time it is named."""

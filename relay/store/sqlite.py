@@ -3,9 +3,16 @@
 Every write goes through one writer thread. It takes everything queued since its last commit and
 commits it as ONE transaction, so the cost of a durable commit (an fsync with synchronous=FULL)
 is shared by every publish that arrived meanwhile: throughput grows with load instead of being
-capped at one fsync per message. Completions are handed back to the event loop in one callback
-per commit, in submission order, which is what lets the channel layer deliver in serial order.
-Reads use their own connection (WAL lets them run beside the writer).
+capped at one fsync per message. Serials, idempotency and aggregates are decided inside that
+transaction, so what the channel layer learns from a completion is what is on disk. Completions
+are handed back to the event loop in one callback per commit, in submission order, which is what
+lets the channel layer deliver in serial order. Reads use their own connection (WAL lets them
+run beside the writer).
+
+One faulty operation never fails the others: when a group commit fails, its operations are
+committed again one by one, so only the faulty one reports an error. The writer thread is
+supervised: if it dies (a failing ROLLBACK, say), every operation in flight or queued is failed,
+the connection is reopened and writing resumes; nothing waits forever.
 """
 
 from __future__ import annotations
@@ -28,14 +35,20 @@ import msgpack
 from channel_relay.auth.capability import Capability
 from channel_relay.auth.keys import ApiKey
 from channel_relay.auth.revocation import Revocation
-from channel_relay.protocol.serials import new_epoch
+from channel_relay.protocol.errors import AblyError
+from channel_relay.protocol.serials import format_serial, new_epoch
 from channel_relay.store.base import (
-    AppendBatch,
     ChannelLog,
     HistoryQuery,
     LogEvent,
+    Mutate,
+    MutateResult,
+    PresenceEvents,
+    Publish,
+    PublishResult,
     StoredMessage,
     StoredVersion,
+    WriteOp,
 )
 from channel_relay.store.schema import SCHEMA
 
@@ -46,6 +59,9 @@ log = logging.getLogger(__name__)
 _pack = msgpack.Packer(use_bin_type=True).pack
 # Bounds one transaction so a flood of tiny publishes still commits (and ACKs) steadily.
 _MAX_OPS_PER_COMMIT = 4096
+# Pause before reopening the database after the writer failed to, so a lasting fault (a
+# missing volume) does not spin.
+_REOPEN_DELAY = 0.5
 
 
 class _Call:
@@ -58,7 +74,8 @@ class _Call:
         self.future = future
 
 
-_Op = AppendBatch | _Call
+_Op = WriteOp | _Call
+_Outcome = tuple[Any, BaseException | None]
 
 
 class SqliteStore:
@@ -108,8 +125,8 @@ class SqliteStore:
 
     # Writes
 
-    def submit(self, batch: AppendBatch) -> None:
-        self._queue.put(batch)
+    def submit(self, op: WriteOp) -> None:
+        self._queue.put(op)
 
     async def _write(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         assert self._loop is not None
@@ -132,9 +149,6 @@ class SqliteStore:
         return None if row is None else await self._channel_log(row)
 
     async def _channel_log(self, row: tuple[int, str, int]) -> ChannelLog:
-        presence = await self._fetchone(
-            "SELECT max(seq) FROM presence WHERE channel_id = ?", (row[0],)
-        )
         trimmed = await self._fetchone(
             "SELECT trimmed_seq FROM trimmed WHERE channel_id = ?", (row[0],)
         )
@@ -142,7 +156,6 @@ class SqliteStore:
             channel_id=row[0],
             epoch=row[1],
             last_seq=row[2],
-            last_presence_seq=presence[0] or 0,
             first_seq=(trimmed[0] + 1) if trimmed else 1,
         )
 
@@ -375,44 +388,104 @@ class SqliteStore:
 
     # The writer thread
 
-    def _run_writer(self, ready: asyncio.Future[None]) -> None:
-        assert self._loop is not None
-        loop = self._loop
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
-            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode = WAL")
             db.execute(f"PRAGMA synchronous = {self._synchronous}")
             db.executescript(SCHEMA)
+        except sqlite3.Error:
+            db.close()
+            raise
+        return db
+
+    def _run_writer(self, ready: asyncio.Future[None]) -> None:
+        """Open the database and serve the queue; reopen it whenever serving fails."""
+        assert self._loop is not None
+        loop = self._loop
+        try:
+            db = self._connect()
         except sqlite3.Error as exc:
             loop.call_soon_threadsafe(_settle, ready, None, exc)
             return
         loop.call_soon_threadsafe(_settle, ready, None, None)
+        while True:
+            in_flight: list[_Op] = []
+            stopping = False
+            try:
+                if self._serve(db, in_flight):
+                    return
+            except Exception as exc:
+                log.exception("store writer failed; failing pending operations and reopening")
+                stopping = self._fail_pending(in_flight, exc)
+            finally:
+                db.close()
+            reopened = None if stopping else self._reopen()
+            if reopened is None:
+                return
+            db = reopened
+
+    def _reopen(self) -> sqlite3.Connection | None:
+        """A new writer connection; None when a stop arrived while the database could not be
+        opened."""
+        while True:
+            try:
+                return self._connect()
+            except sqlite3.Error as exc:
+                log.error("store writer cannot open the database: %s", exc)
+                if self._fail_pending([], exc):
+                    return None
+                time.sleep(_REOPEN_DELAY)
+
+    def _fail_pending(self, in_flight: list[_Op], error: BaseException) -> bool:
+        """Fail `in_flight` and everything queued; True when a stop was among them."""
+        assert self._loop is not None
+        pending = list(in_flight)
+        stop = self._take_queued(pending, limit=None)
+        if pending:
+            self._loop.call_soon_threadsafe(_complete, pending, [(None, error)] * len(pending))
+        return stop
+
+    def _take_queued(self, into: list[_Op], limit: int | None) -> bool:
+        """Move what is queued into `into` (up to `limit` in all) without waiting; True when a
+        stop was taken."""
+        while limit is None or len(into) < limit:
+            try:
+                op = self._queue.get_nowait()
+            except queue.Empty:
+                return False
+            if op is None:
+                return True
+            into.append(op)
+        return False
+
+    def _serve(self, db: sqlite3.Connection, in_flight: list[_Op]) -> bool:
+        """Commit the queue batch by batch until a stop (True); raises if the database fails
+        in a way a rollback cannot undo. `in_flight` holds the batch being committed."""
+        assert self._loop is not None
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return True
+            in_flight[:] = [first]
+            stop = self._take_queued(in_flight, limit=_MAX_OPS_PER_COMMIT)
+            started = time.perf_counter()
+            outcomes = _commit(db, in_flight)
+            self._report_commit(len(in_flight), time.perf_counter() - started)
+            self._loop.call_soon_threadsafe(_complete, list(in_flight), outcomes)
+            in_flight.clear()
+            if stop:
+                return True
+
+    def _report_commit(self, operations: int, seconds: float) -> None:
+        on_commit = self.on_commit
+        if on_commit is None:
+            return
         try:
-            while True:
-                first = self._queue.get()
-                if first is None:
-                    break
-                ops: list[_Op] = [first]
-                stop = False
-                while len(ops) < _MAX_OPS_PER_COMMIT:
-                    try:
-                        op = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if op is None:
-                        stop = True
-                        break
-                    ops.append(op)
-                started = time.perf_counter()
-                outcomes = _commit(db, ops)
-                on_commit = self.on_commit
-                if on_commit is not None:
-                    on_commit(len(ops), time.perf_counter() - started)
-                loop.call_soon_threadsafe(_complete, ops, outcomes)
-                if stop:
-                    break
-        finally:
-            db.close()
+            on_commit(operations, seconds)
+        except Exception:
+            # Metrics must never stand between a durable commit and its acknowledgement.
+            log.exception("store commit hook failed")
 
 
 def _unpack(body: bytes) -> dict[str, Any]:
@@ -481,116 +554,182 @@ def _trim(db: sqlite3.Connection, channel_id: int, upto_seq: int, batch: int) ->
     return removed, end
 
 
-def _commit(db: sqlite3.Connection, ops: list[_Op]) -> list[tuple[Any, BaseException | None]]:
-    """Apply `ops` in one transaction; each op's (result, error), all failed if the commit fails."""
-    outcomes: list[tuple[Any, BaseException | None]] = []
-    messages: list[tuple[int, int, int, bytes]] = []
-    presence: list[tuple[int, int, str, int, bytes]] = []
-    versions: list[tuple[int, int, int, bytes]] = []
-    # An aggregate rewritten several times in one commit is written once, at its latest.
-    aggregates: dict[tuple[int, int], dict[str, Any]] = {}
-    ids: list[tuple[int, str, int]] = []
-    last_seqs: dict[int, int] = {}
-
-    def flush() -> None:
-        if messages:
-            db.executemany(
-                "INSERT INTO messages (channel_id, seq, timestamp, body) VALUES (?, ?, ?, ?)",
-                messages,
-            )
-            messages.clear()
-        if presence:
-            db.executemany(
-                "INSERT INTO presence (channel_id, seq, connection_id, timestamp, body) "
-                "VALUES (?, ?, ?, ?, ?)",
-                presence,
-            )
-            presence.clear()
-        if versions:
-            db.executemany(
-                "INSERT OR IGNORE INTO versions (channel_id, seq, target_seq, body) "
-                "VALUES (?, ?, ?, ?)",
-                versions,
-            )
-            versions.clear()
-        if aggregates:
-            db.executemany(
-                "UPDATE messages SET body = ? WHERE channel_id = ? AND seq = ?",
-                [(_pack(body), cid, seq) for (cid, seq), body in aggregates.items()],
-            )
-            aggregates.clear()
-        if ids:
-            db.executemany(
-                "INSERT OR IGNORE INTO idempotency (channel_id, message_id, seq) VALUES (?, ?, ?)",
-                ids,
-            )
-            ids.clear()
-        if last_seqs:
-            db.executemany(
-                "UPDATE channels SET last_seq = ? WHERE id = ? AND last_seq < ?",
-                [(seq, cid, seq) for cid, seq in last_seqs.items()],
-            )
-            last_seqs.clear()
-
+def _commit(db: sqlite3.Connection, ops: list[_Op]) -> list[_Outcome]:
+    """Commit `ops` as one transaction; if that fails, each in a transaction of its own, so
+    only a faulty op reports an error. Raises when a failed transaction cannot be rolled back."""
     try:
-        db.execute("BEGIN IMMEDIATE")
-        for op in ops:
-            if isinstance(op, AppendBatch):
-                cid = op.channel_id
-                messages.extend(
-                    (cid, m.seq, m.message["timestamp"], _pack(m.message)) for m in op.messages
-                )
-                versions.extend((cid, v.seq, v.target_seq, _pack(v.message)) for v in op.versions)
-                presence.extend(
-                    (
-                        cid,
-                        p.seq,
-                        p.message["connectionId"],
-                        p.message["timestamp"],
-                        _pack(p.message),
-                    )
-                    for p in op.presence
-                )
-                for agg in op.aggregates:
-                    aggregates[(cid, agg.seq)] = agg.message
-                ids.extend((cid, mid, seq) for mid, seq in op.idempotent_ids)
-                top = max(
-                    (op.messages[-1].seq if op.messages else 0),
-                    (op.versions[-1].seq if op.versions else 0),
-                )
-                if top:
-                    last_seqs[cid] = max(last_seqs.get(cid, 0), top)
-                outcomes.append((None, None))
-            else:
-                flush()
-                db.execute("SAVEPOINT op")
-                try:
-                    outcomes.append((op.fn(db), None))
-                    db.execute("RELEASE op")
-                except Exception as exc:
-                    db.execute("ROLLBACK TO op")
-                    db.execute("RELEASE op")
-                    outcomes.append((None, exc))
-        flush()
-        db.execute("COMMIT")
+        return _transaction(db, ops)
     except Exception as exc:
-        log.exception("store commit of %d operations failed", len(ops))
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        return [(None, exc)] * len(ops)
+        _rollback(db)
+        if len(ops) == 1:
+            log.warning("store commit failed: %s", exc)
+            return [(None, exc)]
+        log.warning("group commit of %d operations failed (%s); retrying one by one", len(ops), exc)
+    outcomes: list[_Outcome] = []
+    for op in ops:
+        try:
+            outcomes.extend(_transaction(db, [op]))
+        except Exception as exc:
+            _rollback(db)
+            log.warning("store commit of one operation failed: %s", exc)
+            outcomes.append((None, exc))
     return outcomes
 
 
-def _complete(ops: list[_Op], outcomes: list[tuple[Any, BaseException | None]]) -> None:
+def _rollback(db: sqlite3.Connection) -> None:
+    if db.in_transaction:
+        db.execute("ROLLBACK")
+
+
+def _transaction(db: sqlite3.Connection, ops: list[_Op]) -> list[_Outcome]:
+    db.execute("BEGIN IMMEDIATE")
+    writer = _Writes(db)
+    outcomes = [writer.apply(op) for op in ops]
+    writer.finish()
+    db.execute("COMMIT")
+    return outcomes
+
+
+class _Writes:
+    """The writes of one transaction. Each channel's last seq is read once and written back at
+    the end; everything else is written as it comes, so later ops of the same transaction see
+    earlier ones (an id stored twice, two appends to one message)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        self.last_seqs: dict[int, int] = {}
+        self.presence_seqs: dict[int, int] = {}
+        self.touched: set[int] = set()
+
+    def apply(self, op: _Op) -> _Outcome:
+        if isinstance(op, Publish):
+            return self.publish(op), None
+        if isinstance(op, Mutate):
+            try:
+                return self.mutate(op), None
+            except AblyError as refused:  # raised before anything is written
+                return None, refused
+        if isinstance(op, PresenceEvents):
+            self.presence(op)
+            return None, None
+        self.db.execute("SAVEPOINT op")
+        try:
+            result = op.fn(self.db)
+        except Exception as exc:
+            self.db.execute("ROLLBACK TO op")
+            self.db.execute("RELEASE op")
+            return None, exc
+        self.db.execute("RELEASE op")
+        return result, None
+
+    def last_seq(self, channel_id: int) -> int:
+        last = self.last_seqs.get(channel_id)
+        if last is None:
+            row = self.db.execute(
+                "SELECT last_seq FROM channels WHERE id = ?", (channel_id,)
+            ).fetchone()
+            if row is None:
+                raise LookupError(f"channel {channel_id} is not in the store")
+            last = self.last_seqs[channel_id] = row[0]
+        return last
+
+    def take_seq(self, channel_id: int) -> int:
+        seq = self.last_seq(channel_id) + 1
+        self.last_seqs[channel_id] = seq
+        self.touched.add(channel_id)
+        return seq
+
+    def publish(self, op: Publish) -> PublishResult:
+        db, cid = self.db, op.channel_id
+        seqs: list[int] = []
+        fresh: list[bool] = []
+        for message, mid in zip(op.messages, op.idempotent_ids, strict=True):
+            if mid is not None:
+                row = db.execute(
+                    "SELECT seq FROM idempotency WHERE channel_id = ? AND message_id = ?",
+                    (cid, mid),
+                ).fetchone()
+                if row is not None:
+                    seqs.append(row[0])
+                    fresh.append(False)
+                    continue
+            seq = self.take_seq(cid)
+            body = {**message, "serial": format_serial(op.epoch, seq)}
+            db.execute(
+                "INSERT INTO messages (channel_id, seq, timestamp, body) VALUES (?, ?, ?, ?)",
+                (cid, seq, message["timestamp"], _pack(body)),
+            )
+            if mid is not None:
+                db.execute(
+                    "INSERT INTO idempotency (channel_id, message_id, seq) VALUES (?, ?, ?)",
+                    (cid, mid, seq),
+                )
+            seqs.append(seq)
+            fresh.append(True)
+        return PublishResult(seqs, fresh)
+
+    def mutate(self, op: Mutate) -> MutateResult:
+        db, cid, target = self.db, op.channel_id, op.target_seq
+        row = db.execute(
+            "SELECT body FROM messages WHERE channel_id = ? AND seq = ?", (cid, target)
+        ).fetchone()
+        if row is None:
+            raise AblyError.not_found(f"No message with serial {format_serial(op.epoch, target)!r}")
+        current = _unpack(row[0])
+        seq = self.last_seq(cid) + 1
+        aggregate, operation = op.apply(current, format_serial(op.epoch, seq))
+        self.take_seq(cid)
+        if "version" not in current:
+            # The message as first published, kept as its first version once it changes.
+            db.execute(
+                "INSERT OR IGNORE INTO versions (channel_id, seq, target_seq, body) "
+                "VALUES (?, ?, ?, ?)",
+                (cid, target, target, row[0]),
+            )
+        db.execute(
+            "INSERT INTO versions (channel_id, seq, target_seq, body) VALUES (?, ?, ?, ?)",
+            (cid, seq, target, _pack(operation)),
+        )
+        db.execute(
+            "UPDATE messages SET body = ? WHERE channel_id = ? AND seq = ?",
+            (_pack(aggregate), cid, target),
+        )
+        return MutateResult(seq, target, aggregate, operation)
+
+    def presence(self, op: PresenceEvents) -> None:
+        cid = op.channel_id
+        last = self.presence_seqs.get(cid)
+        if last is None:
+            row = self.db.execute(
+                "SELECT coalesce(max(seq), 0) FROM presence WHERE channel_id = ?", (cid,)
+            ).fetchone()
+            last = row[0]
+        for event in op.events:
+            last += 1
+            self.db.execute(
+                "INSERT INTO presence (channel_id, seq, connection_id, timestamp, body) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (cid, last, event["connectionId"], event["timestamp"], _pack(event)),
+            )
+        self.presence_seqs[cid] = last
+
+    def finish(self) -> None:
+        self.db.executemany(
+            "UPDATE channels SET last_seq = ? WHERE id = ?",
+            [(self.last_seqs[cid], cid) for cid in self.touched],
+        )
+
+
+def _complete(ops: list[_Op], outcomes: list[_Outcome]) -> None:
     """On the event loop: report each op's outcome, in submission order."""
     for op, (result, error) in zip(ops, outcomes, strict=True):
-        if isinstance(op, AppendBatch):
-            try:
-                op.done(error)
-            except Exception:
-                log.exception("publish completion failed")
-        else:
+        if isinstance(op, _Call):
             _settle(op.future, result, error)
+            continue
+        try:
+            op.done(result, error)
+        except Exception:
+            log.exception("write completion failed")
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:

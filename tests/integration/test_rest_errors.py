@@ -31,12 +31,6 @@ def _messages_url(relay: Relay, channel: str) -> str:
     return f"{relay.url}/channels/{quote(channel, safe='')}/messages"
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 async def _body(resp: aiohttp.ClientResponse) -> Any:
     raw = await resp.read()
     content_type = resp.headers.get("Content-Type")

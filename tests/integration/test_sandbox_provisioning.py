@@ -60,12 +60,6 @@ async def sandbox(tmp_path: Path) -> AsyncIterator[Relay]:
         await server.stop()
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 async def create_app(http: aiohttp.ClientSession, relay: Relay) -> dict[str, Any]:
     async with http.post(f"{relay.url}/apps", json=APP_BODY) as resp:
         assert resp.status == 201, await resp.text()

@@ -15,9 +15,9 @@ import pytest
 from channel_relay.channels.registry import ChannelRegistry
 from channel_relay.channels.rules import ChannelRules
 from channel_relay.config import Settings
-from channel_relay.protocol.serials import parse_serial
+from channel_relay.protocol.serials import format_serial, parse_serial
 from channel_relay.server import Relay
-from channel_relay.store.base import AppendBatch, ChannelLog, HistoryQuery, StoredMessage
+from channel_relay.store.base import ChannelLog, HistoryQuery, Publish, PublishResult
 from channel_relay.store.sqlite import SqliteStore
 
 
@@ -52,23 +52,38 @@ def _wal_commits(db_path: str) -> int:
     return commits
 
 
-def _message(seq: int, timestamp: int | None = None) -> StoredMessage:
-    return StoredMessage(
-        seq, {"data": f"m{seq}", "timestamp": 1000 + seq if timestamp is None else timestamp}
-    )
+def _message(seq: int, timestamp: int | None = None) -> dict[str, Any]:
+    return {"data": f"m{seq}", "timestamp": 1000 + seq if timestamp is None else timestamp}
+
+
+def _submit(
+    store: SqliteStore,
+    log: ChannelLog,
+    messages: list[dict[str, Any]],
+    ids: list[str | None] | None = None,
+) -> asyncio.Future[PublishResult]:
+    """Submit a publish without awaiting it: the future settles when the store reports it."""
+    future: asyncio.Future[PublishResult] = asyncio.get_running_loop().create_future()
+
+    def done(result: PublishResult | None, error: BaseException | None) -> None:
+        if error is not None:
+            future.set_exception(error)
+        else:
+            assert result is not None
+            future.set_result(result)
+
+    ids = ids if ids is not None else [None] * len(messages)
+    store.submit(Publish(log.channel_id, log.epoch, messages, ids, done))
+    return future
 
 
 async def _append(
     store: SqliteStore,
     log: ChannelLog,
-    messages: list[StoredMessage],
-    ids: list[tuple[str, int]] | None = None,
-) -> None:
-    done: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
-    store.submit(AppendBatch(log.channel_id, messages, ids or [], done.set_result))
-    assert await done is None
-    if messages:
-        log.last_seq = messages[-1].seq
+    messages: list[dict[str, Any]],
+    ids: list[str | None] | None = None,
+) -> PublishResult:
+    return await _submit(store, log, messages, ids)
 
 
 async def _data(store: SqliteStore, query: HistoryQuery) -> list[Any]:
@@ -88,8 +103,8 @@ async def test_batches_submitted_without_awaiting_all_commit_and_complete_in_ord
     errors: list[BaseException] = []
     all_done = asyncio.Event()
 
-    def done_for(index: int) -> Callable[[BaseException | None], None]:
-        def done(error: BaseException | None) -> None:
+    def done_for(index: int) -> Callable[[PublishResult | None, BaseException | None], None]:
+        def done(result: PublishResult | None, error: BaseException | None) -> None:
             if error is not None:
                 errors.append(error)
             completed.append(index)
@@ -102,13 +117,16 @@ async def test_batches_submitted_without_awaiting_all_commit_and_complete_in_ord
     for index in range(count):
         channel = index % 3
         seqs[channel] += 1
-        batch = AppendBatch(
-            logs[channel].channel_id,
-            [_message(seqs[channel])],
-            [(f"id-{index}", seqs[channel])],
-            done_for(index),
+        log = logs[channel]
+        store.submit(
+            Publish(
+                log.channel_id,
+                log.epoch,
+                [_message(seqs[channel])],
+                [f"id-{index}"],
+                done_for(index),
+            )
         )
-        store.submit(batch)
     async with asyncio.timeout(20):
         await all_done.wait()
 
@@ -136,17 +154,41 @@ async def test_batches_awaited_one_by_one_commit_one_by_one(
     assert _wal_commits(db_path) - before == 20
 
 
-async def test_a_failed_batch_reports_its_error_and_does_not_sink_later_commits(
+async def test_a_publish_the_database_cannot_store_fails_alone_in_its_group_commit(
     store: SqliteStore,
 ) -> None:
-    log = await store.channel("app", "dup")
-    await _append(store, log, [_message(1)])
-    # Seq 1 again: the primary key refuses it; the store must say so, not ACK it.
-    done: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
-    store.submit(AppendBatch(log.channel_id, [_message(1)], [], done.set_result))
-    assert isinstance(await done, BaseException)
-    await _append(store, log, [_message(2)])
-    assert await _data(store, HistoryQuery(log.channel_id, limit=10, forwards=True)) == ["m1", "m2"]
+    # An integer beyond 64 bits cannot be stored (the relay refuses it before it gets here, but
+    # the store must not let one bad operation fail the others committed with it).
+    good = await store.channel("app", "good")
+    other = await store.channel("other-app", "bad")
+    futures = [_submit(store, good, [_message(i)]) for i in range(1, 4)]
+    bad = _submit(store, other, [{"data": "x", "timestamp": 1, "extras": {"n": 2**70}}])
+    futures += [_submit(store, good, [_message(i)]) for i in range(4, 7)]
+    with pytest.raises(OverflowError):
+        await bad
+    assert [(await f).seqs for f in futures] == [[1], [2], [3], [4], [5], [6]]
+    assert await _data(store, HistoryQuery(good.channel_id, limit=10, forwards=True)) == [
+        f"m{i}" for i in range(1, 7)
+    ]
+    assert await store.history(HistoryQuery(other.channel_id, limit=10)) == []
+    assert (await _append(store, other, [_message(1)])).seqs == [1]
+
+
+async def test_serials_and_idempotency_are_decided_in_the_commit(store: SqliteStore) -> None:
+    log = await store.channel("app", "idem-commit")
+    # Three publishes of one id in the same group commit: stored once, all told its seq.
+    first, again, third = (
+        _submit(store, log, [_message(1), _message(2)], ["a", None]),
+        _submit(store, log, [_message(1)], ["a"]),
+        _submit(store, log, [_message(3), _message(3)], ["b", "b"]),
+    )
+    assert (await first).seqs == [1, 2] and (await first).fresh == [True, True]
+    assert (await again).seqs == [1] and (await again).fresh == [False]
+    assert (await third).seqs == [3, 3] and (await third).fresh == [True, False]
+    rows = await store.history(HistoryQuery(log.channel_id, limit=10, forwards=True))
+    assert [(r.seq, r.message["serial"]) for r in rows] == [
+        (seq, format_serial(log.epoch, seq)) for seq in (1, 2, 3)
+    ]
 
 
 # Channel logs
@@ -228,11 +270,10 @@ async def test_stored_messages_come_back_as_published(store: SqliteStore) -> Non
         "encoding": "cipher",
         "extras": {"headers": {"k": "v"}},
         "timestamp": 5,
-        "serial": "s",
     }
-    await _append(store, log, [StoredMessage(1, body)])
+    await _append(store, log, [body])
     (row,) = await store.history(HistoryQuery(log.channel_id, limit=1))
-    assert row.message == body
+    assert row.message == {**body, "serial": format_serial(log.epoch, 1)}
     assert type(row.message["data"]) is bytes
 
 
@@ -243,7 +284,7 @@ async def test_idempotency_ids_are_found_after_reopening_the_database(db_path: s
     store = SqliteStore(db_path)
     await store.open()
     log = await store.channel("app", "idem")
-    await _append(store, log, [_message(1), _message(2)], [("client:0", 1), ("client:1", 2)])
+    await _append(store, log, [_message(1), _message(2)], ["client:0", "client:1"])
     await store.close()
 
     reopened = SqliteStore(db_path)

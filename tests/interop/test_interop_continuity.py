@@ -473,7 +473,7 @@ async def test_resent_publishes_answer_finished_ones_at_once_and_in_order_while_
     submit = relay.store.submit
 
     def holding_submit(batch: Any) -> None:
-        names = [m.message.get("name") for m in getattr(batch, "messages", ())]
+        names = [m.get("name") for m in getattr(batch, "messages", ())]
         if hold.is_set() and any(str(n).startswith("q") for n in names):
             held.append(batch)
         else:

@@ -22,7 +22,7 @@ from channel_relay.channels.registry import ChannelRegistry
 from channel_relay.channels.rules import ChannelRules
 from channel_relay.protocol.errors import AblyError
 from channel_relay.protocol.serials import format_serial, new_epoch
-from channel_relay.store.base import AppendBatch, StoredMessage
+from channel_relay.store.base import Publish, PublishResult
 from channel_relay.store.sqlite import SqliteStore
 
 LINK_PART = re.compile(r'^\s*<(.+)>;\s*rel="(\w+)"$')
@@ -171,12 +171,13 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
 
 async def _channel_with(store: SqliteStore, count: int) -> Channel:
     log = await store.channel("app", "paged")
-    stored = [
-        StoredMessage(seq, {"data": f"m{seq}", "timestamp": 1000 + seq})
-        for seq in range(1, count + 1)
-    ]
+    stored = [{"data": f"m{seq}", "timestamp": 1000 + seq} for seq in range(1, count + 1)]
     done: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
-    store.submit(AppendBatch(log.channel_id, stored, [], done.set_result))
+
+    def committed(_: PublishResult | None, error: BaseException | None) -> None:
+        done.set_result(error)
+
+    store.submit(Publish(log.channel_id, log.epoch, stored, [None] * count, committed))
     assert await done is None
     # A registry made now loads the channel from the store, with the log just written.
     return await ChannelRegistry(store, lambda _app, _name: ChannelRules()).get("app", "paged")
