@@ -47,6 +47,12 @@ async def serve(settings: Settings) -> None:
     print(f"relay listening on {relay.url}", flush=True)
     print(f"database: {settings.db_path or '(in memory, removed at exit)'}", flush=True)
     print(f"key: {relay.default_key}", flush=True)
+    if settings.inspector:
+        # Only the generated key of local development goes in the link; a configured key's
+        # secret is not the banner's to print again.
+        generated = not (settings.keys or settings.apps)
+        fragment = f"#key={relay.default_key}" if generated else ""
+        print(f"inspector: {relay.url}/inspect{fragment}", flush=True)
     print(
         f"ably-js: new Ably.Realtime({{ key: '{relay.default_key}', endpoint: '{endpoint}', "
         f"port: {relay.port}, tls: {'true' if settings.tls_cert else 'false'} }})",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import pytest
@@ -55,6 +55,7 @@ async def browser() -> AsyncIterator[Browser]:
 async def page(browser: Browser, relay: Relay) -> Page:
     """The inspector opened with the app's key, its own connection up."""
     page = await browser.new_page(viewport={"width": 1280, "height": 800})
+    page.set_default_timeout(SHOWN_WITHIN)
     await page.goto(f"{relay.url}/inspect#key={KEY}")
     await expect(page.locator("#connection")).to_have_attribute(
         "data-state", "connected", timeout=SHOWN_WITHIN
@@ -69,15 +70,19 @@ async def open_channel(page: Page, name: str, tab: str = "live") -> None:
     await page.click(f"[data-tab={tab}]")
 
 
-async def publish(relay: Relay, channel: str, messages: list[dict[str, object]]) -> None:
+async def post(relay: Relay, path: str, body: object) -> Any:
+    """POST `body` with the app's key; the JSON answer, if any."""
     headers = {"Authorization": "Basic " + b64(KEY.encode())}
     async with (
         aiohttp.ClientSession() as session,
-        session.post(
-            f"{relay.url}/channels/{channel}/messages", json=messages, headers=headers
-        ) as response,
+        session.post(relay.url + path, json=body, headers=headers) as response,
     ):
-        assert response.status == 201, await response.text()
+        assert response.status in (201, 204), await response.text()
+        return await response.json() if response.status == 201 else None
+
+
+async def publish(relay: Relay, channel: str, messages: list[dict[str, object]]) -> None:
+    await post(relay, f"/channels/{channel}/messages", messages)
 
 
 async def test_message_published_by_ably_js_appears_in_live_tail(
@@ -179,3 +184,37 @@ async def test_streamed_ai_turn_is_shown_as_it_streams(
     await expect(run.locator(".answer")).to_have_text(answer)
     result = await node.finish(within=30)
     assert result["errors"] == []
+
+
+async def test_the_admin_key_lists_every_app_and_opens_another(page: Page, relay: Relay) -> None:
+    other = (await post(relay, "/admin/apps", {}))["appId"]
+    apps = page.locator("#apps")
+    await expect(apps.locator("li[data-app-id=app1]")).to_contain_text("admin")
+    await apps.locator(f"li[data-app-id='{other}'] a").click()
+    await expect(page.locator("#app-id")).to_have_text(other, timeout=SHOWN_WITHIN)
+    await expect(apps.locator(f"li[data-app-id='{other}']")).to_have_class("current")
+    await expect(page.locator("#connection")).to_have_attribute(
+        "data-state", "connected", timeout=SHOWN_WITHIN
+    )
+
+
+async def test_recorded_push_notifications_are_listed(page: Page, relay: Relay) -> None:
+    device = {
+        "id": "phone-1",
+        "platform": "android",
+        "formFactor": "phone",
+        "clientId": "alice",
+        "push": {"recipient": {"transportType": "gcm", "registrationToken": "token-1"}},
+    }
+    await post(relay, "/push/deviceRegistrations", device)
+    notification = {"title": "Hello", "body": "From the inspector test"}
+    await post(
+        relay,
+        "/push/publish",
+        {"recipient": {"deviceId": "phone-1"}, "notification": notification, "data": {"n": "1"}},
+    )
+    await page.click("#show-push")
+    row = page.locator("#push tr[data-device-id=phone-1]")
+    await expect(row).to_contain_text("From the inspector test", timeout=SHOWN_WITHIN)
+    await expect(row).to_contain_text("alice")
+    await expect(row).to_contain_text("gcm")

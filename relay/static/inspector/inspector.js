@@ -14,7 +14,9 @@ const STORAGE_KEY = 'channel-relay-inspector-key';
 
 const $ = (id) => document.getElementById(id);
 // `aiPending` holds live messages while the AI view reads history up to the attach point.
-const view = { client: null, channel: null, unsubscribe: null, tab: 'live', ai: null, aiPending: null, poller: null };
+// `admin` is a client with the relay's admin key, when one was given: it lists every app and
+// fetches another app's key to switch to it.
+const view = { client: null, admin: null, appId: null, channel: null, unsubscribe: null, tab: 'live', ai: null, aiPending: null, poller: null };
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -46,7 +48,7 @@ function initialKey() {
   return sessionStorage.getItem(STORAGE_KEY);
 }
 
-async function start(key) {
+async function start(key, admin = null) {
   stop();
   const client = new RelayClient(key.trim());
   let app;
@@ -64,6 +66,9 @@ async function start(key) {
   $('welcome').hidden = true;
   $('workspace').hidden = false;
   renderApp(app);
+  view.appId = app.appId;
+  view.admin = admin || (await isAdmin(client) ? client : null);
+  loadApps(app.appId);
   client.onState = renderConnection;
   client.connect();
   loadChannels();
@@ -108,9 +113,45 @@ function renderApp(app) {
   );
 }
 
+async function isAdmin(client) {
+  try {
+    await client.get('/admin/apps');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// Every app of the relay, for the admin key only (GET /admin/apps); opening one fetches its
+// key with the admin key and starts over with it.
+async function loadApps(current) {
+  const list = $('apps');
+  list.hidden = !view.admin;
+  if (!view.admin) return;
+  const apps = (await view.admin.get('/admin/apps')).items;
+  list.replaceChildren(
+    ...apps.map((app) =>
+      el(
+        'li',
+        { class: app.appId === current ? 'current' : '', 'data-app-id': app.appId },
+        el('a', { href: '#', onclick: (event) => (event.preventDefault(), switchApp(app.appId)) }, app.appId),
+        el('span', { class: 'occupancy' }, ` ${app.keys.length} keys · ${app.channels} channels${app.admin ? ' · admin' : ''}`),
+      ),
+    ),
+  );
+}
+
+async function switchApp(appId) {
+  const admin = view.admin;
+  const keys = (await admin.get(`/admin/apps/${encodeURIComponent(appId)}/keys`)).items;
+  if (keys.length) start(keys[0].key, admin);
+}
+
 function poll() {
   if (!view.client) return;
   if (!$('connections-view').hidden) loadConnections();
+  if (!$('push-view').hidden) loadPush();
+  loadApps(view.appId);
   if (view.channel) loadStatus(view.channel);
   loadChannels();
 }
@@ -171,8 +212,7 @@ function openChannel(name) {
   view.channel = name;
   view.ai = new AiSession();
   view.aiPending = null;
-  $('connections-view').hidden = true;
-  $('channel-view').hidden = false;
+  showView('channel-view');
   $('channel-title').textContent = name;
   $('live').replaceChildren();
   $('live-note').textContent = 'Attaching…';
@@ -416,10 +456,51 @@ async function loadConnections() {
   $('connections-note').textContent = `${page.items.length} connections.`;
 }
 
+// Push notifications the relay recorded (GET /push/notifications, push-admin).
+
+async function loadPush() {
+  const items = [];
+  let url = '/push/notifications?limit=1000';
+  try {
+    while (url) {
+      const page = await view.client.get(url);
+      items.push(...page.items);
+      url = page.next;
+    }
+  } catch (error) {
+    $('push-note').textContent = `Cannot read push notifications: ${error.message}`;
+    return;
+  }
+  $('push').replaceChildren(
+    ...items.reverse().map((n) =>
+      el(
+        'tr',
+        { 'data-device-id': n.deviceId },
+        el('td', {}, formatTime(n.timestamp)),
+        el('td', { class: 'mono' }, n.deviceId),
+        el('td', {}, n.clientId ?? ''),
+        el('td', { class: 'mono' }, n.channel ?? '(direct)'),
+        el('td', {}, n.recipient?.transportType ?? ''),
+        el('td', {}, renderData({ kind: 'json', value: n.payload?.notification ?? {} })),
+        el('td', {}, n.payload?.data ? renderData({ kind: 'json', value: n.payload.data }) : ''),
+      ),
+    ),
+  );
+  $('push-note').textContent = `${items.length} notifications.`;
+}
+
+function showView(id) {
+  for (const other of ['channel-view', 'connections-view', 'push-view']) $(other).hidden = other !== id;
+}
+
 function showConnections() {
-  $('channel-view').hidden = true;
-  $('connections-view').hidden = false;
+  showView('connections-view');
   loadConnections();
+}
+
+function showPush() {
+  showView('push-view');
+  loadPush();
 }
 
 document.addEventListener('DOMContentLoaded', () => {
@@ -441,6 +522,7 @@ document.addEventListener('DOMContentLoaded', () => {
   $('channel-name').addEventListener('input', () => loadChannels());
   $('refresh-channels').addEventListener('click', () => loadChannels());
   $('show-connections').addEventListener('click', (event) => (event.preventDefault(), showConnections()));
+  $('show-push').addEventListener('click', (event) => (event.preventDefault(), showPush()));
   for (const button of document.querySelectorAll('.tabs [role=tab]')) {
     button.addEventListener('click', () => selectTab(button.dataset.tab));
   }
