@@ -245,10 +245,11 @@ async def _errors(request: web.Request, handler: _Handler) -> web.StreamResponse
         if error.status == 401:
             request.app[_METRICS].auth_failures.labels(str(error.code)).inc()
         response = error_response(request, error)
-    except web.HTTPNotFound:
-        response = error_response(request, AblyError.not_found(f"No route for {request.path}"))
-    except web.HTTPMethodNotAllowed:
-        response = error_response(request, AblyError(40500, 405, "Method not allowed"))
+    except (web.HTTPNotFound, web.HTTPMethodNotAllowed):
+        # Ably answers an unknown method on a known path as an unknown path: 404, 40400.
+        response = error_response(
+            request, AblyError.not_found(f"No route for {request.method} {request.path}")
+        )
     except web.HTTPRequestEntityTooLarge:
         response = error_response(request, AblyError.too_large("Request body too large"))
     except Exception:

@@ -105,7 +105,14 @@ class Authenticator:
         client_id = query.get("clientId")
         key = query.get("key")
         if key:
-            return self.key(key, client_id)
+            try:
+                return self.key(key, client_id)
+            except AblyError as error:
+                if error.code == 40400:
+                    # Over REST Ably says 40400 for a key name it does not know; a realtime
+                    # connection is refused with 40101 instead (ably-js invalid_cred_failure).
+                    raise AblyError(40101, 401, error.message) from None
+                raise
         token = query.get("access_token") or query.get("accessToken")
         if token:
             return self.token(token, client_id)

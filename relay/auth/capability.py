@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,10 +24,7 @@ from channel_relay.protocol.errors import AblyError
 
 __all__ = ["ALL", "OPERATIONS", "Capability"]
 
-# The order Capability.to_json lists operations in. Ably returns a key's operations in this
-# kind of fixed order (ably-js rest/capability tests expect "publish","subscribe","push-subscribe",
-# which is not alphabetical), so one fixed order keeps token capabilities stable and comparable.
-_ORDER: tuple[str, ...] = (
+_OPERATIONS: tuple[str, ...] = (
     "presence",
     "publish",
     "subscribe",
@@ -47,12 +44,11 @@ _ORDER: tuple[str, ...] = (
     "message-delete-any",
 )
 
-OPERATIONS: frozenset[str] = frozenset(_ORDER)
+OPERATIONS: frozenset[str] = frozenset(_OPERATIONS)
 """Every operation name a capability may grant (besides the wildcard ``*``)."""
 
-_RANK = {op: i for i, op in enumerate(_ORDER)}
 _WILDCARD = "*"
-_ANY = frozenset({_WILDCARD})
+_ANY = (_WILDCARD,)
 
 # Segment tokens of a compiled pattern: a literal string, one segment, or one-or-more segments.
 _ONE = object()
@@ -67,12 +63,14 @@ def _invalid(message: str) -> AblyError:
 class Capability:
     """A parsed capability: resource pattern -> the operations granted on it.
 
-    ``grants`` maps each resource to a frozenset of operation names, or to ``{"*"}`` for all
-    operations. Build one with :meth:`parse`; the constructor does not validate. An empty
-    capability (``is_empty``) grants nothing; it only arises from :meth:`intersect`.
+    ``grants`` maps each resource to its operation names in the order they were given (Ably
+    answers a token's capability with the operations in the order they were requested), or to
+    ``("*",)`` for all operations. Build one with :meth:`parse`; the constructor does not
+    validate. An empty capability (``is_empty``) grants nothing; it only arises from
+    :meth:`intersect`.
     """
 
-    grants: Mapping[str, frozenset[str]]
+    grants: Mapping[str, tuple[str, ...]]
 
     @classmethod
     def parse(cls, value: str | Mapping[str, Any]) -> Capability:
@@ -90,7 +88,7 @@ class Capability:
                 raise _invalid("not valid JSON") from None
         if not isinstance(value, Mapping) or not value:
             raise _invalid("must be a non-empty JSON object")
-        grants: dict[str, frozenset[str]] = {}
+        grants: dict[str, tuple[str, ...]] = {}
         for resource, ops in value.items():
             if not isinstance(resource, str) or not resource:
                 raise _invalid("resource names must be non-empty strings")
@@ -99,7 +97,7 @@ class Capability:
             for op in ops:
                 if not isinstance(op, str) or (op != _WILDCARD and op not in OPERATIONS):
                     raise _invalid(f"unknown operation {op!r} for {resource!r}")
-            granted = frozenset(ops)
+            granted = tuple(dict.fromkeys(ops))
             if _WILDCARD in granted and len(granted) > 1:
                 raise _invalid(f"'*' cannot be combined with other operations for {resource!r}")
             grants[resource] = granted
@@ -111,9 +109,9 @@ class Capability:
         return not self.grants
 
     def to_json(self) -> str:
-        """The canonical JSON text: resources sorted, operations in a fixed order, no spaces."""
+        """The JSON text: resources sorted, operations in their given order, no spaces."""
         return json.dumps(
-            {r: _ordered(self.grants[r]) for r in sorted(self.grants)}, separators=(",", ":")
+            {r: list(self.grants[r]) for r in sorted(self.grants)}, separators=(",", ":")
         )
 
     def allows(self, channel: str, op: str) -> bool:
@@ -137,7 +135,7 @@ class Capability:
         granted: set[str] = set()
         for resource, ops in self.grants.items():
             if _matches(resource, name):
-                granted |= OPERATIONS if _WILDCARD in ops else ops
+                granted.update(OPERATIONS if _WILDCARD in ops else ops)
         return frozenset(granted)
 
     def allows_app_wide(self, op: str) -> bool:
@@ -154,11 +152,12 @@ class Capability:
         """The capability granting exactly what both grant; may be empty (check ``is_empty``).
 
         Each pair of overlapping resources yields their common pattern (``chat:*`` and
-        ``chat:room1`` give ``chat:room1``) with the common operations (``*`` on one side
-        yields the other side's list); results for the same resource are merged. This is how
-        Ably derives a token's capability from the requested one and the key's.
+        ``chat:room1`` give ``chat:room1``) with the common operations in this capability's
+        order (``*`` on one side yields the other side's list); results for the same resource
+        are merged. This is how Ably derives a token's capability from the requested one
+        (``self``) and the key's.
         """
-        merged: dict[str, set[str]] = {}
+        merged: dict[str, dict[str, None]] = {}
         for ra, opsa in self.grants.items():
             for rb, opsb in other.grants.items():
                 resource = _intersect_resources(ra, rb)
@@ -166,8 +165,10 @@ class Capability:
                     continue
                 ops = _intersect_ops(opsa, opsb)
                 if ops:
-                    merged.setdefault(resource, set()).update(ops)
-        return Capability({r: _normalise(ops) for r, ops in merged.items()})
+                    merged.setdefault(resource, {}).update(dict.fromkeys(ops))
+        return Capability(
+            {r: _normalise(_requested_order(ops, self.grants.get(r))) for r, ops in merged.items()}
+        )
 
     def within(self, limit: Capability) -> Capability:
         """The intersection with `limit` (the key's capability); 40160 when it is empty."""
@@ -177,22 +178,28 @@ class Capability:
         return result
 
 
-def _ordered(ops: Iterable[str]) -> list[str]:
-    return sorted(ops, key=lambda op: (_RANK.get(op, -1), op))
+def _requested_order(ops: dict[str, None], requested: tuple[str, ...] | None) -> tuple[str, ...]:
+    """`ops` in the order the requested capability lists them for the same resource (several
+    overlapping pairs may add to one resource, in pair order); the others after, as found."""
+    found = list(ops)
+    if not requested:
+        return tuple(found)
+    rank = {op: i for i, op in enumerate(requested)}
+    return tuple(sorted(found, key=lambda op: rank.get(op, len(rank) + found.index(op))))
 
 
-def _normalise(ops: set[str]) -> frozenset[str]:
-    # A merged set that names every operation is still stored as named operations, not "*":
+def _normalise(ops: tuple[str, ...]) -> tuple[str, ...]:
+    # A merged list that names every operation is still stored as named operations, not "*":
     # a later-added operation must not become granted by accident.
-    return _ANY if _WILDCARD in ops else frozenset(ops)
+    return _ANY if _WILDCARD in ops else ops
 
 
-def _intersect_ops(a: frozenset[str], b: frozenset[str]) -> frozenset[str]:
+def _intersect_ops(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
     if _WILDCARD in a:
         return b
     if _WILDCARD in b:
         return a
-    return a & b
+    return tuple(op for op in a if op in b)
 
 
 def _strip_params(channel: str) -> str:

@@ -56,16 +56,20 @@ async def rewind_from(channel: Channel, rewind: str) -> int:
     """The seq to replay after for Ably's `rewind` attach param: a count of messages ("10", at
     most 100), a duration ("30s", "2m", "1h"), or a message serial (every message after it,
     then live: how AI Transport reloads a session from the last serial it holds); 40003 for
-    anything else, and 80006 for a serial whose events are no longer in the log."""
+    anything else, and 80006 for a serial whose events are no longer in the log.
+
+    Every answer is bounded by what was delivered when the rewind was asked: a publish
+    delivered while the store is read comes after the answer, so the attach replays it
+    (answering the newer position would skip it: it went out before the subscription).
+    """
     if parse_serial(rewind) is not None:
         return _after_serial(channel, rewind)
+    delivered = channel.delivered_seq
     if rewind.isascii() and rewind.isdigit():
         count = min(int(rewind), MAX_REWIND)
         if count == 0:
-            return channel.delivered_seq
-        query = HistoryQuery(
-            channel_id=channel.log.channel_id, limit=count, max_seq=channel.delivered_seq
-        )
+            return delivered
+        query = HistoryQuery(channel_id=channel.log.channel_id, limit=count, max_seq=delivered)
         rows = await channel.store.history(query)
     else:
         match = _DURATION.match(rewind)
@@ -78,12 +82,12 @@ async def rewind_from(channel: Channel, rewind: str) -> int:
             channel_id=channel.log.channel_id,
             limit=1,
             forwards=True,
-            max_seq=channel.delivered_seq,
+            max_seq=delivered,
             start=since,
         )
         rows = await channel.store.history(query)
     if not rows:
-        return channel.delivered_seq
+        return delivered
     return min(row.seq for row in rows) - 1
 
 

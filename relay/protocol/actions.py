@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from enum import IntEnum, IntFlag
 
-__all__ = ["MODE_FLAGS", "Action", "Flag", "MessageAction", "PresenceAction"]
+__all__ = [
+    "DEFAULT_MODES",
+    "MODE_FLAGS",
+    "MODE_NAMES",
+    "Action",
+    "Flag",
+    "MessageAction",
+    "PresenceAction",
+]
 
 
 class Action(IntEnum):
@@ -60,6 +68,19 @@ MODE_FLAGS: dict[Flag, str] = {
     Flag.OBJECT_SUBSCRIBE: "object-subscribe",
     Flag.OBJECT_PUBLISH: "object-publish",
 }
+
+# The mode names of the `modes` attach param ("presence,subscribe"), as ably-js spells them.
+MODE_NAMES: dict[str, Flag] = {mode.name.lower(): mode for mode in MODE_FLAGS if mode.name}
+
+# Modes granted when an ATTACH requests none: Ably's default set (ably-js's
+# attachWithInvalidChannelParams expects exactly these; no annotation-subscribe or objects).
+DEFAULT_MODES = (
+    Flag.PRESENCE
+    | Flag.PUBLISH
+    | Flag.SUBSCRIBE
+    | Flag.PRESENCE_SUBSCRIBE
+    | Flag.ANNOTATION_PUBLISH
+)
 
 
 class MessageAction(IntEnum):

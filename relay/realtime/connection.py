@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from channel_relay.channels.registry import ChannelRegistry
 from channel_relay.channels.replay import Replay, resume_from, rewind_from
 from channel_relay.config import Settings
 from channel_relay.protocol.actions import MODE_FLAGS, Action, Flag, PresenceAction
+from channel_relay.protocol.attach import attach_params, requested_modes, rewind_param
 from channel_relay.protocol.codec import Format, decode_frame, encode_frame
 from channel_relay.protocol.errors import AblyError
 from channel_relay.protocol.serials import format_serial
@@ -44,15 +46,13 @@ from channel_relay.protocol.validation import (
 from channel_relay.realtime.acks import AckQueue
 from channel_relay.realtime.frames import ws_frame
 
-__all__ = ["Connection"]
+__all__ = ["CONNECTION_KEY", "Connection"]
 
 log = logging.getLogger(__name__)
 
-_ALL_MODES = Flag(0)
-for _mode in MODE_FLAGS:
-    _ALL_MODES |= _mode
-# Modes granted when an ATTACH requests none: Ably's defaults (no annotations or objects).
-_DEFAULT_MODES = Flag.PUBLISH | Flag.SUBSCRIBE | Flag.PRESENCE | Flag.PRESENCE_SUBSCRIBE
+# The shape of the connection keys this relay hands out, "<16 random>!<connectionId>"; a
+# `resume`/`recover` key of another shape is refused as malformed (80018), whatever it names.
+CONNECTION_KEY = re.compile(r"[A-Za-z0-9_-]{16}!([A-Za-z0-9]{11})")
 
 
 @dataclass(slots=True)
@@ -359,6 +359,8 @@ class Connection:
             await self._on_annotation(message)
         elif action == Action.AUTH:
             await self._on_auth(message)
+        elif action == Action.SYNC:
+            self._on_sync(message)
         elif action == Action.HEARTBEAT:
             reply: dict[str, Any] = {"action": Action.HEARTBEAT}
             ping_id = message.get("id")
@@ -398,7 +400,7 @@ class Connection:
         self.send(self.connected_message())
         for name, attachment in list(self.attachments.items()):
             try:
-                modes = self._granted_modes(name, int(attachment.modes))
+                modes = self._granted_modes(name, attachment.modes)
             except AblyError as error:
                 self._channel_error(name, error)
                 continue
@@ -413,14 +415,14 @@ class Connection:
         transport = self.transport
         try:
             check_channel_name(name)
-            modes = self._granted_modes(name, message.get("flags"))
             params = message.get("params") if isinstance(message.get("params"), dict) else None
             if params is not None and check_plain(params) is not None:
                 raise AblyError.invalid_param("Attach params must be plain JSON")
+            modes = self._granted_modes(name, requested_modes(message))
             while True:
                 channel = await self.channels.attach(self.identity.app_id, name)
                 start, error = await self._replay_start(
-                    channel, message.get("channelSerial"), params
+                    channel, message.get("channelSerial"), rewind_param(message)
                 )
                 # A sweep may have unloaded the channel while its log was read; attach to the
                 # channel that is live now.
@@ -460,6 +462,7 @@ class Connection:
             if start is not None and start < until:
                 replay = Replay(channel, start, until)
                 attachment.backlog = []
+                flags |= Flag.HAS_BACKLOG
                 if resumed:
                     attached_serial = format_serial(channel.log.epoch, start)
             view = self._views.pop(name, None)
@@ -470,6 +473,7 @@ class Connection:
             "flags": int(flags),
             "channelSerial": attached_serial,
         }
+        params = attach_params(message)
         if params:
             reply["params"] = params
         if error is not None:
@@ -493,7 +497,7 @@ class Connection:
         return last is not None and last.get("action") != PresenceAction.LEAVE
 
     async def _replay_start(
-        self, channel: Channel, channel_serial: Any, params: dict[str, Any] | None
+        self, channel: Channel, channel_serial: Any, rewind: str | None
     ) -> tuple[int | None, AblyError | None]:
         """The seq the attach replays after (None: live only), and the continuity error if any."""
         if channel_serial:
@@ -505,8 +509,7 @@ class Connection:
             if isinstance(point, AblyError):
                 return None, point
             return point, None
-        rewind = params.get("rewind") if params else None
-        if isinstance(rewind, str) and rewind:
+        if rewind is not None:
             return await rewind_from(channel, rewind), None
         return None, None
 
@@ -537,10 +540,10 @@ class Connection:
                 if not replay.covers(outgoing.change):
                     self.deliver(outgoing)
 
-    def _granted_modes(self, name: str, flags: Any) -> Flag:
+    def _granted_modes(self, name: str, wanted: Flag) -> Flag:
+        """The modes of `wanted` the capability allows on `name`; 40160 when it allows none
+        and no history either."""
         capability = self.identity.capability
-        requested = Flag(flags) & _ALL_MODES if is_int(flags) and flags > 0 else Flag(0)
-        wanted = requested or _DEFAULT_MODES
         granted = Flag(0)
         for mode, op in MODE_FLAGS.items():
             if mode & wanted and capability.allows(name, op):
@@ -548,6 +551,19 @@ class Connection:
         if not granted and not capability.allows(name, "history"):
             raise AblyError.forbidden(f"Channel denied access based on capability: {name}")
         return granted
+
+    def _on_sync(self, message: dict[str, Any]) -> None:
+        """A client's SYNC request (ably-js channel.sync()): the whole member set again, as
+        after an attach; members the client holds that are missing from it then leave."""
+        name = _channel_name(message)
+        attachment = self.attachments.get(name)
+        if attachment is None or not attachment.modes & Flag.PRESENCE_SUBSCRIBE:
+            self._channel_error(
+                name, AblyError(90001, 400, "Presence SYNC needs a channel attached to it")
+            )
+            return
+        for page in attachment.channel.presence.sync(self.settings.sync_page_size):
+            self.send(page)
 
     def _on_detach(self, message: dict[str, Any]) -> None:
         name = _channel_name(message)
@@ -599,6 +615,7 @@ class Connection:
             change = _single_change(raw)
             if change is None and not identity.capability.allows(name, "publish"):
                 raise AblyError.forbidden(f"Unable to publish to channel {name}: not permitted")
+            self._check_mode(name, Flag.PUBLISH)
             if change is not None:
                 op = parse_mutation(change, max_size)
                 may_change_some(identity, name, op["action"])
@@ -644,6 +661,7 @@ class Connection:
                 raise AblyError(91001, 400, "Cannot enter presence: the channel is not attached")
             if not self.identity.capability.allows(name, "presence"):
                 raise AblyError.forbidden(f"Presence not permitted on channel {name}")
+            self._check_mode(name, Flag.PRESENCE)
             events = parse_presence(message.get("presence"), self.settings.max_message_size)
             for event in events:
                 client_id = message_client_id(self.identity, event.get("clientId"))
@@ -679,6 +697,7 @@ class Connection:
             self._check_rate(raw)
             if not self.identity.capability.allows(name, "annotation-publish"):
                 raise AblyError.forbidden(f"Unable to annotate on channel {name}: not permitted")
+            self._check_mode(name, Flag.ANNOTATION_PUBLISH)
             items = parse_annotations(raw, self.settings.max_message_size)
             stamp_client_ids(self.identity, items)
             channel = self.channels.peek(self.identity.app_id, name) or await self.channels.get(
@@ -694,6 +713,17 @@ class Connection:
             ack(None, error)
             return
         ack(list(serials), None)
+
+    def _check_mode(self, name: str, mode: Flag) -> None:
+        """40165 when the channel is attached without `mode` (the SDK did not request it, or
+        the capability did not grant it). Publishing to a channel not attached needs no mode."""
+        attachment = self.attachments.get(name)
+        if attachment is not None and not attachment.modes & mode:
+            raise AblyError(
+                40165,
+                401,
+                f"Channel {name} was attached without the {mode.name.lower()} mode",
+            )
 
     def _timed(self, ack: Any) -> Any:
         metrics = self.channels.metrics

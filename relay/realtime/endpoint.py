@@ -17,7 +17,7 @@ from channel_relay.config import Settings
 from channel_relay.protocol.actions import Action
 from channel_relay.protocol.codec import Format, encode_frame
 from channel_relay.protocol.errors import AblyError
-from channel_relay.realtime.connection import Connection
+from channel_relay.realtime.connection import CONNECTION_KEY, Connection
 from channel_relay.realtime.frames import ws_frame
 
 __all__ = ["RealtimeEndpoint"]
@@ -111,17 +111,18 @@ class RealtimeEndpoint:
     ) -> tuple[Connection, AblyError | None]:
         """The connection a `resume`/`recover` key names, or a new one with the reason it is new.
 
-        A key that is not of our shape is 80018; one whose state has expired or is unknown (the
-        relay restarted) is 80008. Either way the SDK resets msgSerial and re-attaches its
-        channels with their channelSerials, which the durable log honours.
+        A key that is not of our shape (CONNECTION_KEY) is 80018; one whose state has expired or
+        is unknown (the relay restarted) is 80008. Either way the SDK resets msgSerial and
+        re-attaches its channels with their channelSerials, which the durable log honours.
         """
         key = query.get("resume") or query.get("recover")
         error: AblyError | None = None
         replaced: str | None = None
         if key:
-            _, sep, connection_id = key.rpartition("!")
-            existing = self.connections.get(connection_id) if sep else None
-            if not sep or not connection_id:
+            shape = CONNECTION_KEY.fullmatch(key)
+            connection_id = shape.group(1) if shape else ""
+            existing = self.connections.get(connection_id) if shape else None
+            if shape is None:
                 outcome, error = "invalid", AblyError(80018, 400, "Invalid connection key")
             elif existing is None or existing.closed:
                 outcome = "expired"

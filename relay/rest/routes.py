@@ -43,6 +43,9 @@ from channel_relay.rest.negotiate import read_body, reply
 
 __all__ = ["RestApi", "path_channel_name"]
 
+# ably-js 2.28 speaks API version 6; the batch publish shape changed at version 3.
+_CURRENT_API_VERSION = 6
+
 
 class RestApi:
     def __init__(
@@ -183,11 +186,16 @@ class RestApi:
 
     async def batch_publish(self, request: web.Request) -> web.Response:
         """POST /messages: one BatchPublishSpec {channels, messages} or an array of them; one
-        BatchResult per spec, each channel succeeding or failing on its own."""
+        BatchResult per spec, each channel succeeding or failing on its own.
+
+        Clients of API version 1 or 2 (X-Ably-Version) get the shape of those versions instead:
+        the per-channel outcomes themselves (a flat array for one spec), and when any failed,
+        400 with error 40020 and the outcomes as its `batchResponse`.
+        """
         identity = self._identify(request)
         body = await read_body(request, self.settings.max_frame_size)
         specs = body if isinstance(body, list) else [body]
-        results = []
+        per_spec: list[list[dict[str, Any]]] = []
         for spec in specs:
             if not isinstance(spec, dict):
                 raise AblyError(40020, 400, "Each batch spec must be an object")
@@ -200,9 +208,14 @@ class RestApi:
             for item in items:
                 if isinstance(item, dict):
                     from_json_data(item)
-            outcomes = [await self._publish_one(identity, name, items) for name in names]
-            results.append(_batch_result(outcomes))
-        return reply(request, results, status=201)
+            per_spec.append([await self._publish_one(identity, name, items) for name in names])
+        if _api_version(request) >= 3:
+            return reply(request, [_batch_result(o) for o in per_spec], status=201)
+        legacy = per_spec if isinstance(body, list) else per_spec[0]
+        if any("error" in outcome for outcomes in per_spec for outcome in outcomes):
+            error = AblyError(40020, 400, "Batched request partially failed")
+            return reply(request, {"error": error.to_dict(), "batchResponse": legacy}, status=400)
+        return reply(request, legacy, status=201)
 
     async def _publish_one(self, identity: Identity, name: Any, items: list[Any]) -> dict[str, Any]:
         try:
@@ -310,6 +323,15 @@ class RestApi:
             request.headers.get("X-Ably-ClientId"),
             request.query.get("key"),
         )
+
+
+def _api_version(request: web.Request) -> int:
+    """The Ably API version the client speaks (X-Ably-Version); the current one if it says
+    none or something unreadable."""
+    try:
+        return int(request.headers.get("X-Ably-Version", "").partition(".")[0])
+    except ValueError:
+        return _CURRENT_API_VERSION
 
 
 def _batch_result(outcomes: list[dict[str, Any]]) -> dict[str, Any]:

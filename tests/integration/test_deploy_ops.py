@@ -124,7 +124,9 @@ async def test_auth_failures_are_counted_by_code(relay: Relay) -> None:
 
 
 async def test_resume_outcomes_are_counted(relay: Relay) -> None:
-    client, connected = await connect_raw(relay.port, APP_KEY, "json", resume="nope!gone")
+    # Of the relay's shape, naming a connection it does not hold (as after a restart).
+    gone = "abcdefghijklmnop!gone0000000"
+    client, connected = await connect_raw(relay.port, APP_KEY, "json", resume=gone)
     await client.close()
     assert connected["error"]["code"] == 80008
     samples = await _metrics(relay)

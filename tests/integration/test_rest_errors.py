@@ -150,11 +150,11 @@ async def test_unknown_routes_get_the_error_envelope_with_404(
         await _expect_error(resp, 404, 40400)
 
 
-async def test_a_wrong_method_gets_the_error_envelope_with_405(
+async def test_a_wrong_method_on_a_known_path_is_404_like_ably(
     relay: Relay, http: aiohttp.ClientSession
 ) -> None:
     async with http.delete(f"{relay.url}/time") as resp:
-        await _expect_error(resp, 405, 40500)
+        await _expect_error(resp, 404, 40400)
 
 
 @pytest.mark.parametrize("channel", [":leading-colon", "[meta]x", "new\nline"], ids=repr)
