@@ -37,7 +37,10 @@ async def test_the_readme_example_streams_and_closes_what_it_opens(relay: Relay)
     )
     async with asyncio.timeout(60):
         out, err = await process.communicate()
-    assert err.decode() == ""
+    # Debug mode also reports callbacks slower than 0.1 s: that is the machine's load, not the
+    # example's fault, so only those lines are let through.
+    slow = re.compile(r"^Executing <.*> took [0-9.]+ seconds$")
+    assert [line for line in err.decode().splitlines() if not slow.match(line)] == []
     assert process.returncode == 0
     lines = out.decode().splitlines()
     prefix = "phone text-delta "
