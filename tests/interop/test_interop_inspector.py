@@ -104,6 +104,9 @@ async def test_message_published_by_ably_js_appears_in_live_tail(
     await expect(live.locator("li[data-action=update] pre.data")).to_have_text(
         "Once upon a time, edited"
     )
+    deleted = live.locator("li[data-action=delete]")
+    await expect(deleted).to_have_attribute("data-name", "doomed")
+    await expect(deleted.locator(".badge").first).to_have_text("delete")
 
 
 async def test_history_pages_back_through_older_messages(page: Page, relay: Relay) -> None:
@@ -153,11 +156,11 @@ async def test_presence_shows_both_devices(
     await node.finish(within=30)
 
 
-async def test_streamed_ai_turn_is_shown_as_it_streams(
-    page: Page, relay: Relay, nodes: list[NodeProcess]
-) -> None:
-    answer = "The sky looks blue because air scatters blue light more than red light."
-    await open_channel(page, "ai:inspect", tab="ai")
+ANSWER = "The sky looks blue because air scatters blue light more than red light."
+
+
+async def start_turn(relay: Relay, nodes: list[NodeProcess]) -> tuple[NodeProcess, dict[str, Any]]:
+    """An AI Transport turn on ai:inspect, paused mid-stream: (node, its 'paused' event)."""
     node = await NodeProcess.start(
         "inspector_ai_stream.mjs",
         port=relay.port,
@@ -165,13 +168,20 @@ async def test_streamed_ai_turn_is_shown_as_it_streams(
             "channel": "ai:inspect",
             "gate": "inspect:gate",
             "question": "Why is the sky blue?",
-            "answer": answer,
+            "answer": ANSWER,
             "pauseAt": 4,
         },
         deadline=60,
     )
     nodes.append(node)
-    paused = await node.wait_event(lambda e: e.get("ev") == "paused", within=30)
+    return node, await node.wait_event(lambda e: e.get("ev") == "paused", within=30)
+
+
+async def test_streamed_ai_turn_is_shown_as_it_streams(
+    page: Page, relay: Relay, nodes: list[NodeProcess]
+) -> None:
+    await open_channel(page, "ai:inspect", tab="ai")
+    node, paused = await start_turn(relay, nodes)
     run = page.locator(f".run[data-run-id='{paused['runId']}']")
     await expect(run).to_have_attribute("data-state", "streaming", timeout=SHOWN_WITHIN)
     await expect(run.locator(".answer")).to_have_text(paused["shown"], timeout=SHOWN_WITHIN)
@@ -181,9 +191,25 @@ async def test_streamed_ai_turn_is_shown_as_it_streams(
 
     await publish(relay, "inspect:gate", [{"name": "go"}])
     await expect(run).to_have_attribute("data-state", "complete", timeout=SHOWN_WITHIN)
-    await expect(run.locator(".answer")).to_have_text(answer)
+    await expect(run.locator(".answer")).to_have_text(ANSWER)
     result = await node.finish(within=30)
     assert result["errors"] == []
+
+
+async def test_a_turn_opened_mid_stream_carries_on_from_history(
+    page: Page, relay: Relay, nodes: list[NodeProcess]
+) -> None:
+    """Opened after the turn began, the view reads the aggregated history up to its attach
+    point, then applies the live appends that follow, counting none twice."""
+    node, paused = await start_turn(relay, nodes)
+    run = page.locator(f".run[data-run-id='{paused['runId']}']")
+    await open_channel(page, "ai:inspect", tab="ai")
+    await expect(run).to_have_attribute("data-state", "streaming")
+    await expect(run.locator(".answer")).to_have_text(paused["shown"])
+    await publish(relay, "inspect:gate", [{"name": "go"}])
+    await expect(run).to_have_attribute("data-state", "complete")
+    await expect(run.locator(".answer")).to_have_text(ANSWER)
+    await node.finish(within=30)
 
 
 async def test_the_admin_key_lists_every_app_and_opens_another(page: Page, relay: Relay) -> None:
