@@ -113,6 +113,7 @@ class Annotations:
         }
         # The summary is the channel's, not the publisher's message: echo=false does not hide it.
         outgoing = Outgoing(message, None)
+        channel.deltas.reset()
         for subscriber in list(channel.subscribers):
             _deliver(subscriber, outgoing)
 

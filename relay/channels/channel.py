@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from channel_relay.channels.deltas import Deltas
 from channel_relay.channels.mutations import apply_mutation
 from channel_relay.channels.outgoing import Outgoing, Subscriber
 from channel_relay.channels.presence import Presence
@@ -89,6 +90,8 @@ class Channel:
         self.metrics: Metrics | None = None
         # Told of every committed publish (push notifications for extras.push).
         self.on_published: Callable[[Channel, list[dict[str, Any]]], None] | None = None
+        # Subscribers that asked for vcdiff deltas (params.delta), and their bases.
+        self.deltas = Deltas()
         # Publishes and changes under way (from their start to their completion): a channel
         # with any is never unloaded (channel_relay.channels.registry).
         self.busy = 0
@@ -150,6 +153,7 @@ class Channel:
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         self.subscribers.pop(subscriber, None)
+        self.deltas.drop(subscriber)
 
     def _now(self) -> int:
         # Timestamps never go backwards within a channel, so time bounds follow seq order.
@@ -341,12 +345,19 @@ class Channel:
             return
         serial = next((m["serial"] for m in reversed(messages) if "serial" in m), None)
         outgoing = Outgoing(self._protocol_message(messages, serial, publisher), publisher)
+        choose = self.deltas.chooser(
+            messages,
+            outgoing,
+            lambda deltas: Outgoing(self._protocol_message(deltas, serial, publisher), publisher),
+        )
         if self.metrics is not None:
             self.metrics.deliveries.inc(len(self.subscribers))
         for subscriber in list(self.subscribers):
             if subscriber.connection_id == publisher and not subscriber.echo:
+                self.deltas.skipped(subscriber)
                 continue
-            self._deliver(subscriber, outgoing)
+            self._deliver(subscriber, choose(subscriber))
+        self.deltas.advance(messages)
 
     def _fan_out_change(
         self,
@@ -358,6 +369,7 @@ class Channel:
     ) -> None:
         if not self.subscribers:
             return
+        self.deltas.reset()
         serial = format_serial(self.log.epoch, seq)
         change = (target, seq)
         if self.metrics is not None:

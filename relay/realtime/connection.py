@@ -23,6 +23,7 @@ from channel_relay.auth.credentials import message_client_id
 from channel_relay.auth.identity import Identity
 from channel_relay.auth.permissions import authorize_change, may_change_some
 from channel_relay.channels.channel import Channel, SubscriberView
+from channel_relay.channels.deltas import DeltaChain
 from channel_relay.channels.outgoing import Outgoing
 from channel_relay.channels.registry import ChannelRegistry
 from channel_relay.channels.replay import Replay, resume_from, rewind_from
@@ -467,6 +468,8 @@ class Connection:
                     attached_serial = format_serial(channel.log.epoch, start)
             view = self._views.pop(name, None)
             channel.subscribe(self, start, view if resumed else None)
+            if params is not None and params.get("delta") == "vcdiff":
+                channel.deltas.want(self, replaying=replay is not None)
         reply: dict[str, Any] = {
             "action": Action.ATTACHED,
             "channel": name,
@@ -517,6 +520,7 @@ class Connection:
         """Send the log from the replay's start, then the live deliveries held back meanwhile
         (less those the replayed aggregates already include)."""
         channel = attachment.channel
+        deltas = DeltaChain() if self in channel.deltas.wanted else None
         try:
             async for messages, channel_serial in replay.pages():
                 if self.attachments.get(channel.name) is not attachment:
@@ -526,7 +530,7 @@ class Connection:
                         "action": Action.MESSAGE,
                         "channel": channel.name,
                         "channelSerial": channel_serial,
-                        "messages": messages,
+                        "messages": messages if deltas is None else deltas.apply(messages),
                     }
                 )
         except Exception:
