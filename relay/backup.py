@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from channel_relay.store.schema import SCHEMA
+
 __all__ = ["BackupError", "BackupInfo", "backup", "restore"]
 
 
@@ -114,7 +116,8 @@ def restore(backup_path: str | Path, database: str | Path, *, force: bool = Fals
 
 def _keep_numbering(database: Path, staging: Path) -> None:
     """Serials must not be issued twice: where the database being replaced numbered a channel
-    further than the backup did, the restored channel continues from there."""
+    further than the backup did, the restored channel continues from there, and the range in
+    between is recorded as lost, so a client that saw part of it is not told it resumed."""
     if not database.exists():
         return
     try:
@@ -127,11 +130,23 @@ def _keep_numbering(database: Path, staging: Path) -> None:
         return  # unreadable (the reason for restoring, perhaps): nothing to carry over
     new = sqlite3.connect(staging)
     try:
+        # A backup taken before the table existed gets it now.
+        new.executescript(SCHEMA)
         with new:
-            new.executemany(
-                "UPDATE channels SET last_seq = ? WHERE app_id = ? AND name = ? AND last_seq < ?",
-                [(seq, app_id, name, seq) for app_id, name, seq in rows],
-            )
+            for app_id, name, seq in rows:
+                found = new.execute(
+                    "SELECT id, last_seq FROM channels WHERE app_id = ? AND name = ?",
+                    (app_id, name),
+                ).fetchone()
+                if found is None or found[1] >= seq:
+                    continue
+                channel_id, restored_seq = found
+                new.execute("UPDATE channels SET last_seq = ? WHERE id = ?", (seq, channel_id))
+                new.execute(
+                    "INSERT OR REPLACE INTO restored (channel_id, after_seq, upto_seq) "
+                    "VALUES (?, ?, ?)",
+                    (channel_id, restored_seq, seq),
+                )
     finally:
         new.close()
 

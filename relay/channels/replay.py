@@ -29,8 +29,8 @@ def resume_from(channel: Channel, channel_serial: Any) -> int | AblyError:
     """The seq to continue after, or the error that says continuity from it is lost.
 
     Lost means: not a serial of ours (80012), or from a log of this channel the relay no longer
-    holds, or older than what retention kept, or newer than anything delivered (80006). The
-    SDK then treats the attach as fresh.
+    holds, or older than what retention kept, or newer than anything delivered, or among events
+    a restore from backup lost (80006). The SDK then treats the attach as fresh.
     """
     parsed = parse_serial(channel_serial) if isinstance(channel_serial, str) else None
     if parsed is None:
@@ -43,6 +43,11 @@ def resume_from(channel: Channel, channel_serial: Any) -> int | AblyError:
     if epoch != channel.log.epoch or seq > channel.delivered_seq:
         return AblyError(
             80006, 400, "Channel continuity not guaranteed: channelSerial is not in the log"
+        )
+    if any(after < seq <= upto for after, upto in channel.log.lost):
+        # The client saw events a restore from backup lost: the log no longer has them.
+        return AblyError(
+            80006, 400, "Channel continuity not guaranteed: the log was restored from a backup"
         )
     if seq < channel.log.first_seq - 1:
         # Retention removed events after this point: replaying what is left would skip them.

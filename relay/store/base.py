@@ -48,6 +48,8 @@ class ChannelLog:
     # The oldest seq retention may have kept: every event before it was removed (1: none).
     # Never above last_seq + 1; last_seq itself never goes back.
     first_seq: int = 1
+    # Ranges (after, upto] of seqs whose events a restore from backup lost.
+    lost: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -115,6 +115,16 @@ CREATE TABLE IF NOT EXISTS revocations (
     applies_at INTEGER NOT NULL
 );
 
+-- Restores (channel_relay.backup): the events of a channel after after_seq up to upto_seq were
+-- lost when an older backup was put in place (numbering carried on after upto_seq). A resume from
+-- a channelSerial in that range is refused (80006): that client saw what the log no longer has.
+CREATE TABLE IF NOT EXISTS restored (
+    channel_id INTEGER NOT NULL,
+    after_seq INTEGER NOT NULL,
+    upto_seq INTEGER NOT NULL,
+    PRIMARY KEY (channel_id, after_seq)
+) WITHOUT ROWID;
+
 CREATE TABLE IF NOT EXISTS trimmed (
     channel_id INTEGER PRIMARY KEY,
     trimmed_seq INTEGER NOT NULL

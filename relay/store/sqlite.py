@@ -152,11 +152,15 @@ class SqliteStore:
         trimmed = await self._fetchone(
             "SELECT trimmed_seq FROM trimmed WHERE channel_id = ?", (row[0],)
         )
+        lost = await self._fetchall(
+            "SELECT after_seq, upto_seq FROM restored WHERE channel_id = ?", (row[0],)
+        )
         return ChannelLog(
             channel_id=row[0],
             epoch=row[1],
             last_seq=row[2],
             first_seq=(trimmed[0] + 1) if trimmed else 1,
+            lost=tuple((after, upto) for after, upto in lost),
         )
 
     async def add_keys(self, keys: Sequence[ApiKey]) -> None:
@@ -524,7 +528,7 @@ def _create_channel(db: sqlite3.Connection, app_id: str, name: str) -> tuple[int
 
 def _delete_app_data(db: sqlite3.Connection, app_id: str, keep_app: bool) -> None:
     channels = "SELECT id FROM channels WHERE app_id = ?"
-    for table in ("messages", "versions", "presence", "idempotency", "trimmed"):
+    for table in ("messages", "versions", "presence", "idempotency", "trimmed", "restored"):
         db.execute(f"DELETE FROM {table} WHERE channel_id IN ({channels})", (app_id,))
     db.execute("DELETE FROM channels WHERE app_id = ?", (app_id,))
     db.execute("DELETE FROM stats WHERE app_id = ?", (app_id,))

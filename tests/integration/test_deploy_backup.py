@@ -16,7 +16,8 @@ from channel_relay.config import Settings
 from channel_relay.server import Relay
 
 APP_KEY = "app1.key1:secret1"
-ACK = 1
+ACK, ATTACH, ATTACHED, MESSAGE = 1, 10, 11, 15
+RESUMED = 1 << 2
 
 
 async def _relay_cli(*args: str) -> tuple[int, str, str]:
@@ -118,5 +119,48 @@ async def test_restore_puts_the_backup_in_place_and_the_relay_serves_it(tmp_path
         # message published after the backup (lost by the restore): no serial is reused.
         assert channel.log.last_seq == 2
         assert kept < channel.serial
+    finally:
+        await relay.stop()
+
+
+async def test_after_a_restore_a_client_that_saw_lost_messages_is_not_resumed(
+    tmp_path: Path,
+) -> None:
+    """The README's promise: a client whose channelSerial is newer than the restored log
+    re-attaches without RESUMED (80006); one whose serial the restored log still has resumes."""
+    db = tmp_path / "relay.db"
+    relay = Relay(Settings(host="127.0.0.1", port=0, db_path=str(db), keys=[APP_KEY]))
+    await relay.start()
+    client, _ = await connect_raw(relay.port, APP_KEY, "json")
+    await client.publish("chat", [{"data": "kept"}])
+    (kept,) = (await client.recv_action(ACK))["res"][0]["serials"]
+    code, _, err = await _relay_cli("backup", str(tmp_path / "copy.db"), "--db", str(db))
+    assert code == 0, err
+    await client.publish("chat", [{"data": "lost by the restore"}])
+    (lost,) = (await client.recv_action(ACK))["res"][0]["serials"]
+    await client.close()
+    await relay.stop()
+    code, _, err = await _relay_cli("restore", str(tmp_path / "copy.db"), "--db", str(db))
+    assert code == 0, err
+    relay = Relay(Settings(host="127.0.0.1", port=0, db_path=str(db), keys=[APP_KEY]))
+    await relay.start()
+    try:
+        saw_lost, _ = await connect_raw(relay.port, APP_KEY, "json")
+        await saw_lost.send({"action": ATTACH, "channel": "chat", "channelSerial": lost})
+        attached = await saw_lost.recv_action(ATTACHED)
+        assert not attached["flags"] & RESUMED
+        assert attached["error"]["code"] == 80006
+        saw_kept, _ = await connect_raw(relay.port, APP_KEY, "json")
+        await saw_kept.send({"action": ATTACH, "channel": "chat", "channelSerial": kept})
+        attached = await saw_kept.recv_action(ATTACHED)
+        assert attached["flags"] & RESUMED
+        assert "error" not in attached
+        # New messages are numbered after the lost one, and both clients get them.
+        await saw_kept.publish("chat", [{"data": "after the restore"}])
+        for client in (saw_lost, saw_kept):
+            delivered = await client.recv_action(MESSAGE)
+            assert delivered["messages"][0]["serial"] > lost
+        await saw_lost.close()
+        await saw_kept.close()
     finally:
         await relay.stop()
