@@ -244,3 +244,17 @@ async def test_recorded_push_notifications_are_listed(page: Page, relay: Relay) 
     await expect(row).to_contain_text("From the inspector test", timeout=SHOWN_WITHIN)
     await expect(row).to_contain_text("alice")
     await expect(row).to_contain_text("gcm")
+
+
+async def test_without_a_valid_key_the_page_shows_nothing_of_the_app(
+    browser: Browser, relay: Relay
+) -> None:
+    page = await browser.new_page()
+    page.set_default_timeout(SHOWN_WITHIN)
+    await page.goto(f"{relay.url}/inspect")
+    await expect(page.locator("#workspace")).to_be_hidden()
+    await page.fill("#key", "app1.key1:wrong-secret")
+    await page.click("#key-form button[type=submit]")
+    await expect(page.locator("#key-error")).to_contain_text("40101")
+    await expect(page.locator("#workspace")).to_be_hidden()
+    await expect(page.locator("#connection")).to_have_attribute("data-state", "initialized")

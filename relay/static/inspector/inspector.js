@@ -1,6 +1,7 @@
 // The inspector page: a key, then the app's channels, one open channel (live tail, history,
-// presence, AI Transport session) and the app's connections. State lives in `view`; each panel
-// has one render function that redraws it from that state.
+// presence, AI Transport session), the app's connections and its recorded push notifications.
+// State lives in `view`; each panel has a load function that fetches what it shows and redraws
+// it whole.
 
 import { AiSession, inputText, runText } from './aitransport.js';
 import { actionName, decodeData, formatTime, PRESENCE_ACTIONS, renderData } from './messages.js';
@@ -10,6 +11,8 @@ const LIVE_LIMIT = 500;
 const HISTORY_PAGE = 25;
 const AI_HISTORY_PAGES = 20;
 const POLL_MS = 3000;
+// Presence events come in bursts (a SYNC, a device joining); the member list is read once per burst.
+const PRESENCE_COALESCE_MS = 200;
 const STORAGE_KEY = 'channel-relay-inspector-key';
 
 const $ = (id) => document.getElementById(id);
@@ -66,6 +69,7 @@ async function start(key, admin = null) {
   $('welcome').hidden = true;
   $('workspace').hidden = false;
   renderApp(app);
+  showView(null);
   view.appId = app.appId;
   view.admin = admin || (await isAdmin(client) ? client : null);
   loadApps(app.appId);
@@ -76,7 +80,10 @@ async function start(key, admin = null) {
 }
 
 function stop() {
-  if (view.client) view.client.close();
+  if (view.client) {
+    view.client.onState = () => {};
+    view.client.close();
+  }
   if (view.poller) clearInterval(view.poller);
   view.client = null;
   view.channel = null;
@@ -234,7 +241,7 @@ function onChannelEvent(name, event) {
     if (view.aiPending) view.aiPending.push(event.message);
     else if (view.ai.apply(event.message)) renderAi();
   } else if (event.type === 'presence') {
-    loadPresence();
+    if (view.tab === 'presence') schedulePresence();
   } else if (event.type === 'error') {
     $('live-note').textContent = `Channel error: ${event.error.message} (${event.error.code})`;
   }
@@ -311,6 +318,16 @@ async function loadHistory(url = null) {
   const older = $('older');
   older.hidden = !page.next;
   older.onclick = () => loadHistory(page.next);
+}
+
+let presenceQueued = false;
+function schedulePresence() {
+  if (presenceQueued) return;
+  presenceQueued = true;
+  setTimeout(() => {
+    presenceQueued = false;
+    loadPresence();
+  }, PRESENCE_COALESCE_MS);
 }
 
 async function loadPresence() {
