@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import secrets
 import string
 from collections.abc import Mapping
@@ -41,6 +42,8 @@ from channel_relay.stats import fixture_entries, interval_start
 from channel_relay.store.base import Store
 
 __all__ = ["AppSpec", "ProvisionedApp", "Sandbox"]
+
+log = logging.getLogger(__name__)
 
 _ID_ALPHABET = string.ascii_letters + string.digits
 _CLOSED = AblyError(40400, 404, "The app was deleted or reset")
@@ -226,6 +229,7 @@ class Sandbox:
         self._specs[app_id] = spec
         self.apps.add(keys)
         await self._enter_fixtures(app_id, spec)
+        log.info("app %s created with %d key(s)", app_id, len(keys), extra={"app_id": app_id})
         return ProvisionedApp(app_id, f"acct{app_id}", keys, spec, _fixture_connection(app_id))
 
     async def delete_app(self, app_id: str) -> None:
@@ -233,6 +237,7 @@ class Sandbox:
         self.apps.remove(app_id)
         self._specs.pop(app_id, None)
         await self._clear(app_id, keep_app=False)
+        log.info("app %s deleted with its data", app_id, extra={"app_id": app_id})
 
     async def reset_app(self, app_id: str) -> None:
         """Empty the app (channels, messages, presence, stats, faults; connections closed),

@@ -199,6 +199,7 @@ class Relay:
         key = ApiKey.generate(ApiKey.generate("x").key_id)
         await self.store.add_keys([key])
         await self.store.set_setting(DEFAULT_KEY_SETTING, key.name)
+        log.info("default app %s created; its key is kept in the database", key.app_id)
         return [key]
 
     async def _root(self, request: web.Request) -> web.StreamResponse:
@@ -244,6 +245,14 @@ async def _errors(request: web.Request, handler: _Handler) -> web.StreamResponse
     except AblyError as error:
         if error.status == 401:
             request.app[_METRICS].auth_failures.labels(str(error.code)).inc()
+        log.info(
+            "%s %s refused: %s (%d)",
+            request.method,
+            request.path,
+            error.message,
+            error.code,
+            extra={"code": error.code},
+        )
         response = error_response(request, error)
     except (web.HTTPNotFound, web.HTTPMethodNotAllowed):
         # Ably answers an unknown method on a known path as an unknown path: 404, 40400.

@@ -1,20 +1,38 @@
-"""`relay serve`: run the relay until SIGINT or SIGTERM."""
+"""`relay serve`: run the relay until SIGINT or SIGTERM.
+
+The banner says where the relay listens, which database it keeps and which key to use. A key
+generated for local development is printed whole; a key that came from a flag, a variable or a
+config file is named, with where its secret lives, never printed. A start that cannot succeed
+(the port is taken, the database cannot serve, a TLS file is missing) is one line on stderr
+and exit status 1.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import errno
+import logging
 import os
 import signal
+import socket
+import sqlite3
+import ssl
+import sys
 from typing import Any
 
 from channel_relay.config import Settings
 from channel_relay.logs import configure as configure_logging
 from channel_relay.server import Relay
 from channel_relay.settings_loader import add_arguments, load_settings
+from channel_relay.store.preflight import StoreOpenError
 
 __all__ = ["add_commands", "serve", "settings_from_args"]
+
+log = logging.getLogger(__name__)
+
+_LOOPBACK = ("localhost", "127.0.0.1", "::1")
 
 
 def add_commands(commands: Any) -> None:
@@ -31,7 +49,11 @@ def add_commands(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     configure_logging(settings.log_level, settings.log_format)
-    asyncio.run(serve(settings))
+    try:
+        asyncio.run(serve(settings, _secret_source(args, settings)))
+    except StartError as error:
+        print(f"relay: cannot start: {error}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -40,30 +62,105 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     return load_settings(args, os.environ, defaults={"host": "localhost"})
 
 
-async def serve(settings: Settings) -> None:
+class StartError(Exception):
+    """Why the relay could not start, in one line."""
+
+
+async def serve(settings: Settings, secret_source: str | None = None) -> None:
+    """Run a relay on `settings` until SIGINT or SIGTERM. `secret_source` names where the
+    first key's secret came from (None: generated here, so printed whole)."""
     relay = Relay(settings)
-    await relay.start()
-    endpoint = "localhost" if settings.host in ("localhost", "127.0.0.1", "::1") else settings.host
-    print(f"relay listening on {relay.url}", flush=True)
-    print(f"database: {settings.db_path or '(in memory, removed at exit)'}", flush=True)
-    print(f"key: {relay.default_key}", flush=True)
-    if settings.inspector:
-        # Only the generated key of local development goes in the link; a configured key's
-        # secret is not the banner's to print again.
-        generated = not (settings.keys or settings.apps)
-        fragment = f"#key={relay.default_key}" if generated else ""
-        print(f"inspector: {relay.url}/inspect{fragment}", flush=True)
-    print(
-        f"ably-js: new Ably.Realtime({{ key: '{relay.default_key}', endpoint: '{endpoint}', "
-        f"port: {relay.port}, tls: {'true' if settings.tls_cert else 'false'} }})",
-        flush=True,
-    )
+    try:
+        await relay.start()
+    except Exception as exc:
+        reason = _start_failure(exc, settings)
+        if reason is None:
+            raise
+        log.debug("start failed", exc_info=True)
+        raise StartError(reason) from None
+    for line in banner(relay, secret_source):
+        print(line, flush=True)
     stop = asyncio.Event()
+    received: list[str] = []
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, lambda sig=sig: (received.append(sig.name), stop.set()))
     try:
         await stop.wait()
+        print(
+            f"{received[0]}: draining: {relay.realtime.open_sockets} connection(s) told to "
+            f"reconnect elsewhere once what they published is stored (at most "
+            f"{settings.drain_timeout:g} s)",
+            flush=True,
+        )
     finally:
         await relay.stop()
+
+
+def banner(relay: Relay, secret_source: str | None) -> list[str]:
+    settings = relay.settings
+    endpoint = "localhost" if settings.host in _LOOPBACK else settings.host
+    key_name = relay.default_key.partition(":")[0]
+    if secret_source is None:
+        key_line = f"key: {relay.default_key}"
+        snippet_key = relay.default_key
+    else:
+        key_line = f"key: {key_name} (its secret is in {secret_source})"
+        snippet_key = f"{key_name}:<secret>"
+    lines = [
+        f"relay listening on {relay.url}",
+        f"database: {settings.db_path or '(in memory, removed at exit)'}",
+        key_line,
+    ]
+    if settings.inspector:
+        # Only the generated key of local development goes in the link.
+        fragment = f"#key={relay.default_key}" if secret_source is None else ""
+        lines.append(f"inspector: {relay.url}/inspect{fragment}")
+    lines += [
+        f"ably-js: new Ably.Realtime({{ key: '{snippet_key}', endpoint: '{endpoint}', "
+        f"port: {relay.port}, tls: {'true' if settings.tls_cert else 'false'} }})",
+    ]
+    if settings.sandbox:
+        lines.append(
+            "sandbox: on (POST /apps, DELETE /apps/ID, POST /stats, /sandbox/faults): "
+            "for test suites, never for a deployment"
+        )
+    return lines
+
+
+def _secret_source(args: argparse.Namespace, settings: Settings) -> str | None:
+    """Where the first key's secret came from, or None for the generated default key."""
+    if not settings.keys and not settings.apps:
+        return None
+    if settings.keys:
+        if args.keys:
+            return "the --key flag"
+        if "RELAY_KEYS" in os.environ:
+            return "the RELAY_KEYS variable"
+    config = args.config or os.environ.get("RELAY_CONFIG")
+    return f"the config file {config}"
+
+
+def _start_failure(exc: Exception, settings: Settings) -> str | None:
+    """The one-line cause of a failed start, or None for a failure that is a bug."""
+    where = f"{settings.host}:{settings.port}"
+    if isinstance(exc, StoreOpenError):
+        return f"database: {exc}"
+    if isinstance(exc, sqlite3.Error):
+        return f"database {settings.db_path}: {exc}"
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve the host {settings.host} ({exc.strerror})"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS certificate or key: {exc.reason or exc}"
+    if isinstance(exc, OSError):
+        if exc.filename:
+            return f"{exc.filename}: {exc.strerror}"
+        if exc.errno == errno.EADDRINUSE:
+            return f"{where} is already in use (another relay? choose a port with --port)"
+        if exc.errno == errno.EACCES:
+            return f"no permission to listen on {where}"
+        if exc.errno == errno.EADDRNOTAVAIL:
+            return f"{settings.host} is not an address of this machine"
+        return f"cannot listen on {where}: {exc.strerror or exc}"
+    return None

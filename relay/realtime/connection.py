@@ -99,6 +99,8 @@ class Connection:
         # monotonic time the socket went away; None while one is attached
         self.dropped_at: float | None = None
         self.closed = False
+        # Why the relay ended the current socket (logged when it goes); None: the client did.
+        self.end_reason: str | None = None
         # Channels where this connection may have presence members, and the timer that makes
         # them leave once the socket has been gone for the grace period.
         self.presence_channels: dict[str, Channel] = {}
@@ -132,6 +134,7 @@ class Connection:
         self.ws, self.transport, self.format, self.echo = ws, transport, fmt, echo
         self.connection_key = f"{secrets.token_urlsafe(12)}!{self.connection_id}"
         self.dropped_at = None
+        self.end_reason = None
 
     def set_identity(self, identity: Identity) -> None:
         """Act with `identity` from now on; when its token expires, the socket is dropped with
@@ -200,6 +203,7 @@ class Connection:
             )
             if self.channels.metrics is not None:
                 self.channels.metrics.slow_consumers.inc()
+            self.end_reason = "slow consumer: its unsent output passed max_outbound_buffer"
             self._detach_all()
             transport.abort()
 
@@ -306,6 +310,7 @@ class Connection:
 
     async def fail(self, error: AblyError) -> None:
         """A connection-level ERROR: the SDK moves the connection to FAILED; no resume."""
+        self.end_reason = f"ERROR {error.code}: {error.message}"
         self.send({"action": Action.ERROR, "error": error.to_dict()})
         await self.close()
 
@@ -339,6 +344,7 @@ class Connection:
 
     async def disconnect(self, error: AblyError) -> None:
         """Server-initiated DISCONNECTED: the SDK reconnects at once and resumes."""
+        self.end_reason = f"DISCONNECTED {error.code}: {error.message}"
         self.send({"action": Action.DISCONNECTED, "error": error.to_dict()})
         self._detach_all()
         if self.ws is not None:
@@ -369,6 +375,7 @@ class Connection:
                 reply["id"] = ping_id
             self.send(reply)
         elif action == Action.CLOSE:
+            self.end_reason = "closed by the client"
             self.send({"action": Action.CLOSED, "connectionId": self.connection_id})
             await self.close()
         elif action == Action.DISCONNECT:
@@ -608,8 +615,8 @@ class Connection:
         msg_serial = _msg_serial(message)
         if self.acks.seen(msg_serial):
             return
-        ack = self._timed(self.acks.expect(msg_serial))
         name = message.get("channel")
+        ack = self._reply(msg_serial, name, "publish")
         identity = self.identity
         max_size = self.settings.max_message_size
         try:
@@ -655,8 +662,8 @@ class Connection:
         msg_serial = _msg_serial(message)
         if self.acks.seen(msg_serial):
             return
-        ack = self._timed(self.acks.expect(msg_serial))
         name = message.get("channel")
+        ack = self._reply(msg_serial, name, "presence")
         try:
             check_channel_name(name)
             self._check_rate(message.get("presence"))
@@ -691,8 +698,8 @@ class Connection:
         msg_serial = _msg_serial(message)
         if self.acks.seen(msg_serial):
             return
-        ack = self._timed(self.acks.expect(msg_serial))
         name = _channel_name(message)
+        ack = self._reply(msg_serial, name, "annotation")
         annotations = self.channels.annotations
         assert annotations is not None
         try:
@@ -729,9 +736,30 @@ class Connection:
                 f"Channel {name} was attached without the {mode.name.lower()} mode",
             )
 
-    def _timed(self, ack: Any) -> Any:
+    def _reply(self, msg_serial: int, channel: Any, what: str) -> Any:
+        """The callback that answers one publish (ACK or NACK, timed); a NACK is logged."""
         metrics = self.channels.metrics
-        return ack if metrics is None else metrics.timed_ack(ack)
+        ack = self.acks.expect(msg_serial)
+        timed = ack if metrics is None else metrics.timed_ack(ack)
+        name = channel if isinstance(channel, str) and valid_text(channel) else None
+
+        def settle(serials: list[str] | None, error: AblyError | None) -> None:
+            if error is not None:
+                log.info(
+                    "%s refused on %s: %s (%d)",
+                    what,
+                    name,
+                    error.message,
+                    error.code,
+                    extra={
+                        "connection_id": self.connection_id,
+                        "channel": name,
+                        "code": error.code,
+                    },
+                )
+            timed(serials, error)
+
+        return settle
 
     def _check_rate(self, items: Any) -> None:
         """Count a publish against max_inbound_rate (messages per second); 42911 past it."""

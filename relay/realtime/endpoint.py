@@ -7,6 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from aiohttp import web
 
@@ -89,6 +90,9 @@ class RealtimeEndpoint:
         except AblyError as error:
             if metrics is not None and error.code != 40150:
                 metrics.auth_failures.labels(str(error.code)).inc()
+            log.info(
+                "connection refused: %s (%d)", error.message, error.code, extra={"code": error.code}
+            )
             frame = {"action": Action.ERROR, "error": error.to_dict()}
             transport.write(ws_frame(encode_frame(frame, fmt)))
             await ws.close()
@@ -99,7 +103,13 @@ class RealtimeEndpoint:
             connection.attach_socket(ws, transport, fmt, echo=query.get("echo", "true") != "false")
             self.connections[connection.connection_id] = connection
             connection.send(connection.connected_message(error))
+            _log_connected(connection, query, error)
             await connection.serve()
+            log.info(
+                "disconnected: %s",
+                connection.end_reason or f"the client closed the socket (code {ws.close_code})",
+                extra=_context(connection),
+            )
             if connection.closed:
                 self.connections.pop(connection.connection_id, None)
         finally:
@@ -179,3 +189,24 @@ class RealtimeEndpoint:
             seen = current
             # A revocation may apply some time after it is made (allowReauthMargin).
             self.enforce_revocations()
+
+
+def _context(connection: Connection) -> dict[str, Any]:
+    return {"connection_id": connection.connection_id, "app_id": connection.identity.app_id}
+
+
+def _log_connected(
+    connection: Connection, query: Mapping[str, str], error: AblyError | None
+) -> None:
+    if query.get("resume") or query.get("recover"):
+        how = "resumed" if error is None else f"new, resume refused ({error.code})"
+    else:
+        how = "new"
+    log.info(
+        "connected (%s, %s, clientId %s, %s)",
+        how,
+        connection.identity.method,
+        connection.identity.client_id,
+        connection.format,
+        extra=_context(connection),
+    )

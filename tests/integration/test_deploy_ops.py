@@ -84,6 +84,15 @@ async def test_readyz_is_503_once_shutdown_begins_and_when_the_database_cannot_w
     assert "disk full" in json.loads(body)["reason"]
 
 
+async def test_readyz_probes_in_a_row_make_one_database_write(relay: Relay) -> None:
+    assert (await _get(relay, "/readyz"))[0] == 200
+    written = await relay.store.get_setting("ready_check")
+    assert written is not None
+    for _ in range(5):
+        assert (await _get(relay, "/readyz"))[0] == 200
+    assert await relay.store.get_setting("ready_check") == written
+
+
 async def test_metrics_parse_and_count_publishes_deliveries_acks_and_commits(
     relay: Relay,
 ) -> None:
