@@ -4,9 +4,10 @@
 - /readyz answers 200 only when the relay accepts connections and its database takes a write
   (a tiny write through the store's writer, so a full disk, a lost volume or a stuck writer all
   show), 503 with the reason otherwise, and 503 from the moment a shutdown begins, so a load
-  balancer stops sending new clients before the relay hands the connected ones over. The write
-  is made at most every 30 s; probes in between get its last answer (a probe every second must
-  not cost a durable write, an fsync, every second).
+  balancer stops sending new clients before the relay hands the connected ones over. A write
+  that succeeded stands for 30 s: probes in between make none (a probe every second must not
+  cost a durable write, an fsync, every second); after a failed one, every probe writes again,
+  so recovery shows at once.
 - /metrics is the Prometheus text format (channel_relay.metrics).
 
 None of them needs a key: expose the port to monitoring, not to the internet at large, or
@@ -34,16 +35,15 @@ log = logging.getLogger(__name__)
 # A readiness write slower than this means the relay is not ready (a probe's own timeout is
 # usually 1 s or more).
 _READY_WRITE_TIMEOUT = 2.0
-# Seconds a readiness write's answer stands for.
+# Seconds a successful readiness write stands for.
 _WRITE_CHECK_INTERVAL = 30.0
 
 
 class OpsApi:
     def __init__(self, relay: Relay) -> None:
         self.relay = relay
-        # The last readiness write: when (monotonic) and why it failed (None: it succeeded).
-        self._checked_at: float | None = None
-        self._failure: str | None = None
+        # When (monotonic) the last readiness write succeeded.
+        self._written_at: float | None = None
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -58,12 +58,13 @@ class OpsApi:
     async def readyz(self, request: web.Request) -> web.Response:
         if not self.relay.accepting:
             return _not_ready("shutting down")
-        now = time.monotonic()
-        if self._checked_at is None or now - self._checked_at >= _WRITE_CHECK_INTERVAL:
-            self._failure = await self._write_check()
-            self._checked_at = time.monotonic()
-        if self._failure is not None:
-            return _not_ready(self._failure)
+        written = self._written_at
+        if written is None or time.monotonic() - written >= _WRITE_CHECK_INTERVAL:
+            self._written_at = None
+            failure = await self._write_check()
+            if failure is not None:
+                return _not_ready(failure)
+            self._written_at = time.monotonic()
         if not self.relay.accepting:
             return _not_ready("shutting down")
         return web.json_response({"status": "ready"})
