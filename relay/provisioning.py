@@ -23,7 +23,7 @@ import json
 import logging
 import secrets
 import string
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +36,6 @@ from channel_relay.faults import Faults
 from channel_relay.protocol.actions import PresenceAction
 from channel_relay.protocol.errors import AblyError
 from channel_relay.protocol.validation import check_channel_name
-from channel_relay.push.service import Push
 from channel_relay.realtime.endpoint import RealtimeEndpoint
 from channel_relay.stats import fixture_entries, interval_start
 from channel_relay.store.base import Store
@@ -195,10 +194,11 @@ class Sandbox:
         channels: ChannelRegistry,
         realtime: RealtimeEndpoint,
         faults: Faults,
-        push: Push,
+        side_data: Sequence[Callable[[str], Awaitable[None]]] = (),
     ) -> None:
         self.store = store
-        self.push = push
+        # Removers of an app's data kept beside the log (push, annotations, live stats).
+        self.side_data = side_data
         self.apps = apps
         self.channels = channels
         self.realtime = realtime
@@ -302,9 +302,8 @@ class Sandbox:
                     await connection.close()
         self.channels.forget(app_id)
         await self.store.delete_app_data(app_id, keep_app=keep_app)
-        await self.push.store.delete_app(app_id)
-        if self.channels.annotations is not None:
-            await self.channels.annotations.store.delete_app(app_id)
+        for remove in self.side_data:
+            await remove(app_id)
 
     async def _enter_fixtures(self, app_id: str, spec: AppSpec) -> None:
         connection_id = _fixture_connection(app_id)

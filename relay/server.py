@@ -6,6 +6,7 @@ import asyncio
 import logging
 import socket
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -13,6 +14,7 @@ from channel_relay.apps import Apps
 from channel_relay.auth.authenticator import Authenticator
 from channel_relay.auth.keys import ApiKey
 from channel_relay.channels.annotations import Annotations
+from channel_relay.channels.channel import Channel
 from channel_relay.channels.registry import ChannelRegistry
 from channel_relay.config import Settings
 from channel_relay.deployment import (
@@ -41,6 +43,7 @@ from channel_relay.rest.stats import StatsApi
 from channel_relay.retention import Retention
 from channel_relay.store.annotations import AnnotationStore
 from channel_relay.store.sqlite import SqliteStore
+from channel_relay.usage import LiveStats
 
 __all__ = ["Relay"]
 
@@ -74,14 +77,29 @@ class Relay:
         self.realtime = RealtimeEndpoint(settings, self.channels, self.authenticator)
         self.authenticator.on_revoked = self.realtime.enforce_revocations
         self.rest = RestApi(
-            settings, self.channels, self.authenticator, self.realtime.enforce_revocations
+            settings,
+            self.channels,
+            self.authenticator,
+            self.realtime.enforce_revocations,
+            self.realtime.connection_id_for_key,
         )
         self.push = Push(PushStore(self.store.path), self.channels)
         self.annotations = Annotations(AnnotationStore(self.store.path))
         self.channels.annotations = self.annotations
-        self.channels.on_published = self.push.channel_published
+        self.live_stats = LiveStats(self.store.path)
+        self.channels.on_published = self._published
+        self.realtime.on_socket = self.live_stats.connection
         self.sandbox = Sandbox(
-            self.store, self.apps, self.channels, self.realtime, self.faults, self.push
+            self.store,
+            self.apps,
+            self.channels,
+            self.realtime,
+            self.faults,
+            (
+                self.push.store.delete_app,
+                self.annotations.store.delete_app,
+                self.live_stats.delete_app,
+            ),
         )
         self.admin = AdminApi(self.apps, self.sandbox, self.authenticator)
         # Operations (metrics.py, ops.py, retention.py): a registry of this relay's own.
@@ -121,7 +139,7 @@ class Relay:
         )
         app.router.add_routes(self.rest.routes())
         app.router.add_routes(PushApi(self.settings, self.push, self.authenticator).routes())
-        app.router.add_routes(StatsApi(self.store, self.authenticator).routes())
+        app.router.add_routes(StatsApi(self.store, self.live_stats, self.authenticator).routes())
         if self.settings.inspector:
             app.router.add_routes(InspectorApi(self.authenticator, self.realtime).routes())
         app.router.add_routes(self.admin.routes())
@@ -135,6 +153,7 @@ class Relay:
         try:
             await self.push.store.open()
             await self.annotations.store.open()
+            await self.live_stats.open()
             await self._load_keys()
             apply_app_rules(self.apps, self.settings)
             await self.sandbox.restore()
@@ -179,7 +198,13 @@ class Relay:
         await self.push.close()
         await self.push.store.close()
         await self.annotations.store.close()
+        await self.live_stats.close()
         await self.store.close()
+
+    def _published(self, channel: Channel, messages: list[dict[str, Any]]) -> None:
+        """Every committed publish: push notifications for its extras.push, and live stats."""
+        self.push.channel_published(channel, messages)
+        self.live_stats.published(channel.app_id, channel.name, messages, len(channel.subscribers))
 
     async def _load_keys(self) -> None:
         if self.settings.keys or self.settings.apps:

@@ -37,7 +37,17 @@ class RealtimeEndpoint:
         self.connections: dict[str, Connection] = {}
         # WebSockets being served now (settings.max_connections counts these).
         self.open_sockets = 0
+        # Told of each socket of an app opening (+1) and closing (-1): live stats.
+        self.on_socket: Callable[[str, int], None] | None = None
         self._ticker: asyncio.Task[None] | None = None
+
+    def connection_id_for_key(self, app_id: str, connection_key: str) -> str | None:
+        """The id of the live connection of `app_id` whose key is `connection_key`: whom a
+        REST publish with that connectionKey speaks for."""
+        connection = self.connections.get(connection_key.rpartition("!")[2])
+        if connection is None or connection.identity.app_id != app_id:
+            return None
+        return connection.connection_id if connection.key_matches(connection_key) else None
 
     def start(self) -> None:
         self._ticker = asyncio.create_task(self._tick(), name="relay-heartbeats")
@@ -98,6 +108,8 @@ class RealtimeEndpoint:
             await ws.close()
             return ws
         self.open_sockets += 1
+        if self.on_socket is not None:
+            self.on_socket(identity.app_id, 1)
         try:
             connection, error = self._resume_or_new(query, identity)
             connection.attach_socket(ws, transport, fmt, echo=query.get("echo", "true") != "false")
@@ -114,6 +126,8 @@ class RealtimeEndpoint:
                 self.connections.pop(connection.connection_id, None)
         finally:
             self.open_sockets -= 1
+            if self.on_socket is not None:
+                self.on_socket(identity.app_id, -1)
         return ws
 
     def _resume_or_new(

@@ -54,12 +54,15 @@ class RestApi:
         channels: ChannelRegistry,
         authenticator: Authenticator,
         on_revoked: Callable[[], None],
+        connection_id_for_key: Callable[[str, str], str | None],
     ) -> None:
         self.settings = settings
         self.channels = channels
         self.auth = authenticator
         # Called after a revocation, so live connections using revoked tokens are dropped.
         self.on_revoked = on_revoked
+        # (appId, connectionKey) -> the realtime connection a publish is made on behalf of.
+        self.connection_id_for_key = connection_id_for_key
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -120,6 +123,7 @@ class RestApi:
         storing them, as `extras.ephemeral` does for each message."""
         messages = parse_messages(raw, self.settings.max_message_size)
         stamp_client_ids(identity, messages)
+        self._on_behalf(identity, raw, messages)
         if ephemeral:
             for message in messages:
                 message.setdefault("extras", {})["ephemeral"] = True
@@ -129,6 +133,21 @@ class RestApi:
         first_id = messages[0]["id"]
         message_id = first_id.rpartition(":")[0] or first_id
         return {"channel": channel.name, "messageId": message_id, "serials": serials}
+
+    def _on_behalf(self, identity: Identity, raw: Any, messages: list[dict[str, Any]]) -> None:
+        """A message with a `connectionKey` is published on behalf of that realtime connection
+        of the same app: it carries that connection's id (80018 for a key of no live one)."""
+        items = raw if isinstance(raw, list) else [raw]
+        for item, message in zip(items, messages, strict=True):
+            key = item.get("connectionKey")
+            if key is None:
+                continue
+            connection_id = (
+                self.connection_id_for_key(identity.app_id, key) if isinstance(key, str) else None
+            )
+            if connection_id is None:
+                raise AblyError(80018, 400, "Invalid connectionKey: no such live connection")
+            message["connectionId"] = connection_id
 
     async def change(self, request: web.Request) -> web.Response:
         """PATCH a message: update, delete or append (the action is in the body)."""

@@ -1,4 +1,5 @@
-"""GET /stats: an app's stats by minute, hour, day or month, paged as Ably pages them."""
+"""GET /stats: an app's stats by minute, hour, day or month, paged as Ably pages them: the
+sandbox's fixtures and what the relay counted itself (channel_relay.usage), summed."""
 
 from __future__ import annotations
 
@@ -13,13 +14,15 @@ from channel_relay.protocol.errors import AblyError
 from channel_relay.rest.negotiate import reply
 from channel_relay.stats import SCHEMA, StatsQuery, format_interval, roll_up
 from channel_relay.store.base import Store
+from channel_relay.usage import LiveStats, merged
 
 __all__ = ["StatsApi"]
 
 
 class StatsApi:
-    def __init__(self, store: Store, authenticator: Authenticator) -> None:
+    def __init__(self, store: Store, live: LiveStats, authenticator: Authenticator) -> None:
         self.store = store
+        self.live = live
         self.auth = authenticator
 
     def routes(self) -> list[web.RouteDef]:
@@ -34,8 +37,10 @@ class StatsApi:
         if not identity.capability.allows_app_wide("stats"):
             raise AblyError.forbidden("Stats are not permitted by this capability")
         query = StatsQuery.parse(request.query)
-        minutes = await self.store.stats(identity.app_id, query.start, query.end)
-        intervals = roll_up(((s, json.loads(e)) for s, e in minutes), query.unit)
+        fixtures = await self.store.stats(identity.app_id, query.start, query.end)
+        counted = await self.live.minutes(identity.app_id, query.start, query.end)
+        minutes = merged(((s, json.loads(e)) for s, e in fixtures), counted)
+        intervals = roll_up(minutes, query.unit)
         page, more = query.page(intervals)
         now = int(time.time() * 1000)
         items = []

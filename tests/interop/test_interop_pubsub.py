@@ -106,3 +106,12 @@ async def test_publish_without_attaching_is_acked_and_delivered(
     assert out["publisherChannelState"] == "initialized"
     assert out["received"] == "no-attach"
     assert out["result"]["serials"] == [out["serial"]]
+
+
+async def test_rest_publish_with_connection_key_speaks_for_that_connection(
+    run_node: RunNode, fmt: str
+) -> None:
+    out = await run_node("rest_on_behalf.mjs", format=fmt, args={"channel": f"behalf-{fmt}"})
+    assert out["received"]["connectionId"] == out["connectionId"]
+    assert [m["connectionId"] for m in out["history"]] == [out["connectionId"]]
+    assert out["refused"]["code"] == 80018

@@ -1,0 +1,183 @@
+"""Live stats: what the relay counts itself, per app and minute, in Ably's stats entry names.
+
+Counted as things happen (publishes, deliveries, storage, connections, active channels) into
+in-memory minutes, and added to a table beside the log every few seconds and at shutdown, so
+`GET /stats` serves them merged with the sandbox's fixtures. Entries named `*.peak` keep the
+largest value seen; all others are sums.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from channel_relay.protocol.validation import message_size
+from channel_relay.store.side import SideDatabase
+
+__all__ = ["LiveStats", "merged"]
+
+log = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS live_stats (
+    app_id TEXT NOT NULL,
+    interval_start INTEGER NOT NULL,
+    entries TEXT NOT NULL,
+    PRIMARY KEY (app_id, interval_start)
+) WITHOUT ROWID;
+"""
+_FLUSH_EVERY = 5.0
+
+_Key = tuple[str, int]
+
+
+def _minute(now_ms: int) -> int:
+    return now_ms - now_ms % 60_000
+
+
+def _merge(into: dict[str, float], entries: Mapping[str, float]) -> None:
+    for name, value in entries.items():
+        if name.endswith(".peak"):
+            into[name] = max(into.get(name, 0), value)
+        else:
+            into[name] = into.get(name, 0) + value
+
+
+class LiveStats:
+    def __init__(self, path: str) -> None:
+        self._db = SideDatabase(path, _SCHEMA, "relay-stats")
+        self._pending: dict[_Key, dict[str, float]] = {}
+        self._channels: dict[_Key, set[str]] = {}
+        self._open: dict[str, int] = {}
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def open(self) -> None:
+        await self._db.open()
+        self._flusher = asyncio.get_running_loop().create_task(self._flush_periodically())
+
+    async def close(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+            self._flusher = None
+        await self.flush()
+        await self._db.close()
+
+    # Counting
+
+    def _add(self, app_id: str, entries: Mapping[str, float]) -> None:
+        key = (app_id, _minute(int(time.time() * 1000)))
+        _merge(self._pending.setdefault(key, {}), entries)
+
+    def published(
+        self, app_id: str, channel: str, messages: list[dict[str, Any]], fan_out: int
+    ) -> None:
+        """Messages a channel committed (and delivered to `fan_out` subscribers)."""
+        count = len(messages)
+        data = sum(message_size(m) for m in messages)
+        kept = sum(1 for m in messages if not (m.get("extras") or {}).get("ephemeral"))
+        entries: dict[str, float] = {}
+        for direction, n, size in (
+            ("inbound", count, data),
+            ("outbound", count * fan_out, data * fan_out),
+        ):
+            for kind in ("all", "messages"):
+                entries[f"messages.{direction}.all.{kind}.count"] = n
+                entries[f"messages.{direction}.all.{kind}.data"] = size
+        for kind in ("all", "messages"):
+            entries[f"messages.all.{kind}.count"] = count * (1 + fan_out)
+            entries[f"messages.all.{kind}.data"] = data * (1 + fan_out)
+            entries[f"messages.persisted.{kind}.count"] = kept
+        # Channels active in the minute: the first publish on each counts it as opened.
+        active = self._channels.setdefault((app_id, _minute(int(time.time() * 1000))), set())
+        if channel not in active:
+            active.add(channel)
+            entries["channels.opened"] = 1
+        entries["channels.peak"] = len(active)
+        self._add(app_id, entries)
+
+    def connection(self, app_id: str, change: int) -> None:
+        """A socket of `app_id` opened (+1) or closed (-1)."""
+        open_now = max(self._open.get(app_id, 0) + change, 0)
+        self._open[app_id] = open_now
+        entries = {"connections.all.peak": float(open_now)}
+        if change > 0:
+            entries["connections.all.opened"] = 1.0
+        self._add(app_id, entries)
+
+    # Storing and reading
+
+    async def flush(self) -> None:
+        """Add the minutes counted so far to the table (one transaction)."""
+        pending, self._pending = self._pending, {}
+        now = _minute(int(time.time() * 1000))
+        self._channels = {k: v for k, v in self._channels.items() if k[1] >= now}
+        if not pending:
+            return
+
+        def add(db: sqlite3.Connection) -> None:
+            for (app_id, start), entries in pending.items():
+                row = db.execute(
+                    "SELECT entries FROM live_stats WHERE app_id = ? AND interval_start = ?",
+                    (app_id, start),
+                ).fetchone()
+                merged: dict[str, float] = json.loads(row[0]) if row else {}
+                _merge(merged, entries)
+                db.execute(
+                    "INSERT OR REPLACE INTO live_stats (app_id, interval_start, entries) "
+                    "VALUES (?, ?, ?)",
+                    (app_id, start, json.dumps(merged)),
+                )
+
+        try:
+            await self._db.transaction(add)
+        except BaseException:
+            for key, entries in pending.items():
+                _merge(self._pending.setdefault(key, {}), entries)
+            raise
+
+    async def minutes(
+        self, app_id: str, start: int, end: int
+    ) -> list[tuple[int, dict[str, float]]]:
+        """The app's counted minutes starting within [start, end], oldest first."""
+        rows = await self._db.read(
+            "SELECT interval_start, entries FROM live_stats WHERE app_id = ? "
+            "AND interval_start >= ? AND interval_start <= ? ORDER BY interval_start",
+            (app_id, start, end),
+        )
+        out: dict[int, dict[str, float]] = {row[0]: json.loads(row[1]) for row in rows}
+        for (app, minute), entries in self._pending.items():
+            if app == app_id and start <= minute <= end:
+                _merge(out.setdefault(minute, {}), entries)
+        return sorted(out.items())
+
+    async def delete_app(self, app_id: str) -> None:
+        self._pending = {k: v for k, v in self._pending.items() if k[0] != app_id}
+        await self._db.write([("DELETE FROM live_stats WHERE app_id = ?", (app_id,))])
+
+    async def _flush_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(_FLUSH_EVERY)
+            try:
+                await self.flush()
+            except Exception:
+                # The minutes stay pending for the next flush.
+                log.exception("flushing live stats failed")
+
+
+def merged(
+    *sources: Iterable[tuple[int, Mapping[str, float]]],
+) -> list[tuple[int, dict[str, float]]]:
+    """Minutes from several sources, summed per minute (peaks kept as the largest)."""
+    out: dict[int, dict[str, float]] = {}
+    for source in sources:
+        for start, entries in source:
+            _merge(out.setdefault(start, {}), entries)
+    return sorted(out.items())
