@@ -161,7 +161,8 @@ class TcpProxy:
 
     `black_hole()` makes every current connection stop forwarding in both directions while
     keeping both sockets open (what a dead NAT or a pulled cable looks like); connections made
-    afterwards forward normally. `refuse = True` closes new connections as soon as they arrive.
+    afterwards forward normally. `drop()` resets every current connection. `refuse = True`
+    closes new connections as soon as they arrive.
     """
 
     def __init__(self, target: int) -> None:
@@ -183,15 +184,22 @@ class TcpProxy:
             pipe.silent = True
         return len(live)
 
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
+    def drop(self) -> int:
+        """Reset every live connection at once (a relay restart, as its clients see it); return
+        how many were reset."""
+        dropped = len(self._pipes)
         for pipe in self._pipes:
             for task in pipe.tasks:
                 task.cancel()
             for writer in pipe.writers:
                 writer.transport.abort()
         self._pipes.clear()
+        return dropped
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        self.drop()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.accepted += 1

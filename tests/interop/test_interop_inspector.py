@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import pytest
-from continuity_support import NodeProcess
+from continuity_support import NodeProcess, StartProxy
 from interop_support import RunNode, b64
 from playwright.async_api import Browser, Page, async_playwright, expect
 
@@ -258,3 +258,30 @@ async def test_without_a_valid_key_the_page_shows_nothing_of_the_app(
     await expect(page.locator("#key-error")).to_contain_text("40101")
     await expect(page.locator("#workspace")).to_be_hidden()
     await expect(page.locator("#connection")).to_have_attribute("data-state", "initialized")
+
+
+async def test_the_live_tail_misses_nothing_across_a_dropped_connection(
+    browser: Browser, relay: Relay, proxies: StartProxy
+) -> None:
+    """The page reconnects and re-attaches from the last channelSerial it saw: what was published
+    while it was away is replayed, once."""
+    proxy = await proxies(relay.port)
+    page = await browser.new_page()
+    page.set_default_timeout(SHOWN_WITHIN)
+    await page.goto(f"http://127.0.0.1:{proxy.port}/inspect#key={KEY}")
+    await open_channel(page, "inspect:drop")
+    await publish(relay, "inspect:drop", [{"name": "before", "data": "1"}])
+    rows = page.locator("#live li")
+    await expect(rows).to_have_count(1)
+
+    proxy.refuse = True
+    assert proxy.drop() >= 1
+    await expect(page.locator("#connection")).to_have_attribute("data-state", "disconnected")
+    await publish(relay, "inspect:drop", [{"name": "while-away", "data": "2"}])
+    proxy.refuse = False
+
+    await expect(rows.first).to_have_attribute("data-name", "while-away")
+    await publish(relay, "inspect:drop", [{"name": "after", "data": "3"}])
+    await expect(rows).to_have_count(3)
+    names = [await row.get_attribute("data-name") for row in await rows.all()]
+    assert names == ["after", "while-away", "before"]

@@ -1,6 +1,10 @@
 // A small Ably client for the inspector: the REST API with Basic auth, and the realtime
 // protocol in its JSON form over one WebSocket. Only what a read-only observer needs:
 // connect, attach (subscribe and presence-subscribe modes), detach, and the frames that follow.
+// Like an SDK it carries on after a drop: it reconnects with `resume` and re-attaches each
+// channel from the last channelSerial it saw, so the relay replays what was missed (from its
+// durable log, across a relay restart too). A socket silent for longer than the relay's
+// maxIdleInterval allows is taken for dead.
 
 const ACTION = {
   HEARTBEAT: 0,
@@ -20,6 +24,8 @@ const ACTION = {
 const SUBSCRIBE = 1 << 18;
 const PRESENCE_SUBSCRIBE = 1 << 19;
 const RECONNECT_MS = 2000;
+// Silence beyond maxIdleInterval that still counts as alive (ably-js allows its realtimeRequestTimeout).
+const IDLE_GRACE_MS = 10000;
 
 export class AblyError extends Error {
   constructor(error, status) {
@@ -37,9 +43,13 @@ export class RelayClient {
     this.connectionId = null;
     this.state = 'initialized';
     this.onState = () => {};
-    this.channels = new Map(); // name -> {listeners: Set, attachSerial, attached}
+    this.channels = new Map(); // name -> {listeners: Set, attachSerial, serial, attached}
     this.socket = null;
     this.closed = false;
+    this.connectionKey = null;
+    this.maxIdleInterval = null;
+    this.lastFrame = 0;
+    this.idleCheck = null;
   }
 
   // REST
@@ -65,22 +75,40 @@ export class RelayClient {
     const scheme = this.origin.startsWith('https') ? 'wss' : 'ws';
     const host = this.origin.replace(/^https?:\/\//, '');
     const params = new URLSearchParams({ key: this.key, format: 'json', heartbeats: 'true', v: '5' });
+    if (this.connectionKey) params.set('resume', this.connectionKey);
     const socket = new WebSocket(`${scheme}://${host}/?${params}`);
     this.socket = socket;
     this.setState('connecting');
-    socket.onmessage = (event) => this.receive(JSON.parse(event.data));
-    socket.onclose = () => {
-      if (this.socket !== socket) return;
-      this.connectionId = null;
-      for (const channel of this.channels.values()) channel.attached = false;
-      if (this.closed) return this.setState('closed');
-      this.setState('disconnected');
-      setTimeout(() => !this.closed && this.connect(), RECONNECT_MS);
+    socket.onmessage = (event) => {
+      this.lastFrame = Date.now();
+      this.receive(JSON.parse(event.data));
     };
+    socket.onclose = () => this.lost(socket);
+  }
+
+  /** The socket is gone (closed, or silent too long): reconnect unless closed on purpose. */
+  lost(socket) {
+    if (this.socket !== socket) return;
+    this.socket = null;
+    clearInterval(this.idleCheck);
+    this.connectionId = null;
+    for (const channel of this.channels.values()) channel.attached = false;
+    if (this.closed) return this.setState('closed');
+    this.setState('disconnected');
+    setTimeout(() => !this.closed && this.connect(), RECONNECT_MS);
+  }
+
+  checkIdle() {
+    if (this.socket && Date.now() - this.lastFrame > this.maxIdleInterval + IDLE_GRACE_MS) {
+      const socket = this.socket;
+      this.lost(socket);
+      socket.close();
+    }
   }
 
   close() {
     this.closed = true;
+    clearInterval(this.idleCheck);
     if (this.socket) this.socket.close();
   }
 
@@ -100,7 +128,7 @@ export class RelayClient {
   subscribe(name, listener) {
     let channel = this.channels.get(name);
     if (!channel) {
-      channel = { listeners: new Set(), attachSerial: null, attached: false };
+      channel = { listeners: new Set(), attachSerial: null, serial: null, attached: false };
       this.channels.set(name, channel);
     }
     channel.listeners.add(listener);
@@ -116,7 +144,10 @@ export class RelayClient {
   }
 
   attach(name) {
-    this.send({ action: ACTION.ATTACH, channel: name, flags: SUBSCRIBE | PRESENCE_SUBSCRIBE });
+    const frame = { action: ACTION.ATTACH, channel: name, flags: SUBSCRIBE | PRESENCE_SUBSCRIBE };
+    const serial = this.channels.get(name)?.serial;
+    if (serial) frame.channelSerial = serial;
+    this.send(frame);
   }
 
   emit(name, event) {
@@ -126,11 +157,17 @@ export class RelayClient {
 
   receive(frame) {
     switch (frame.action) {
-      case ACTION.CONNECTED:
+      case ACTION.CONNECTED: {
+        const details = frame.connectionDetails || {};
         this.connectionId = frame.connectionId;
+        this.connectionKey = details.connectionKey || null;
+        this.maxIdleInterval = details.maxIdleInterval || 15000;
+        clearInterval(this.idleCheck);
+        this.idleCheck = setInterval(() => this.checkIdle(), this.maxIdleInterval / 2);
         this.setState('connected');
         for (const name of this.channels.keys()) this.attach(name);
         break;
+      }
       case ACTION.ERROR:
         if (frame.channel) this.emit(frame.channel, { type: 'error', error: frame.error });
         else this.setState('failed', frame.error);
@@ -143,6 +180,7 @@ export class RelayClient {
         if (!channel || channel.attached) break;
         channel.attached = true;
         channel.attachSerial = frame.channelSerial ?? null;
+        channel.serial = frame.channelSerial ?? channel.serial;
         this.emit(frame.channel, { type: 'attached', attachSerial: channel.attachSerial });
         break;
       }
@@ -150,15 +188,25 @@ export class RelayClient {
         if (frame.error) this.emit(frame.channel, { type: 'error', error: frame.error });
         break;
       case ACTION.MESSAGE:
+        this.advance(frame);
         for (const message of inherit(frame, frame.messages)) this.emit(frame.channel, { type: 'message', message });
         break;
       case ACTION.PRESENCE:
+        this.advance(frame);
+        for (const member of inherit(frame, frame.presence)) this.emit(frame.channel, { type: 'presence', member });
+        break;
       case ACTION.SYNC:
         for (const member of inherit(frame, frame.presence)) this.emit(frame.channel, { type: 'presence', member });
         break;
       default:
         break;
     }
+  }
+
+  /** Remember how far a channel has been received (a SYNC's channelSerial is a cursor, not this). */
+  advance(frame) {
+    const channel = this.channels.get(frame.channel);
+    if (channel && frame.channelSerial) channel.serial = frame.channelSerial;
   }
 }
 
