@@ -6,6 +6,7 @@ Every check waits for the page to show something (Playwright's expect polls); no
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -285,3 +286,11 @@ async def test_the_live_tail_misses_nothing_across_a_dropped_connection(
     await expect(rows).to_have_count(3)
     names = [await row.get_attribute("data-name") for row in await rows.all()]
     assert names == ["after", "while-away", "before"]
+
+
+async def test_stats_count_what_was_published(page: Page, relay: Relay) -> None:
+    await publish(relay, "inspect:stats", [{"name": "n", "data": str(i)} for i in range(3)])
+    await page.click("#show-stats")
+    inbound = page.locator("#stats tr td[data-entry='messages.inbound.all.messages.count']")
+    # One REST publish of three messages counts in one minute, whichever row that is.
+    await expect(inbound.filter(has_text=re.compile(r"^3$"))).to_have_count(1)

@@ -1,5 +1,5 @@
 // The inspector page: a key, then the app's channels, one open channel (live tail, history,
-// presence, AI Transport session), the app's connections and its recorded push notifications.
+// presence, AI Transport session), the app's connections, stats and recorded push notifications.
 // State lives in `view`; each panel has a load function that fetches what it shows and redraws
 // it whole.
 
@@ -158,6 +158,7 @@ function poll() {
   if (!view.client) return;
   if (!$('connections-view').hidden) loadConnections();
   if (!$('push-view').hidden) loadPush();
+  if (!$('stats-view').hidden) loadStats();
   loadApps(view.appId);
   if (view.channel) loadStatus(view.channel);
   loadChannels();
@@ -506,13 +507,51 @@ async function loadPush() {
   $('push-note').textContent = `${items.length} notifications.`;
 }
 
+// The app's stats by minute (GET /stats, needs the stats capability).
+
+const STATS_COLUMNS = [
+  'messages.inbound.all.messages.count',
+  'messages.outbound.all.messages.count',
+  'messages.persisted.messages.count',
+  'messages.inbound.all.messages.data',
+  'connections.all.peak',
+  'connections.all.opened',
+  'channels.peak',
+];
+
+async function loadStats() {
+  let page;
+  try {
+    page = await view.client.get('/stats?unit=minute&limit=60');
+  } catch (error) {
+    $('stats-note').textContent = `Cannot read stats: ${error.message}`;
+    return;
+  }
+  $('stats').replaceChildren(
+    ...page.items.map((interval) =>
+      el(
+        'tr',
+        { 'data-interval': interval.intervalId },
+        el('td', { class: 'mono' }, interval.intervalId + (interval.inProgress ? ' (so far)' : '')),
+        ...STATS_COLUMNS.map((name) => el('td', { 'data-entry': name }, String(interval.entries[name] ?? 0))),
+      ),
+    ),
+  );
+  $('stats-note').textContent = page.items.length ? '' : 'Nothing counted in the last hour.';
+}
+
 function showView(id) {
-  for (const other of ['channel-view', 'connections-view', 'push-view']) $(other).hidden = other !== id;
+  for (const other of ['channel-view', 'connections-view', 'stats-view', 'push-view']) $(other).hidden = other !== id;
 }
 
 function showConnections() {
   showView('connections-view');
   loadConnections();
+}
+
+function showStats() {
+  showView('stats-view');
+  loadStats();
 }
 
 function showPush() {
@@ -540,6 +579,7 @@ document.addEventListener('DOMContentLoaded', () => {
   $('refresh-channels').addEventListener('click', () => loadChannels());
   $('show-connections').addEventListener('click', (event) => (event.preventDefault(), showConnections()));
   $('show-push').addEventListener('click', (event) => (event.preventDefault(), showPush()));
+  $('show-stats').addEventListener('click', (event) => (event.preventDefault(), showStats()));
   for (const button of document.querySelectorAll('.tabs [role=tab]')) {
     button.addEventListener('click', () => selectTab(button.dataset.tab));
   }
