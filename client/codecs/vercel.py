@@ -611,9 +611,8 @@ def fold_chunks(chunks: list[Chunk], message_id: str = "", role: str = "assistan
         elif kind == "start-step":
             parts.append({"type": "step-start"})
         elif kind in ("text-start", "reasoning-start"):
-            part = {"type": kind[:-6], "text": "", "state": "streaming"}
-            if chunk.get("providerMetadata") is not None:
-                part["providerMetadata"] = chunk["providerMetadata"]
+            # As the SDK's reducer folds them: the text only (no state, no provider metadata).
+            part = {"type": kind[:-6], "text": ""}
             open_text[(part["type"], chunk.get("id", ""))] = part
             parts.append(part)
         elif kind in ("text-delta", "reasoning-delta"):
@@ -621,9 +620,7 @@ def fold_chunks(chunks: list[Chunk], message_id: str = "", role: str = "assistan
             if part is not None:
                 part["text"] += chunk.get("delta", "")
         elif kind in ("text-end", "reasoning-end"):
-            part = open_text.get((kind[:-4], chunk.get("id", "")))
-            if part is not None:
-                part["state"] = "done"
+            open_text.pop((kind[:-4], chunk.get("id", "")), None)
         elif kind == "tool-input-start":
             part = _tool_part(chunk)
             part.update(state="input-streaming", input=None)

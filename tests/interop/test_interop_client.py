@@ -7,12 +7,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
+from unittest.mock import ANY
 
 import pytest
 from interop_support import RunNode
 
 from channel_relay.client import Realtime
-from channel_relay.client.turns import AgentSession, Session, wait_until
+from channel_relay.client.turns import AgentRun, AgentSession, Session, wait_until
 
 if TYPE_CHECKING:
     from channel_relay.server import Relay
@@ -33,6 +34,56 @@ def _realtime(relay: Relay, made: list[Realtime], client_id: str) -> Realtime:
     client = Realtime(relay.default_key, client_id=client_id, url=f"http://127.0.0.1:{relay.port}")
     made.append(client)
     return client
+
+
+class PyAgent:
+    """A Python agent serving the live invocations on a channel, concurrently: the i-th with
+    answers[i] ({"chunks": [...]} piped, or {"tokens": [...]} streamed as text; "delay" seconds
+    between them; "suspend": suspend instead of ending). `outcomes[i]` = (run id, reason)."""
+
+    def __init__(self, agent: AgentSession, answers: list[dict[str, Any]]) -> None:
+        self.agent, self.answers = agent, answers
+        self.invocations = agent.invocations()
+        self.outcomes: dict[int, tuple[str, str]] = {}
+        self.runs: list[AgentRun] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._task = asyncio.create_task(self._serve())
+
+    async def _serve(self) -> None:
+        async for invocation in self.invocations:
+            run = await self.agent.accept(invocation)
+            index = len(self.runs)
+            self.runs.append(run)
+            task = asyncio.create_task(self._run(index, run))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, index: int, run: AgentRun) -> None:
+        answer = self.answers[min(index, len(self.answers) - 1)]
+        delay = answer.get("delay", 0.002)
+        await run.start()
+        if "tokens" in answer:
+            reason = await run.stream_text(answer["tokens"], delay=delay)
+        else:
+            reason = await run.pipe(_paced(answer["chunks"], delay))
+        if answer.get("suspend") and reason == "complete":
+            await run.suspend()
+            reason = "suspend"
+        else:
+            await run.end(reason)
+        self.outcomes[index] = (run.run_id, reason)
+
+    async def stop(self) -> None:
+        self._task.cancel()
+        for task in list(self._tasks):
+            await task
+        await self.agent.close()
+
+
+async def _paced(chunks: list[dict[str, Any]], delay: float) -> AsyncIterator[dict[str, Any]]:
+    for chunk in chunks:
+        await asyncio.sleep(delay)
+        yield chunk
 
 
 async def _js_agent(
@@ -158,7 +209,7 @@ RICH = [
 # The assistant UIMessage parts RICH folds into (the AI SDK's reader, in both SDKs).
 RICH_PARTS = [
     {"type": "step-start"},
-    {"type": "reasoning", "text": "Look up the weather. ✓", "state": "done"},
+    {"type": "reasoning", "text": "Look up the weather. ✓"},
     {
         "type": "tool-weather",
         "toolCallId": "call-w",
@@ -170,7 +221,7 @@ RICH_PARTS = [
     {"type": "source-url", "sourceId": "s1", "url": "https://example.com/w", "title": "Wetter"},
     {"type": "file", "mediaType": "text/plain", "url": "data:text/plain;base64,SGk="},
     {"type": "data-forecast", "id": "f1", "data": {"days": [1, 2.5]}},
-    {"type": "text", "text": "It is 21.5 °C.", "state": "done"},
+    {"type": "text", "text": "It is 21.5 °C."},
 ]
 APPROVAL_ASK = [
     {"type": "start"},
@@ -215,10 +266,6 @@ def _text(text: str, text_id: str = "t9") -> list[dict[str, Any]]:
         {"type": "finish-step"},
         {"type": "finish", "finishReason": "stop"},
     ]
-
-
-def _without_provider_fields(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{k: v for k, v in p.items() if k not in ("providerMetadata",)} for p in parts]
 
 
 async def test_js_agent_reasoning_tools_sources_and_data_reach_python_devices(
@@ -368,3 +415,150 @@ async def test_python_late_joiner_and_dropped_device_get_every_js_token_once(
     assert "".join(deltas) == "".join(tokens)
     assert late.view.conversation() == phone.view.conversation()
     assert (await node)["errors"] == []
+
+
+async def _py_agent(
+    relay: Relay, py_client: list[Realtime], channel: str, answers: list[dict[str, Any]]
+) -> PyAgent:
+    agent = AgentSession(_realtime(relay, py_client, "py-agent"), channel)
+    await agent.connect()
+    return PyAgent(agent, answers)
+
+
+async def test_python_agent_reasoning_tools_sources_and_data_reach_the_js_session(
+    run_node: RunNode, relay: Relay, py_client: list[Realtime]
+) -> None:
+    agent = await _py_agent(relay, py_client, "ai:py-rich", [{"chunks": RICH}])
+    result = await run_node(
+        "client_py_agent.mjs", args={"channel": "ai:py-rich", "question": "Weather?"}
+    )
+    await agent.stop()
+    assert result["errors"] == []
+    assert result["status"] == "complete"
+    assert result["messages"][1]["parts"] == RICH_PARTS
+
+
+async def test_python_agent_asks_approval_and_the_js_users_other_device_grants_it(
+    run_node: RunNode, relay: Relay, py_client: list[Realtime]
+) -> None:
+    answers = [{"chunks": APPROVAL_ASK, "suspend": True}, {"chunks": APPROVED}]
+    agent = await _py_agent(relay, py_client, "ai:py-approve", answers)
+    result = await run_node(
+        "client_py_agent.mjs",
+        args={
+            "channel": "ai:py-approve",
+            "mode": "approval",
+            "question": "Pay",
+            "toolCallId": "call-a",
+        },
+    )
+    await agent.stop()
+    assert result["errors"] == []
+    assert agent.outcomes == {0: (result["runId"], "suspend"), 1: (result["runId"], "complete")}
+    assert agent.runs[1].continuation
+    for device in ("phone", "laptop"):
+        seen = result[device]
+        assert seen["runs"] == [
+            {"runId": result["runId"], "clientId": "alice", "status": "complete"}
+        ]
+        parts = [p for m in seen["messages"][1:] for p in m["parts"]]
+        [tool] = [p for p in parts if p["type"] == "tool-pay"]
+        assert tool["state"] == "output-available" and tool["output"] == {"paid": True}
+        text = "".join(p["text"] for p in parts if p["type"] == "text")
+        assert text == "Paid."
+
+
+async def test_a_js_client_tool_result_fork_is_continued_by_the_python_agent(
+    run_node: RunNode, relay: Relay, py_client: list[Realtime]
+) -> None:
+    answers = [{"chunks": CLIENT_TOOL}, {"chunks": _text("You are in Oslo.")}]
+    agent = await _py_agent(relay, py_client, "ai:py-fork", answers)
+    args = {
+        "channel": "ai:py-fork",
+        "mode": "fork",
+        "question": "Where am I?",
+        "toolCallId": "call-loc",
+        "output": {"city": "Oslo"},
+        "answer": "You are in Oslo.",
+    }
+    result = await run_node("client_py_agent.mjs", args=args)
+    await agent.stop()
+    assert result["errors"] == []
+    fork = agent.runs[1]
+    assert fork.input_codec["kind"] == "tool-result" and not fork.continuation
+    assert result["forkRunId"] == fork.run_id
+    assert result["conversation"][-1] == {"role": "assistant", "text": "You are in Oslo."}
+    # The superseded run is off the branch: the fork run's messages carry the tool output.
+    assert {r["runId"] for r in result["runs"]} == {fork.run_id}
+    parts = [p for m in result["messages"] for p in m["parts"]]
+    [tool] = [p for p in parts if p.get("toolCallId") == "call-loc"]
+    assert tool["state"] == "output-available" and tool["output"] == {"city": "Oslo"}
+
+
+async def test_python_agent_regenerates_and_answers_edits_the_js_view_selects_branches(
+    run_node: RunNode, relay: Relay, py_client: list[Realtime]
+) -> None:
+    answers = [{"chunks": _text(t)} for t in ("First.", "Second.", "Edited.")]
+    agent = await _py_agent(relay, py_client, "ai:py-branches", answers)
+    args = {"channel": "ai:py-branches", "mode": "branches", "question": "Q1", "edited": "Q1b"}
+    result = await run_node("client_py_agent.mjs", args=args)
+    await agent.stop()
+    assert result["errors"] == []
+    assert agent.runs[1].regenerates is not None and agent.runs[2].fork_of is not None
+    assert [m["text"] for m in result["afterEdit"]] == ["Q1b", "Edited."]
+    assert result["questionBranch"] == {"index": 1, "count": 2}
+    assert [m["text"] for m in result["original"]] == ["Q1", "Second."]
+    assert result["answerBranch"] == {"index": 1, "count": 2}
+    assert [m["text"] for m in result["firstAnswer"]] == ["Q1", "First."]
+
+
+async def test_a_js_cancel_stops_only_its_python_agent_run_of_two_concurrent(
+    run_node: RunNode, relay: Relay, py_client: list[Realtime]
+) -> None:
+    answers = [
+        {"tokens": [f"w{i} " for i in range(300)], "delay": 0.02},
+        {"tokens": TOKENS, "delay": 0.05},
+    ]
+    agent = await _py_agent(relay, py_client, "ai:py-cancel", answers)
+    result = await run_node(
+        "client_py_agent.mjs", args={"channel": "ai:py-cancel", "mode": "cancel"}
+    )
+    await agent.stop()
+    assert result["errors"] == []
+    statuses = {r["runId"]: r["status"] for r in result["runs"]}
+    assert statuses == {result["mine"]: "cancelled", result["theirs"]: "complete"}
+    assert agent.runs[0].cancel_request == {"event-id": ANY, "run-id": result["mine"]}
+    assert sorted(agent.outcomes.values()) == sorted(
+        [(result["mine"], "cancelled"), (result["theirs"], "complete")]
+    )
+
+
+async def test_a_js_late_joiner_whose_socket_drops_gets_every_python_token_once(
+    run_node: RunNode, relay: Relay, py_client: list[Realtime]
+) -> None:
+    channel = "ai:py-late"
+    tokens = [f"tok{i} " for i in range(80)]
+    agent = await _py_agent(relay, py_client, channel, [{"tokens": tokens, "delay": 0.02}])
+    watcher = agent.agent.channel
+
+    def drop(member: Any) -> None:
+        if member.client_id != "bob":
+            return
+        for connection in relay.realtime.connections.values():
+            if connection.identity.client_id == "bob" and connection.transport is not None:
+                connection.transport.abort()
+
+    watcher.presence.subscribe(drop)
+    result = await run_node(
+        "client_py_agent.mjs", args={"channel": channel, "mode": "late", "question": "go"}
+    )
+    await agent.stop()
+    assert result["errors"] == []
+    assert "disconnected" in result["bobStates"] and result["bobStates"][-1] == "connected"
+    assert result["bob"] == result["alice"]
+    assert result["bob"][-1]["text"] == "".join(tokens)
+    assert result["bobRuns"] == [
+        {"runId": result["runId"], "clientId": "alice", "status": "complete"}
+    ]
+    # What bob saw live is the tail of the text: every token after his first sight, once.
+    assert "".join(tokens).endswith(result["bobLiveText"])
