@@ -33,6 +33,10 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+function plural(n, word) {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
 function short(id) {
   return id && id.length > 14 ? `${id.slice(0, 6)}…${id.slice(-6)}` : id || '';
 }
@@ -142,7 +146,7 @@ async function loadApps(current) {
         'li',
         { class: app.appId === current ? 'current' : '', 'data-app-id': app.appId },
         el('a', { href: '#', onclick: (event) => (event.preventDefault(), switchApp(app.appId)) }, app.appId),
-        el('span', { class: 'occupancy' }, ` ${app.keys.length} keys · ${app.channels} channels${app.admin ? ' · admin' : ''}`),
+        el('span', { class: 'occupancy' }, ` ${plural(app.keys.length, 'key')} · ${plural(app.channels, 'channel')}${app.admin ? ' · admin' : ''}`),
       ),
     ),
   );
@@ -299,7 +303,7 @@ function addLive(message) {
   const list = $('live');
   list.prepend(messageRow(message));
   while (list.children.length > LIVE_LIMIT) list.lastChild.remove();
-  $('live-note').textContent = `${list.children.length} messages since attaching (newest first).`;
+  $('live-note').textContent = `${plural(list.children.length, 'message')} since attaching (newest first).`;
 }
 
 async function loadHistory(url = null) {
@@ -315,7 +319,7 @@ async function loadHistory(url = null) {
   }
   if (name !== view.channel) return;
   for (const message of page.items) $('history').append(messageRow(message));
-  $('history-note').textContent = `${$('history').children.length} messages, newest first.`;
+  $('history-note').textContent = `${plural($('history').children.length, 'message')}, newest first.`;
   const older = $('older');
   older.hidden = !page.next;
   older.onclick = () => loadHistory(page.next);
@@ -355,7 +359,8 @@ async function loadPresence() {
       ),
     ),
   );
-  $('presence-note').textContent = `${members.length} members: ${clients.size} clients on ${new Set(members.map((m) => m.connectionId)).size} connections (devices).`;
+  const devices = new Set(members.map((m) => m.connectionId)).size;
+  $('presence-note').textContent = `${plural(members.length, 'member')}: ${plural(clients.size, 'client')} on ${plural(devices, 'connection')} (devices).`;
 }
 
 // The AI Transport view: the session's history up to the attach point, then live messages.
@@ -391,7 +396,7 @@ function renderAi() {
   const turns = ai.turns();
   const branches = ai.branches();
   $('ai-summary').textContent = turns.length
-    ? `${turns.length} turns, ${ai.runs.size} runs, ${branches.edits} edits, ${branches.regenerations} regenerations, ${ai.cancels.length} cancels.`
+    ? [plural(turns.length, 'turn'), plural(ai.runs.size, 'run'), plural(branches.edits, 'edit'), plural(branches.regenerations, 'regeneration'), plural(ai.cancels.length, 'cancel')].join(', ') + '.'
     : 'No AI Transport messages on this channel yet.';
   $('turns').replaceChildren(...turns.map((turn) => turnRow(ai, turn)));
   $('cancels').replaceChildren(
@@ -471,7 +476,7 @@ async function loadConnections() {
       ),
     ),
   );
-  $('connections-note').textContent = `${page.items.length} connections.`;
+  $('connections-note').textContent = `${plural(page.items.length, 'connection')}.`;
 }
 
 // Push notifications the relay recorded (GET /push/notifications, push-admin).
@@ -504,7 +509,7 @@ async function loadPush() {
       ),
     ),
   );
-  $('push-note').textContent = `${items.length} notifications.`;
+  $('push-note').textContent = `${plural(items.length, 'notification')}.`;
 }
 
 // The app's stats by minute (GET /stats, needs the stats capability).
