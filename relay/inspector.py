@@ -1,8 +1,9 @@
 """The web inspector at /inspect: a page that watches an app's channels in the browser.
 
 The page (static/inspector/, no build step) is an Ably client of its own: it speaks the JSON
-realtime protocol over WebSocket and calls the REST API (GET /channels, history, presence,
-channel status) with the key the user gives it. The page itself carries no data, so it is
+realtime protocol over WebSocket and calls the REST API (GET /channels, channel status,
+history, presence, /stats, /push/notifications, and /admin/apps for the relay's admin key) with
+the key the user gives it. The page itself carries no data, so it is
 served to anyone; every piece of data comes through routes that authenticate like the REST API.
 Two routes exist for the inspector only, since Ably's API has nothing like them: the app the
 key belongs to, and the app's connections.
