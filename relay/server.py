@@ -159,7 +159,7 @@ class Relay:
             await self.sandbox.restore()
             await self.authenticator.start()
             self.channels.start()
-            self.realtime.start()
+            await self.realtime.start()
             ssl_context = tls_context(self.settings)
             self._runner = web.AppRunner(
                 self.application(), access_log=None, shutdown_timeout=_SHUTDOWN_TIMEOUT

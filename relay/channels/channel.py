@@ -170,6 +170,7 @@ class Channel:
         *,
         connection_id: str | None = None,
         id_base: str | None = None,
+        resendable: bool = False,
     ) -> None:
         """Store and (after commit) deliver `messages`, then call `done`.
 
@@ -178,6 +179,9 @@ class Channel:
         them when it commits. Messages whose client-supplied id was stored before are not
         stored again: `done` gets their original serials (idempotent publishing). Messages
         with `extras.ephemeral` are delivered but never stored, and have no serial.
+        `resendable`: the publisher may send the same publish again under the same `id_base`
+        (a realtime connection resumed on another node, or after a restart, resends what it
+        saw no ACK for), so the generated ids are kept for idempotency too.
         """
         if self.faults is not None:
             self.faults.check_publish(self.app_id, self.name)
@@ -196,7 +200,7 @@ class Channel:
             message["action"] = MessageAction.CREATE
             if not _is_ephemeral(message):
                 stored.append(message)
-                client_ids.append(given_id)
+                client_ids.append(message["id"] if resendable else given_id)
 
         def committed(result: PublishResult | None, error: BaseException | None) -> None:
             if error is not None:

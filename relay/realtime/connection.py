@@ -80,6 +80,7 @@ class Connection:
         settings: Settings,
         channels: ChannelRegistry,
         authenticator: Authenticator,
+        connection_id: str | None = None,
     ) -> None:
         self.settings = settings
         self.channels = channels
@@ -87,7 +88,11 @@ class Connection:
         self._expiry: asyncio.TimerHandle | None = None
         self.identity = identity
         self.set_identity(identity)
-        self.connection_id = secrets.token_urlsafe(8).replace("-", "x").replace("_", "y")
+        # A connection resumed from the store (its node died, or the relay restarted) keeps
+        # its connectionId.
+        self.connection_id = connection_id or secrets.token_urlsafe(8).replace("-", "x").replace(
+            "_", "y"
+        )
         self.connection_key = ""
         self.ws: web.WebSocketResponse | None = None
         self.transport: asyncio.Transport | None = None
@@ -504,7 +509,12 @@ class Connection:
         if self.replaces is None:
             return False
         last = await channel.store.last_presence(channel.log.channel_id, self.replaces)
-        return last is not None and last.get("action") != PresenceAction.LEAVE
+        if last is None or last.get("action") == PresenceAction.LEAVE:
+            return False
+        # A connection resumed from the store replaces itself: once it has re-entered here,
+        # nothing is lost any more.
+        mine = self.connection_id
+        return not any(m["connectionId"] == mine for m in channel.presence.members.values())
 
     async def _replay_start(
         self, channel: Channel, channel_serial: Any, rewind: str | None
@@ -654,6 +664,7 @@ class Connection:
                 ack,
                 connection_id=self.connection_id,
                 id_base=f"{self.connection_id}:{msg_serial}",
+                resendable=True,
             )
         except Exception as exc:
             ack(None, self._as_error(exc, name))

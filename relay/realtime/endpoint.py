@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
+import secrets
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -40,6 +42,10 @@ class RealtimeEndpoint:
         # Told of each socket of an app opening (+1) and closing (-1): live stats.
         self.on_socket: Callable[[str, int], None] | None = None
         self._ticker: asyncio.Task[None] | None = None
+        # This process among the nodes writing to the store (connections record their node).
+        self.node_id = secrets.token_hex(8)
+        self._recording: set[asyncio.Task[None]] = set()
+        self._stopping = False
 
     def connection_id_for_key(self, app_id: str, connection_key: str) -> str | None:
         """The id of the live connection of `app_id` whose key is `connection_key`: whom a
@@ -49,8 +55,14 @@ class RealtimeEndpoint:
             return None
         return connection.connection_id if connection.key_matches(connection_key) else None
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        await self._node_alive()
         self._ticker = asyncio.create_task(self._tick(), name="relay-heartbeats")
+
+    async def _node_alive(self) -> None:
+        await self.channels.store.node_alive(
+            self.node_id, now_ms(), self.settings.connection_state_ttl
+        )
 
     async def stop(self, flush: Callable[[], Awaitable[None]] | None = None) -> None:
         """Tell every client to reconnect (they resume against whichever relay answers next).
@@ -59,6 +71,7 @@ class RealtimeEndpoint:
         accepted is made durable and ACKed, and only then is DISCONNECTED sent: no publish is
         both stored and left unacknowledged (the SDK would publish it again).
         """
+        self._stopping = True
         if self._ticker is not None:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -111,9 +124,16 @@ class RealtimeEndpoint:
         if self.on_socket is not None:
             self.on_socket(identity.app_id, 1)
         try:
-            connection, error = self._resume_or_new(query, identity)
+            connection, error = await self._resume_or_new(query, identity)
             connection.attach_socket(ws, transport, fmt, echo=query.get("echo", "true") != "false")
-            self.connections[connection.connection_id] = connection
+            cid = connection.connection_id
+            self.connections[cid] = connection
+            store = self.channels.store
+            self._record(
+                store.save_connection(
+                    cid, identity.app_id, _key_hash(connection.connection_key), self.node_id
+                )
+            )
             connection.send(connection.connected_message(error))
             _log_connected(connection, query, error)
             await connection.serve()
@@ -123,47 +143,99 @@ class RealtimeEndpoint:
                 extra=_context(connection),
             )
             if connection.closed:
-                self.connections.pop(connection.connection_id, None)
+                if self.connections.get(cid) is connection:
+                    del self.connections[cid]
+                self._record(store.forget_connections(self.node_id, [cid]))
+            elif connection.ws is ws:
+                self._record(store.drop_connections(self.node_id, [cid], now_ms()))
         finally:
             self.open_sockets -= 1
             if self.on_socket is not None:
                 self.on_socket(identity.app_id, -1)
         return ws
 
-    def _resume_or_new(
+    async def _resume_or_new(
         self, query: Mapping[str, str], identity: Identity
     ) -> tuple[Connection, AblyError | None]:
         """The connection a `resume`/`recover` key names, or a new one with the reason it is new.
 
-        A key that is not of our shape (CONNECTION_KEY) is 80018; one whose state has expired or
-        is unknown (the relay restarted) is 80008. Either way the SDK resets msgSerial and
-        re-attaches its channels with their channelSerials, which the durable log honours.
+        The connection is resumed from this node's memory, or else from the store, where every
+        node records its connections: one whose node died or restarted resumes here with its
+        connectionId, within connectionStateTtl. A key that is not of our shape
+        (CONNECTION_KEY), or that does not match, is 80018; one whose state has expired or is
+        unknown is 80008. Then the SDK resets msgSerial and re-attaches its channels with their
+        channelSerials, which the durable log honours.
         """
         key = query.get("resume") or query.get("recover")
         error: AblyError | None = None
         replaced: str | None = None
+        resumed: Connection | None = None
         if key:
             shape = CONNECTION_KEY.fullmatch(key)
             connection_id = shape.group(1) if shape else ""
             existing = self.connections.get(connection_id) if shape else None
             if shape is None:
                 outcome, error = "invalid", AblyError(80018, 400, "Invalid connection key")
-            elif existing is None or existing.closed:
-                outcome = "expired"
-                error = AblyError(80008, 400, "Unable to resume: connection state expired")
-                replaced = connection_id
-            elif not existing.key_matches(key) or existing.identity.app_id != identity.app_id:
-                outcome, error = "invalid", AblyError(80018, 400, "Invalid connection key")
+            elif (
+                existing is not None
+                and not existing.closed
+                and existing.key_matches(key)
+                and existing.identity.app_id == identity.app_id
+            ):
+                outcome, resumed = "resumed", existing
             else:
-                outcome = "resumed"
+                claimed = await self.channels.store.claim_connection(
+                    connection_id,
+                    identity.app_id,
+                    _key_hash(key),
+                    self.node_id,
+                    now_ms(),
+                    self.settings.connection_state_ttl,
+                )
+                if claimed:
+                    outcome = "resumed"
+                    resumed = self._restored(connection_id, identity)
+                elif claimed is False:
+                    outcome, error = "invalid", AblyError(80018, 400, "Invalid connection key")
+                else:
+                    outcome = "expired"
+                    error = AblyError(80008, 400, "Unable to resume: connection state expired")
+                    replaced = connection_id
             if self.channels.metrics is not None:
                 self.channels.metrics.resumes.labels(outcome).inc()
-            if existing is not None and error is None:
-                existing.set_identity(identity)
-                return existing, None
+            if resumed is not None:
+                resumed.set_identity(identity)
+                return resumed, None
         connection = Connection(identity, self.settings, self.channels, self.authenticator)
         connection.replaces = replaced
         return connection, error
+
+    def _restored(self, connection_id: str, identity: Identity) -> Connection:
+        """A connection taken over from the store. What it held in memory (its presence members,
+        its ACK replies) died with its node: its members are found lost on the next attach
+        (`replaces`), so the SDK re-enters them, and the publishes it resends are recognised by
+        their ids in the store. A stale copy in this node's memory is dropped."""
+        stale = self.connections.pop(connection_id, None)
+        if stale is not None:
+            stale.closed = True
+            stale.cancel_timers()
+        connection = Connection(
+            identity, self.settings, self.channels, self.authenticator, connection_id
+        )
+        connection.replaces = connection_id
+        return connection
+
+    def _record(self, write: Coroutine[Any, Any, None]) -> None:
+        """Record connection state in the store without holding up the connection: if it is
+        lost (the node dies first), that connection's resume elsewhere gives 80008. Nothing is
+        recorded once the relay is stopping (the store closes; state ages from the node's last
+        heartbeat)."""
+        if self._stopping:
+            write.close()
+            return
+        task = asyncio.get_running_loop().create_task(_logged(write))
+        self._recording.add(task)
+        task.add_done_callback(self._recording.discard)
 
     def enforce_revocations(self) -> None:
         """Drop the sockets of connections whose token has been revoked (40141)."""
@@ -192,15 +264,20 @@ class RealtimeEndpoint:
             await asyncio.sleep(interval)
             now = time.monotonic()
             current: dict[str, int] = {}
+            expired: list[str] = []
             for cid, connection in list(self.connections.items()):
                 if connection.dropped_at is not None:
                     if now - connection.dropped_at > ttl:
                         del self.connections[cid]
+                        expired.append(cid)
                     continue
                 if seen.get(cid) == connection.frames_sent:
                     connection.send(heartbeat)
                 current[cid] = connection.frames_sent
             seen = current
+            if expired:
+                self._record(self.channels.store.forget_connections(self.node_id, expired))
+            self._record(self._node_alive())
             # A revocation may apply some time after it is made (allowReauthMargin).
             self.enforce_revocations()
 
@@ -224,3 +301,15 @@ def _log_connected(
         connection.format,
         extra=_context(connection),
     )
+
+
+def _key_hash(key: str) -> str:
+    """What the store keeps of a connection key: enough to check one, not to use it."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+async def _logged(write: Awaitable[None]) -> None:
+    try:
+        await write
+    except Exception:
+        log.exception("recording connection state in the store failed")

@@ -223,6 +223,38 @@ class Store(Protocol):
     async def revocations(self, after_id: int) -> list[tuple[int, Revocation]]:
         """Revocations committed after the one numbered `after_id`, in order, with their ids."""
 
+    # Connections and nodes: what lets a connection resume on another node or after a restart
+
+    async def node_alive(self, node_id: str, now_ms: int, ttl_ms: int) -> None:
+        """Record that `node_id` is alive at `now_ms`; forget connections that can no longer
+        be resumed (gone for longer than `ttl_ms`) and nodes silent for that long."""
+
+    async def save_connection(
+        self, connection_id: str, app_id: str, key_hash: str, node_id: str
+    ) -> None:
+        """Record a connection `node_id` serves now, under its current key."""
+
+    async def drop_connections(
+        self, node_id: str, connection_ids: Sequence[str], at_ms: int
+    ) -> None:
+        """Their sockets went away at `at_ms` (only rows `node_id` still owns change)."""
+
+    async def forget_connections(self, node_id: str, connection_ids: Sequence[str]) -> None:
+        """Closed or expired on `node_id`: no longer resumable (rows another node took stay)."""
+
+    async def claim_connection(
+        self,
+        connection_id: str,
+        app_id: str,
+        key_hash: str,
+        node_id: str,
+        now_ms: int,
+        ttl_ms: int,
+    ) -> bool | None:
+        """Take over a connection for a resume on `node_id`, atomically: True when it is
+        resumable (now served by `node_id`), False when the key or app do not match, None when
+        it is unknown or expired (its state is then forgotten)."""
+
     # Apps provisioned at run time (the sandbox)
 
     async def add_app(self, app_id: str, spec: str, keys: Sequence[ApiKey]) -> None:

@@ -115,6 +115,25 @@ CREATE TABLE IF NOT EXISTS revocations (
     applies_at INTEGER NOT NULL
 );
 
+-- Relay nodes writing to this database, and when each last said it is alive (ms): a node whose
+-- heartbeat is old is gone, and its connections' state ages from that moment.
+CREATE TABLE IF NOT EXISTS nodes (
+    node_id TEXT PRIMARY KEY,
+    heartbeat INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- Realtime connections that can be resumed, on whichever node: the node serving it, a hash of
+-- its current connection key, and when its socket went away (NULL while its node serves it).
+-- A resume within connectionStateTtl of that moment (or of its node's last heartbeat, if the
+-- node died) keeps the connectionId; the publishes it resends are found by their message ids.
+CREATE TABLE IF NOT EXISTS connections (
+    connection_id TEXT PRIMARY KEY,
+    app_id TEXT NOT NULL,
+    key_hash TEXT NOT NULL,
+    node_id TEXT NOT NULL,
+    dropped_at INTEGER
+) WITHOUT ROWID;
+
 -- Restores (channel_relay.backup): the events of a channel after after_seq up to upto_seq were
 -- lost when an older backup was put in place (numbering carried on after upto_seq). A resume from
 -- a channelSerial in that range is refused (80006): that client saw what the log no longer has.

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import queue
+import secrets
 import shutil
 import sqlite3
 import tempfile
@@ -214,6 +215,82 @@ class SqliteStore:
             (after_id,),
         )
         return [(row[0], Revocation(*row[1:])) for row in rows]
+
+    async def node_alive(self, node_id: str, now_ms: int, ttl_ms: int) -> None:
+        def alive(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT OR REPLACE INTO nodes (node_id, heartbeat) VALUES (?, ?)", (node_id, now_ms)
+            )
+            horizon = now_ms - ttl_ms
+            db.execute(
+                "DELETE FROM connections WHERE dropped_at < ? OR (dropped_at IS NULL AND node_id "
+                "NOT IN (SELECT node_id FROM nodes WHERE heartbeat >= ?))",
+                (horizon, horizon),
+            )
+            db.execute("DELETE FROM nodes WHERE heartbeat < ?", (horizon,))
+
+        await self._write(alive)
+
+    async def save_connection(
+        self, connection_id: str, app_id: str, key_hash: str, node_id: str
+    ) -> None:
+        await self._write(
+            lambda db: db.execute(
+                "INSERT OR REPLACE INTO connections "
+                "(connection_id, app_id, key_hash, node_id, dropped_at) VALUES (?, ?, ?, ?, NULL)",
+                (connection_id, app_id, key_hash, node_id),
+            )
+        )
+
+    async def drop_connections(
+        self, node_id: str, connection_ids: Sequence[str], at_ms: int
+    ) -> None:
+        rows = [(at_ms, cid, node_id) for cid in connection_ids]
+        await self._write(
+            lambda db: db.executemany(
+                "UPDATE connections SET dropped_at = ? WHERE connection_id = ? AND node_id = ?",
+                rows,
+            )
+        )
+
+    async def forget_connections(self, node_id: str, connection_ids: Sequence[str]) -> None:
+        rows = [(cid, node_id) for cid in connection_ids]
+        await self._write(
+            lambda db: db.executemany(
+                "DELETE FROM connections WHERE connection_id = ? AND node_id = ?", rows
+            )
+        )
+
+    async def claim_connection(
+        self,
+        connection_id: str,
+        app_id: str,
+        key_hash: str,
+        node_id: str,
+        now_ms: int,
+        ttl_ms: int,
+    ) -> bool | None:
+        def claim(db: sqlite3.Connection) -> bool | None:
+            row = db.execute(
+                "SELECT c.app_id, c.key_hash, coalesce(c.dropped_at, n.heartbeat, 0) "
+                "FROM connections c LEFT JOIN nodes n ON n.node_id = c.node_id "
+                "WHERE c.connection_id = ?",
+                (connection_id,),
+            ).fetchone()
+            if row is None:
+                return None
+            if now_ms - row[2] > ttl_ms:
+                db.execute("DELETE FROM connections WHERE connection_id = ?", (connection_id,))
+                return None
+            if row[0] != app_id or not secrets.compare_digest(row[1], key_hash):
+                return False
+            db.execute(
+                "UPDATE connections SET node_id = ?, dropped_at = NULL WHERE connection_id = ?",
+                (node_id, connection_id),
+            )
+            return True
+
+        return await self._write(claim)
 
     async def add_app(self, app_id: str, spec: str, keys: Sequence[ApiKey]) -> None:
         rows = [(k.name, k.app_id, k.secret, k.capability.to_json()) for k in keys]

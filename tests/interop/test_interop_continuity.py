@@ -204,9 +204,13 @@ async def test_black_holed_connection_is_detected_and_resumed_without_loss(
 # 3. SIGKILL and restart.
 
 
+@pytest.mark.parametrize("explicit_ids", [True, False], ids=["client-ids", "no-ids"])
 async def test_sigkill_and_restart_loses_no_acked_message_and_duplicates_none(
-    tmp_path: Path, processes: list[RelayProcess], nodes: list[NodeProcess]
+    tmp_path: Path, processes: list[RelayProcess], nodes: list[NodeProcess], explicit_ids: bool
 ) -> None:
+    """The connections resume on the restarted relay (same connectionId, RESUMED: their state
+    is in the store), and the publishes ably-js resends are stored once even without
+    client-supplied ids (the relay keeps the ids it generates from connectionId:msgSerial)."""
     port, db = free_port(), tmp_path / "killed.db"
     processes.append(await start_relay_process(db, port))
     count = 600
@@ -218,7 +222,7 @@ async def test_sigkill_and_restart_loses_no_acked_message_and_duplicates_none(
         count=count,
         inFlight=50,
         pauseMs=20,
-        explicitIds=True,
+        explicitIds=explicit_ids,
         subOptions=FAST_RETRY,
         pubOptions=FAST_RETRY,
     )
@@ -238,10 +242,49 @@ async def test_sigkill_and_restart_loses_no_acked_message_and_duplicates_none(
     assert [m["name"] for m in log] == [f"m{i}" for i in range(count)], "stored exactly once"
     assert [m["serial"] for m in log] == [m["serial"] for m in result["received"]]
     assert result["acked"] == [m["serial"] for m in log]
-    # The relay's memory died with it: the resume failed with 80008 and a new connection.
-    reconnect = _state_events(node, "sub", "connected")[-1]
-    assert reconnect["reason"] is not None and reconnect["reason"]["code"] == 80008, reconnect
-    assert result["lastId"] != result["firstId"]
+    # Both connections resumed on the restarted relay, with their connectionIds.
+    for who in ("sub", "pub"):
+        connects = _state_events(node, who, "connected")
+        assert len(connects) >= 2, connects
+        assert {e["id"] for e in connects} == {connects[0]["id"]}, connects
+        assert connects[-1]["reason"] is None, connects[-1]
+    assert result["lastId"] == result["firstId"]
+    assert not [e for e in node.events if e.get("ev") == "puberr"]
+
+
+async def test_a_publish_stored_before_a_crash_and_resent_after_it_is_acked_once_stored_once(
+    tmp_path: Path, processes: list[RelayProcess]
+) -> None:
+    """The ACK a publish was owed died with the relay: the client resumes the same connection
+    on the restarted relay and resends it with the same msgSerial, as an SDK does; it gets the
+    serial the message was stored under, and the message is stored once."""
+    port, db = free_port(), tmp_path / "crash.db"
+    processes.append(await start_relay_process(db, port))
+    client, connected = await connect_raw(port, KEY, "json")
+    connection_id = connected["connectionId"]
+    key = connected["connectionDetails"]["connectionKey"]
+    await client.attach("crash")
+    frame = {"action": MESSAGE, "channel": "crash", "msgSerial": 0, "messages": [{"data": "x"}]}
+    await client.send(frame)
+    # Durable before the crash; the client never reads the ACK.
+    await _wait_for_history(port, "crash", 1)
+    processes[-1].kill()
+    await processes[-1].proc.wait()
+    client.ws.transport.abort()
+    processes.append(await start_relay_process(db, port))
+
+    resumed, reconnected = await connect_raw(port, KEY, "json", resume=key)
+    try:
+        assert reconnected["connectionId"] == connection_id
+        assert "error" not in reconnected, reconnected
+        await resumed.send(frame)
+        ack = await resumed.recv_action(ACK, NACK)
+        assert ack["action"] == ACK, ack
+        (serial,) = ack["res"][0]["serials"]
+    finally:
+        await resumed.close()
+    items, _ = await rest_history(port, KEY, "crash")
+    assert [m["serial"] for m in items] == [serial]
 
 
 # 4. A resume after connectionStateTtl.
@@ -431,7 +474,7 @@ async def test_resent_publishes_after_resume_are_acked_once_with_original_serial
     for frame in frames:
         await client.send_raw(frame)
     # Every publish received and committed (history), then the socket dies unread.
-    await _wait_for_history(relay, "resent", 10)
+    await _wait_for_history(relay.port, "resent", 10)
     connection = relay.realtime.connections[connection_id]
     client.ws.transport.abort()
     await _wait_for(lambda: connection.transport is None, 5, "relay sees the drop")
@@ -496,7 +539,7 @@ async def test_resent_publishes_answer_finished_ones_at_once_and_in_order_while_
     ]
     for frame in frames[:5]:
         await client.send_raw(frame)
-    await _wait_for_history(relay, "held", 5)
+    await _wait_for_history(relay.port, "held", 5)
     hold.set()
     for frame in frames[5:]:
         await client.send_raw(frame)
@@ -526,10 +569,10 @@ async def test_resent_publishes_answer_finished_ones_at_once_and_in_order_while_
     again.ws.transport.abort()
 
 
-async def _wait_for_history(relay: Relay, channel: str, count: int) -> None:
+async def _wait_for_history(port: int, channel: str, count: int) -> None:
     async with asyncio.timeout(5):
         while True:
-            items, _ = await rest_history(relay.port, KEY, channel)
+            items, _ = await rest_history(port, KEY, channel)
             if len(items) >= count:
                 return
             await asyncio.sleep(0.02)
