@@ -19,7 +19,18 @@ const $ = (id) => document.getElementById(id);
 // `aiPending` holds live messages while the AI view reads history up to the attach point.
 // `admin` is a client with the relay's admin key, when one was given: it lists every app and
 // fetches another app's key to switch to it.
-const view = { client: null, admin: null, appId: null, channel: null, unsubscribe: null, tab: 'live', ai: null, aiPending: null, poller: null };
+const view = {
+  client: null,
+  admin: null,
+  appId: null,
+  channel: null,
+  unsubscribe: null,
+  tab: 'live',
+  ai: null,
+  aiHistoryRead: false,
+  aiPending: null,
+  poller: null,
+};
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -224,6 +235,7 @@ function openChannel(name) {
   view.channel = name;
   view.ai = new AiSession();
   view.aiPending = null;
+  view.aiHistoryRead = false;
   showView('channel-view');
   $('channel-title').textContent = name;
   $('live').replaceChildren();
@@ -239,8 +251,13 @@ function onChannelEvent(name, event) {
   if (name !== view.channel) return;
   if (event.type === 'attached') {
     $('live-note').textContent = 'Attached; new messages appear at the top.';
-    view.aiPending = [];
-    loadAiHistory(name, event.attachSerial);
+    // After a drop the client re-attaches from where it was and the relay replays the gap, so
+    // history is read once per opening.
+    if (!view.aiHistoryRead) {
+      view.aiHistoryRead = true;
+      view.aiPending = [];
+      loadAiHistory(name, event.attachSerial);
+    }
   } else if (event.type === 'message') {
     addLive(event.message);
     if (view.aiPending) view.aiPending.push(event.message);
