@@ -44,6 +44,9 @@ class Settings:
     sync_page_size: int = 100
     # A subscriber whose unsent output exceeds this is disconnected rather than slowing a channel.
     max_outbound_buffer: int = 8 * 1024 * 1024
+    # All subscribers' unsent output together: past it, those holding the most are disconnected.
+    # 0: no relay-wide limit.
+    max_outbound_total: int = 128 * 1024 * 1024
     sandbox: bool = False
     # The web inspector at /inspect (channel_relay.inspector): on for local development, off
     # for a deployment that wants no browser UI. Its data needs a key either way.

@@ -116,7 +116,7 @@ class Metrics:
         )
         self.slow_consumers = Counter(
             "relay_slow_consumer_disconnects",
-            "Sockets dropped because their unsent output passed max_outbound_buffer",
+            "Sockets disconnected as too slow (max_outbound_buffer or max_outbound_total)",
             registry=r,
         )
         self.retention_deleted = Counter(

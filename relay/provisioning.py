@@ -276,7 +276,7 @@ class Sandbox:
             if (
                 connection.identity.app_id != app_id
                 or connection.ws is None
-                or connection.transport is None
+                or connection.writer is None
                 or connection_id not in (None, connection.connection_id)
                 or client_id not in (None, connection.identity.client_id)
             ):
@@ -285,7 +285,7 @@ class Sandbox:
             if error is not None:
                 await connection.disconnect(error)
             else:
-                connection.transport.abort()
+                connection.writer.abort()
         return dropped
 
     async def _clear(self, app_id: str, *, keep_app: bool) -> None:
@@ -296,7 +296,7 @@ class Sandbox:
         for cid, connection in closing:
             self.realtime.connections.pop(cid, None)
             with contextlib.suppress(Exception):
-                if connection.ws is not None and connection.transport is not None:
+                if connection.ws is not None and connection.writer is not None:
                     await connection.fail(_CLOSED)
                 else:
                     await connection.close()

@@ -267,6 +267,14 @@ OPTIONS: tuple[Option, ...] = (
         _int(1024),
         "bytes queued to a subscriber before it is disconnected as too slow",
     ),
+    Option(
+        "max_outbound_total",
+        "limits",
+        "max_outbound_total",
+        _int(0),
+        "bytes queued to all subscribers together before the slowest are disconnected"
+        " (0: no limit)",
+    ),
     Option("sync_page_size", "limits", "sync_page_size", _int(1), "members per presence SYNC"),
     Option(
         "retention_interval",

@@ -14,11 +14,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 from raw_client import ConnectRaw, RawClient, connect_raw
+from relay_support import running_relay
 
-from channel_relay.config import Settings
 from channel_relay.server import Relay
 
-APP_KEY = "app1.key1:secret1"
 FORMATS = ["msgpack", "json"]
 
 
@@ -26,14 +25,8 @@ FORMATS = ["msgpack", "json"]
 async def relay(tmp_path: Path) -> AsyncIterator[Relay]:
     """A relay on an ephemeral port of 127.0.0.1 with its own SQLite file and key APP_KEY,
     serving in the test's event loop."""
-    server = Relay(
-        Settings(host="127.0.0.1", port=0, db_path=str(tmp_path / "relay.db"), keys=[APP_KEY])
-    )
-    await server.start()
-    try:
+    async with running_relay(tmp_path) as server:
         yield server
-    finally:
-        await server.stop()
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from channel_relay.auth.authenticator import Authenticator, now_ms, stamp_client_ids
 from channel_relay.auth.credentials import message_client_id
@@ -45,7 +45,8 @@ from channel_relay.protocol.validation import (
     valid_text,
 )
 from channel_relay.realtime.acks import AckQueue
-from channel_relay.realtime.frames import ws_frame
+from channel_relay.realtime.frames import FrameWriter, ws_frame
+from channel_relay.realtime.outbound import OutboundBudget
 
 __all__ = ["CONNECTION_KEY", "Connection"]
 
@@ -54,6 +55,9 @@ log = logging.getLogger(__name__)
 # The shape of the connection keys this relay hands out, "<16 random>!<connectionId>"; a
 # `resume`/`recover` key of another shape is refused as malformed (80018), whatever it names.
 CONNECTION_KEY = re.compile(r"[A-Za-z0-9_-]{16}!([A-Za-z0-9]{11})")
+# Seconds a shed slow consumer's socket has to take its DISCONNECTED and CLOSE before it is
+# dropped (sooner if the relay-wide outbound budget needs the room).
+_SHED_GRACE = 5.0
 
 
 @dataclass(slots=True)
@@ -71,7 +75,7 @@ class Connection:
 
     Publishes are pipelined: a MESSAGE is numbered and queued for commit, and the read loop
     moves on; its ACK is written when the store reports it durable, in msgSerial order.
-    Everything written goes straight to the transport as a pre-built frame.
+    Everything written goes to the socket's FrameWriter as a pre-built frame.
     """
 
     def __init__(
@@ -80,9 +84,11 @@ class Connection:
         settings: Settings,
         channels: ChannelRegistry,
         authenticator: Authenticator,
+        outbound: OutboundBudget,
         connection_id: str | None = None,
     ) -> None:
         self.settings = settings
+        self.outbound = outbound
         self.channels = channels
         self.authenticator = authenticator
         self._expiry: asyncio.TimerHandle | None = None
@@ -95,7 +101,10 @@ class Connection:
         )
         self.connection_key = ""
         self.ws: web.WebSocketResponse | None = None
-        self.transport: asyncio.Transport | None = None
+        self.writer: FrameWriter | None = None
+        # Set once the current socket was shed as too slow: nothing more is written to it.
+        self._shedding = False
+        self._closing: asyncio.Task[bool] | None = None
         self.format: Format = "json"
         self.echo = True
         self.attachments: dict[str, Attachment] = {}
@@ -130,13 +139,16 @@ class Connection:
         self, ws: web.WebSocketResponse, transport: asyncio.Transport, fmt: Format, echo: bool
     ) -> None:
         """Serve this connection over a (new) socket, replacing any previous one."""
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.abort()
+        if self.writer is not None:
+            self.writer.abort()
+            self.outbound.forget(self)
         self._detach_all()
         if self._presence_grace is not None:
             self._presence_grace.cancel()
             self._presence_grace = None
-        self.ws, self.transport, self.format, self.echo = ws, transport, fmt, echo
+        self.ws, self.format, self.echo = ws, fmt, echo
+        self.writer = FrameWriter(ws, transport)
+        self._shedding = False
         self.connection_key = f"{secrets.token_urlsafe(12)}!{self.connection_id}"
         self.dropped_at = None
         self.end_reason = None
@@ -193,24 +205,50 @@ class Connection:
             return None
 
     def _write(self, frame: bytes) -> None:
-        transport = self.transport
-        if transport is None or transport.is_closing():
+        writer = self.writer
+        if writer is None or self._shedding or not writer.write(frame):
             return
-        transport.write(frame)
         self.frames_sent += 1
-        if transport.get_write_buffer_size() > self.settings.max_outbound_buffer:
-            # A subscriber that cannot keep up must not hold the channel back or grow memory
-            # without bound: drop its socket; the SDK resumes and catches up from the log.
-            log.warning(
-                "dropping the socket of slow consumer %s",
-                self.connection_id,
-                extra={"connection_id": self.connection_id},
-            )
-            if self.channels.metrics is not None:
-                self.channels.metrics.slow_consumers.inc()
-            self.end_reason = "slow consumer: its unsent output passed max_outbound_buffer"
-            self._detach_all()
-            transport.abort()
+        size = writer.buffered()
+        if size > self.settings.max_outbound_buffer:
+            self.shed()
+        self.outbound.note(self, size)
+
+    def buffered(self) -> int:
+        return 0 if self.writer is None else self.writer.buffered()
+
+    def shed(self) -> None:
+        """Too slow to keep up. A subscriber that cannot must not hold the channel back or grow
+        memory without bound: DISCONNECTED 42915 is its last frame, the socket closes, and the
+        SDK resumes at once and catches up from the log."""
+        writer = self.writer
+        if writer is None or self._shedding:
+            return
+        self._shedding = True
+        self.end_reason = "slow consumer: its unsent output passed the outbound bounds"
+        log.warning(
+            "disconnecting slow consumer %s",
+            self.connection_id,
+            extra={"connection_id": self.connection_id, "code": 42915},
+        )
+        if self.channels.metrics is not None:
+            self.channels.metrics.slow_consumers.inc()
+        self.outbound.shedding(self)
+        self._detach_all()
+        error = AblyError(
+            42915, 429, "Connection too slow to take its messages; reconnect and resume"
+        )
+        frame = self._encode({"action": Action.DISCONNECTED, "error": error.to_dict()})
+        if frame is not None:
+            writer.write(frame)
+        loop = asyncio.get_running_loop()
+        if self.ws is not None:
+            self._closing = loop.create_task(self.ws.close(drain=False))
+        loop.call_later(_SHED_GRACE, writer.abort)
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.abort()
 
     def connected_message(self, error: AblyError | None = None) -> dict[str, Any]:
         s = self.settings
@@ -243,6 +281,11 @@ class Connection:
         try:
             async for frame in ws:
                 if frame.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                    if ws.close_code == WSCloseCode.MESSAGE_TOO_BIG:
+                        # The socket sent ERROR 40009 (realtime.endpoint): the SDK has failed
+                        # the connection and will not resume it.
+                        self.end_reason = "ERROR 40009: a frame over maxFrameSize"
+                        await self.close()
                     break
                 if self.ws is not ws:
                     # Resumed on a newer socket: what is still queued from this one is stale
@@ -254,7 +297,8 @@ class Connection:
         finally:
             if self.ws is ws:
                 self._detach_all()
-                self.transport = None
+                self.writer = None
+                self.outbound.forget(self)
                 self.dropped_at = time.monotonic()
                 if self.presence_channels and not self.closed and not self.draining:
                     self._presence_grace = asyncio.get_running_loop().call_later(
@@ -269,9 +313,6 @@ class Connection:
         ERROR for a frame naming a channel; otherwise a connection ERROR for a client's fault,
         DISCONNECTED for the relay's own), and nothing reaches aiohttp after the upgrade.
         """
-        if len(data) > self.settings.max_frame_size:
-            await self.fail(AblyError.too_large("Protocol message exceeds maxFrameSize"))
-            return False
         try:
             message = decode_frame(data)
         except AblyError as error:
@@ -425,7 +466,7 @@ class Connection:
 
     async def _on_attach(self, message: dict[str, Any]) -> None:
         name = _channel_name(message)
-        transport = self.transport
+        writer = self.writer
         try:
             check_channel_name(name)
             params = message.get("params") if isinstance(message.get("params"), dict) else None
@@ -444,7 +485,7 @@ class Connection:
         except AblyError as error:
             self._channel_error(name, error)
             return
-        if self.transport is not transport:
+        if self.writer is not writer:
             # The socket dropped or was resumed elsewhere while the channel was looked up: this
             # ATTACH belongs to the old one, and the SDK attaches again on the new one.
             return

@@ -11,7 +11,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 
 from channel_relay.auth.authenticator import Authenticator, now_ms
 from channel_relay.auth.identity import Identity
@@ -21,7 +21,8 @@ from channel_relay.protocol.actions import Action
 from channel_relay.protocol.codec import Format, encode_frame
 from channel_relay.protocol.errors import AblyError
 from channel_relay.realtime.connection import CONNECTION_KEY, Connection
-from channel_relay.realtime.frames import ws_frame
+from channel_relay.realtime.frames import FrameWriter, ws_frame
+from channel_relay.realtime.outbound import OutboundBudget
 
 __all__ = ["RealtimeEndpoint"]
 
@@ -41,6 +42,7 @@ class RealtimeEndpoint:
         self.open_sockets = 0
         # Told of each socket of an app opening (+1) and closing (-1): live stats.
         self.on_socket: Callable[[str, int], None] | None = None
+        self.outbound = OutboundBudget(settings.max_outbound_total)
         self._ticker: asyncio.Task[None] | None = None
         # This process among the nodes writing to the store (connections record their node).
         self.node_id = secrets.token_hex(8)
@@ -92,14 +94,12 @@ class RealtimeEndpoint:
         Refusals are sent as a protocol ERROR after the upgrade: an SDK whose upgrade is refused
         at the HTTP level cannot see why and would retry for ever.
         """
-        ws = web.WebSocketResponse(
-            autoping=True, compress=False, max_msg_size=self.settings.max_frame_size * 2
-        )
+        query = request.query
+        fmt: Format = "msgpack" if query.get("format") == "msgpack" else "json"
+        ws = _Socket(fmt, self.settings.max_frame_size)
         await ws.prepare(request)
         transport = request.transport
         assert transport is not None
-        query = request.query
-        fmt: Format = "msgpack" if query.get("format") == "msgpack" else "json"
         metrics = self.channels.metrics
         limit = self.settings.max_connections
         try:
@@ -117,7 +117,7 @@ class RealtimeEndpoint:
                 "connection refused: %s (%d)", error.message, error.code, extra={"code": error.code}
             )
             frame = {"action": Action.ERROR, "error": error.to_dict()}
-            transport.write(ws_frame(encode_frame(frame, fmt)))
+            FrameWriter(ws, transport).write(ws_frame(encode_frame(frame, fmt)))
             await ws.close()
             return ws
         self.open_sockets += 1
@@ -206,7 +206,9 @@ class RealtimeEndpoint:
             if resumed is not None:
                 resumed.set_identity(identity)
                 return resumed, None
-        connection = Connection(identity, self.settings, self.channels, self.authenticator)
+        connection = Connection(
+            identity, self.settings, self.channels, self.authenticator, self.outbound
+        )
         connection.replaces = replaced
         return connection, error
 
@@ -220,7 +222,12 @@ class RealtimeEndpoint:
             stale.closed = True
             stale.cancel_timers()
         connection = Connection(
-            identity, self.settings, self.channels, self.authenticator, connection_id
+            identity,
+            self.settings,
+            self.channels,
+            self.authenticator,
+            self.outbound,
+            connection_id=connection_id,
         )
         connection.replaces = connection_id
         return connection
@@ -313,3 +320,24 @@ async def _logged(write: Awaitable[None]) -> None:
         await write
     except Exception:
         log.exception("recording connection state in the store failed")
+
+
+class _Socket(web.WebSocketResponse):
+    """aiohttp's WebSocket, refusing frames over maxFrameSize as Ably does: aiohttp stops
+    reading such a frame at its header (nothing of it is buffered) and closes with 1009; the
+    client is first sent ERROR 40009, so an SDK learns why its connection failed."""
+
+    def __init__(self, fmt: Format, max_frame_size: int) -> None:
+        super().__init__(autoping=True, compress=False, max_msg_size=max_frame_size + 1)
+        error = AblyError.too_large(f"Protocol message exceeds maxFrameSize ({max_frame_size})")
+        self._too_big = encode_frame({"action": Action.ERROR, "error": error.to_dict()}, fmt)
+
+    async def close(
+        self, *, code: int = WSCloseCode.OK, message: bytes = b"", drain: bool = True
+    ) -> bool:
+        if code == WSCloseCode.MESSAGE_TOO_BIG and not self.closed:
+            if isinstance(self._too_big, str):
+                await self.send_str(self._too_big)
+            else:
+                await self.send_bytes(self._too_big)
+        return await super().close(code=code, message=message, drain=drain)

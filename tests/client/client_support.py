@@ -16,5 +16,5 @@ MakeClient = Callable[..., Awaitable[Realtime]]
 def abort_socket(relay: Relay, client: Realtime) -> None:
     """Drop `client`'s socket from the relay's side, as a network failure would."""
     connection = relay.realtime.connections[client.connection.id or ""]
-    assert connection.transport is not None
-    connection.transport.abort()
+    assert connection.writer is not None
+    connection.writer.abort()

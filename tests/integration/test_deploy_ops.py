@@ -13,32 +13,18 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from raw_client import connect_raw
+from relay_support import APP_KEY, running_relay
 
-from channel_relay.config import Settings
 from channel_relay.logs import JsonFormatter
 from channel_relay.server import Relay
 
-APP_KEY = "app1.key1:secret1"
 ACK, NACK, ERROR, MESSAGE = 1, 2, 9, 15
 
 
 @pytest.fixture
 async def relay(tmp_path: Path) -> AsyncIterator[Relay]:
-    server = Relay(
-        Settings(
-            host="127.0.0.1",
-            port=0,
-            db_path=str(tmp_path / "relay.db"),
-            keys=[APP_KEY],
-            max_connections=3,
-            max_inbound_rate=20,
-        )
-    )
-    await server.start()
-    try:
+    async with running_relay(tmp_path, max_connections=3, max_inbound_rate=20) as server:
         yield server
-    finally:
-        await server.stop()
 
 
 async def _get(relay: Relay, path: str) -> tuple[int, str]:

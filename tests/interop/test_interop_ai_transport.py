@@ -239,8 +239,8 @@ async def test_socket_dropped_mid_stream_resumes_with_exact_text(
         pytest.fail("the script never reached the drop point")
     connection = relay.realtime.connections[flag.read_text()]
     assert connection.identity.client_id == "alice"
-    assert connection.transport is not None
-    connection.transport.abort()
+    assert connection.writer is not None
+    connection.writer.abort()
     result = await script
     tokens = _tokens(result)
     assert result["errors"] == []

@@ -408,8 +408,8 @@ async def test_python_late_joiner_and_dropped_device_get_every_js_token_once(
     await wait_until(late, lambda: len(deltas) > 2)
     # Drop the late joiner's socket mid-stream: it resumes and misses nothing.
     connection = relay.realtime.connections[late.client.connection.id or ""]
-    assert connection.transport is not None
-    connection.transport.abort()
+    assert connection.writer is not None
+    connection.writer.abort()
     assert await turn.done(30) == "complete"
     await wait_until(late, lambda: late.tree.runs[turn.run_id].status == "complete")
     assert "".join(deltas) == "".join(tokens)

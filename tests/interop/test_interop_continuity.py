@@ -118,25 +118,24 @@ async def test_subscriber_and_publisher_socket_drops_lose_and_duplicate_nothing(
         await node.wait_progress("acked", at)
         before = len(_state_events(node, who, "connected"))
         connection = find_connection(relay, who)
-        assert connection is not None and connection.transport is not None
-        connection.transport.abort()
+        assert connection is not None and connection.writer is not None
+        connection.writer.abort()
         drops[who] += 1
         if right_after_reconnect:
             # Drop again as soon as the subscriber has re-attached (the replay of what it
             # missed is under way) or the publisher's new socket is up (resends under way).
             await _wait_for(
                 lambda: (
-                    connection.transport is not None
-                    and (who == "pub" or bool(connection.attachments))
+                    connection.writer is not None and (who == "pub" or bool(connection.attachments))
                 ),
                 10,
                 f"{who} back",
             )
-            connection.transport.abort()
+            connection.writer.abort()
             drops[who] += 1
         await node.wait_event(lambda e: len(_state_events(node, who, "connected")) > before)
         await _wait_for(
-            lambda: connection.transport is not None or node.result is not None, 15, "back"
+            lambda: connection.writer is not None or node.result is not None, 15, "back"
         )
         mid_stream.append(node.progress("recv") < count)
 
@@ -310,10 +309,10 @@ async def test_resume_after_ttl_reports_80008_and_channel_still_catches_up(
     )
     await node.wait_progress("recv", 100)
     sub = find_connection(relay, "sub")
-    assert sub is not None and sub.transport is not None
+    assert sub is not None and sub.writer is not None
     old_id = sub.connection_id
     proxy.refuse = True
-    sub.transport.abort()
+    sub.writer.abort()
     # Kept away until the relay has forgotten the connection (ticks every maxIdleInterval/3).
     await _wait_for(lambda: old_id not in relay.realtime.connections, 10, "expiry")
     proxy.refuse = False
@@ -477,7 +476,7 @@ async def test_resent_publishes_after_resume_are_acked_once_with_original_serial
     await _wait_for_history(relay.port, "resent", 10)
     connection = relay.realtime.connections[connection_id]
     client.ws.transport.abort()
-    await _wait_for(lambda: connection.transport is None, 5, "relay sees the drop")
+    await _wait_for(lambda: connection.writer is None, 5, "relay sees the drop")
 
     again, reconnected = await connect_raw(relay.port, KEY, "msgpack", resume=key)
     assert reconnected["action"] == 4 and "error" not in reconnected, reconnected
@@ -546,7 +545,7 @@ async def test_resent_publishes_answer_finished_ones_at_once_and_in_order_while_
     await _wait_for(lambda: len(held) == 5, 5, "5 commits held")
     connection = relay.realtime.connections[connection_id]
     client.ws.transport.abort()
-    await _wait_for(lambda: connection.transport is None, 5, "relay sees the drop")
+    await _wait_for(lambda: connection.writer is None, 5, "relay sees the drop")
 
     again, reconnected = await connect_raw(relay.port, KEY, "msgpack", resume=key)
     assert reconnected["connectionId"] == connection_id and "error" not in reconnected

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from interop_support import RunNode
+from relay_support import running_relay
 
 if TYPE_CHECKING:
     from channel_relay.server import Relay
@@ -18,23 +19,8 @@ MAX_IDLE_MS = 1000
 @pytest.fixture
 async def relay(tmp_path: Path) -> AsyncIterator[Relay]:
     """A relay promising activity every second, so idling past ably-js's deadline is quick."""
-    from channel_relay.config import Settings
-    from channel_relay.server import Relay
-
-    server = Relay(
-        Settings(
-            host="127.0.0.1",
-            port=0,
-            db_path=str(tmp_path / "relay.db"),
-            keys=["app1.key1:secret1"],
-            max_idle_interval=MAX_IDLE_MS,
-        )
-    )
-    await server.start()
-    try:
+    async with running_relay(tmp_path, max_idle_interval=MAX_IDLE_MS) as server:
         yield server
-    finally:
-        await server.stop()
 
 
 @pytest.mark.parametrize("heartbeats", [False, True], ids=["ws-ping", "protocol-heartbeat"])

@@ -228,8 +228,8 @@ async def _resume_run(run_node: RunNode, relay: Relay, tmp_path: Path) -> dict[s
         await script
         pytest.fail("the script never reached the drop point")
     connection = relay.realtime.connections[flag.read_text()]
-    assert connection.transport is not None
-    connection.transport.abort()
+    assert connection.writer is not None
+    connection.writer.abort()
     result = await script
     assert result["idAfter"] == result["idBefore"], "resumed, not a new connection"
     assert {"current": "attached", "resumed": True} in result["channelEvents"]

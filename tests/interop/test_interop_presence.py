@@ -140,10 +140,10 @@ async def _drop(relay: Relay, proxy: TcpProxy, node: NodeProcess, refuse_for: fl
     ready = await node.wait_event(lambda e: e.get("ev") == "ready")
     connection = find_connection(relay, "dropper")
     assert connection is not None and connection.connection_id == ready["dropperId"]
-    assert connection.transport is not None
+    assert connection.writer is not None
     proxy.refuse = True
     dropped_at = time.time() * 1000
-    connection.transport.abort()
+    connection.writer.abort()
 
     async def reopen() -> None:
         await asyncio.sleep(refuse_for)
