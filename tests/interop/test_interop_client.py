@@ -545,8 +545,8 @@ async def test_a_js_late_joiner_whose_socket_drops_gets_every_python_token_once(
         if member.client_id != "bob":
             return
         for connection in relay.realtime.connections.values():
-            if connection.identity.client_id == "bob" and connection.transport is not None:
-                connection.transport.abort()
+            if connection.identity.client_id == "bob" and connection.writer is not None:
+                connection.writer.abort()
 
     watcher.presence.subscribe(drop)
     result = await run_node(
