@@ -19,8 +19,11 @@ $(NODE_STAMP): tests/interop/package.json tests/interop/package-lock.json
 	cd tests/interop && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# Extra flags for `make serve`, e.g. make serve ARGS="--port 9000 --sandbox".
+ARGS ?=
+
 serve: $(STAMP)
-	$(BIN)/relay serve
+	$(BIN)/relay serve $(ARGS)
 
 chromium:
 	test -x $(CHROMIUM) || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }

@@ -7,7 +7,7 @@ import ssl
 from channel_relay.apps import Apps
 from channel_relay.auth.keys import ApiKey
 from channel_relay.config import Settings
-from channel_relay.store.base import Store
+from channel_relay.store.base import DEFAULT_KEY_SETTING, Store
 
 __all__ = [
     "DEFAULT_KEY_SETTING",
@@ -16,9 +16,6 @@ __all__ = [
     "stored_default_key",
     "tls_context",
 ]
-
-# The store setting naming the default app's key, made once per database.
-DEFAULT_KEY_SETTING = "default_key"
 
 
 def tls_context(settings: Settings) -> ssl.SSLContext | None:

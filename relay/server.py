@@ -42,6 +42,7 @@ from channel_relay.rest.sandbox import SandboxApi
 from channel_relay.rest.stats import StatsApi
 from channel_relay.retention import Retention
 from channel_relay.store.annotations import AnnotationStore
+from channel_relay.store.base import Store
 from channel_relay.store.sqlite import SqliteStore
 from channel_relay.usage import LiveStats
 
@@ -52,6 +53,7 @@ log = logging.getLogger(__name__)
 # Seconds aiohttp waits for handlers still running once clients were handed over.
 _SHUTDOWN_TIMEOUT = 2.0
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+StoreHook = Callable[[Store], Awaitable[None]]
 _METRICS = web.AppKey("metrics", Metrics)
 _CORS = {
     "Access-Control-Allow-Origin": "*",
@@ -148,9 +150,13 @@ class Relay:
             app.router.add_routes(sandbox.routes())
         return app
 
-    async def start(self) -> None:
+    async def start(self, prepare: StoreHook | None = None) -> None:
+        """Open the store, load keys and rules, bind. `prepare` is given the open store before
+        anything is read from it (`relay serve --import` loads its fixture there)."""
         await self.store.open()
         try:
+            if prepare is not None:
+                await prepare(self.store)
             await self.push.store.open()
             await self.annotations.store.open()
             await self.live_stats.open()
@@ -174,11 +180,13 @@ class Relay:
             await self.stop()
             raise
 
-    async def stop(self) -> None:
+    async def stop(self, finish: StoreHook | None = None) -> None:
         """Shut down gracefully, within settings.drain_timeout: stop accepting (listening
         sockets close, /readyz turns 503), stop acting on frames, make everything accepted
         durable and ACKed, send DISCONNECTED (80003) to every client so it resumes against
-        the next relay, then close the sockets and the store (its writer drains its queue)."""
+        the next relay, then close the sockets and the store (its writer drains its queue).
+        `finish` is given the store once everything is durable, before it closes
+        (`relay serve --export-on-exit`)."""
         self.accepting = False
         await self.retention.stop()
         if self._runner is not None:
@@ -199,7 +207,11 @@ class Relay:
         await self.push.store.close()
         await self.annotations.store.close()
         await self.live_stats.close()
-        await self.store.close()
+        try:
+            if finish is not None:
+                await finish(self.store)
+        finally:
+            await self.store.close()
 
     def _published(self, channel: Channel, messages: list[dict[str, Any]]) -> None:
         """Every committed publish: push notifications for its extras.push, and live stats."""

@@ -3,6 +3,7 @@
     relay serve                      run the relay
     relay channels list|subscribe|tail|publish|history|presence|occupancy
     relay token | apps list|create|delete | keys list
+    relay export | import            fixture files
     relay config check | backup | restore
 
 The client commands talk to a running relay (channel_relay.cli.target says how it is found)
@@ -20,7 +21,7 @@ from collections.abc import Sequence
 import aiohttp
 
 from channel_relay import __version__
-from channel_relay.cli import auth, channels, maintenance, serve
+from channel_relay.cli import auth, channels, fixtures, maintenance, serve
 from channel_relay.cli.output import Output
 from channel_relay.cli.target import CliError, add_target_arguments
 from channel_relay.client import AblyError
@@ -40,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_commands(commands)
     channels.add_commands(commands, common)
     auth.add_commands(commands, common)
+    fixtures.add_commands(commands)
     maintenance.add_commands(commands)
     return parser
 

@@ -22,10 +22,13 @@ import ssl
 import sys
 from typing import Any
 
+from channel_relay.cli.fixtures import export_to, import_from
+from channel_relay.cli.target import CliError
 from channel_relay.config import Settings
 from channel_relay.logs import configure as configure_logging
 from channel_relay.server import Relay
 from channel_relay.settings_loader import add_arguments, load_settings
+from channel_relay.store.base import Store
 from channel_relay.store.preflight import StoreOpenError
 
 __all__ = ["add_commands", "serve", "settings_from_args"]
@@ -43,6 +46,18 @@ def add_commands(commands: Any) -> None:
         "variable, else the config file, else its default.",
     )
     add_arguments(parser)
+    parser.add_argument(
+        "--import",
+        dest="import_file",
+        metavar="FILE",
+        help="load this fixture file at start (its channels replace those of the same name)",
+    )
+    parser.add_argument(
+        "--export-on-exit",
+        dest="export_file",
+        metavar="FILE",
+        help="write every channel, app and key to this fixture file when stopping",
+    )
     parser.set_defaults(run=run)
 
 
@@ -50,7 +65,14 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     configure_logging(settings.log_level, settings.log_format)
     try:
-        asyncio.run(serve(settings, _secret_source(args, settings)))
+        asyncio.run(
+            serve(
+                settings,
+                _secret_source(args, settings),
+                import_file=args.import_file,
+                export_file=args.export_file,
+            )
+        )
     except StartError as error:
         print(f"relay: cannot start: {error}", file=sys.stderr)
         return 1
@@ -66,12 +88,34 @@ class StartError(Exception):
     """Why the relay could not start, in one line."""
 
 
-async def serve(settings: Settings, secret_source: str | None = None) -> None:
+async def serve(
+    settings: Settings,
+    secret_source: str | None = None,
+    *,
+    import_file: str | None = None,
+    export_file: str | None = None,
+) -> None:
     """Run a relay on `settings` until SIGINT or SIGTERM. `secret_source` names where the
-    first key's secret came from (None: generated here, so printed whole)."""
+    first key's secret came from (None: generated here, so printed whole). `import_file` is a
+    fixture loaded before serving; `export_file` receives everything once stopped."""
     relay = Relay(settings)
+    prepare = None
+    if import_file is not None:
+        path = import_file
+
+        async def prepare(store: Store) -> None:
+            print(f"imported {await import_from(store, path)} from {path}", flush=True)
+
+    finish = None
+    if export_file is not None:
+        out = export_file
+
+        async def finish(store: Store) -> None:
+            summary = await export_to(store, out, argparse.Namespace(keys=True))
+            print(f"exported {summary} to {out}", flush=True)
+
     try:
-        await relay.start()
+        await relay.start(prepare)
     except Exception as exc:
         reason = _start_failure(exc, settings)
         if reason is None:
@@ -95,7 +139,7 @@ async def serve(settings: Settings, secret_source: str | None = None) -> None:
             flush=True,
         )
     finally:
-        await relay.stop()
+        await relay.stop(finish)
 
 
 def banner(relay: Relay, secret_source: str | None) -> list[str]:
@@ -147,6 +191,8 @@ def _start_failure(exc: Exception, settings: Settings) -> str | None:
     where = f"{settings.host}:{settings.port}"
     if isinstance(exc, StoreOpenError):
         return f"database: {exc}"
+    if isinstance(exc, CliError):
+        return str(exc)
     if isinstance(exc, sqlite3.Error):
         return f"database {settings.db_path}: {exc}"
     if isinstance(exc, socket.gaierror):

@@ -17,6 +17,7 @@ from channel_relay.auth.keys import ApiKey
 from channel_relay.auth.revocation import Revocation
 
 __all__ = [
+    "DEFAULT_KEY_SETTING",
     "UNSTORED",
     "ChannelLog",
     "HistoryQuery",
@@ -33,6 +34,9 @@ __all__ = [
     "WriteOp",
 ]
 
+
+# The setting naming the default app's key of local development, made once per database.
+DEFAULT_KEY_SETTING = "default_key"
 
 UNSTORED = 0
 """The channel_id of a channel that has no log in the store yet (no store numbers one 0)."""
@@ -289,6 +293,30 @@ class Store(Protocol):
     ) -> list[str]:
         """Up to `limit` names of the app's channels that start with `prefix`, in code point
         order, each after `after` when it is given (the page cursor)."""
+
+    # Fixtures (channel_relay.store.fixtures): a channel's log out, and back in as it was
+
+    async def version_rows(
+        self, channel_id: int, after_seq: int, limit: int
+    ) -> list[StoredVersion]:
+        """Up to `limit` of every version recorded on the channel (the originals kept once
+        their messages changed among them), in seq order after `after_seq`."""
+
+    async def replace_channel(
+        self, app_id: str, name: str, epoch: str, last_seq: int, first_seq: int
+    ) -> int:
+        """Make the channel anew with this epoch, last seq and first kept seq, dropping any
+        channel of that name with everything logged on it; returns its channel_id."""
+
+    async def add_log_rows(
+        self,
+        channel_id: int,
+        messages: Sequence[StoredMessage],
+        versions: Sequence[StoredVersion],
+        presence: Sequence[StoredMessage],
+    ) -> None:
+        """Store rows of a channel's log already numbered (a fixture's), as they are, in one
+        write."""
 
     async def retention_cutoff(
         self, channel_id: int, before_ms: int | None, keep: int | None

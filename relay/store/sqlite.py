@@ -349,6 +349,51 @@ class SqliteStore:
         )
         return [name for (name,) in rows]
 
+    async def version_rows(
+        self, channel_id: int, after_seq: int, limit: int
+    ) -> list[StoredVersion]:
+        rows = await self._fetchall(
+            "SELECT seq, target_seq, body FROM versions WHERE channel_id = ? AND seq > ? "
+            "ORDER BY seq LIMIT ?",
+            (channel_id, after_seq, limit),
+        )
+        return [StoredVersion(seq, target, _unpack(body)) for seq, target, body in rows]
+
+    async def replace_channel(
+        self, app_id: str, name: str, epoch: str, last_seq: int, first_seq: int
+    ) -> int:
+        return await self._write(
+            lambda db: _replace_channel(db, app_id, name, epoch, last_seq, first_seq)
+        )
+
+    async def add_log_rows(
+        self,
+        channel_id: int,
+        messages: Sequence[StoredMessage],
+        versions: Sequence[StoredVersion],
+        presence: Sequence[StoredMessage],
+    ) -> None:
+        def add(db: sqlite3.Connection) -> None:
+            db.executemany(
+                "INSERT INTO messages (channel_id, seq, timestamp, body) VALUES (?, ?, ?, ?)",
+                [(channel_id, m.seq, m.message["timestamp"], _pack(m.message)) for m in messages],
+            )
+            db.executemany(
+                "INSERT INTO versions (channel_id, seq, target_seq, body) VALUES (?, ?, ?, ?)",
+                [(channel_id, v.seq, v.target_seq, _pack(v.message)) for v in versions],
+            )
+            db.executemany(
+                "INSERT INTO presence (channel_id, seq, connection_id, timestamp, body) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [
+                    (channel_id, p.seq, p.message["connectionId"], p.message["timestamp"],
+                     _pack(p.message))
+                    for p in presence
+                ],
+            )  # fmt: skip
+
+        await self._write(add)
+
     async def retention_cutoff(
         self, channel_id: int, before_ms: int | None, keep: int | None
     ) -> int:
@@ -606,9 +651,35 @@ def _create_channel(db: sqlite3.Connection, app_id: str, name: str) -> tuple[int
     ).fetchone()
 
 
+# Every table that holds rows of a channel's log, by channel_id.
+_CHANNEL_TABLES = ("messages", "versions", "presence", "idempotency", "trimmed", "restored")
+
+
+def _replace_channel(
+    db: sqlite3.Connection, app_id: str, name: str, epoch: str, last_seq: int, first_seq: int
+) -> int:
+    row = db.execute(
+        "SELECT id FROM channels WHERE app_id = ? AND name = ?", (app_id, name)
+    ).fetchone()
+    if row is not None:
+        for table in _CHANNEL_TABLES:
+            db.execute(f"DELETE FROM {table} WHERE channel_id = ?", row)
+        db.execute("DELETE FROM channels WHERE id = ?", row)
+    channel_id = db.execute(
+        "INSERT INTO channels (app_id, name, epoch, last_seq) VALUES (?, ?, ?, ?)",
+        (app_id, name, epoch, last_seq),
+    ).lastrowid
+    if first_seq > 1:
+        db.execute(
+            "INSERT INTO trimmed (channel_id, trimmed_seq) VALUES (?, ?)",
+            (channel_id, first_seq - 1),
+        )
+    return int(channel_id or 0)
+
+
 def _delete_app_data(db: sqlite3.Connection, app_id: str, keep_app: bool) -> None:
     channels = "SELECT id FROM channels WHERE app_id = ?"
-    for table in ("messages", "versions", "presence", "idempotency", "trimmed", "restored"):
+    for table in _CHANNEL_TABLES:
         db.execute(f"DELETE FROM {table} WHERE channel_id IN ({channels})", (app_id,))
     db.execute("DELETE FROM channels WHERE app_id = ?", (app_id,))
     db.execute("DELETE FROM stats WHERE app_id = ?", (app_id,))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -9,6 +10,7 @@ from channel_relay.auth.authenticator import now_ms
 from channel_relay.auth.capability import Capability
 from channel_relay.auth.tokens import issue_token
 from channel_relay.provisioning import AppSpec, ProvisionedApp
+from channel_relay.store.fixtures import FixtureSummary, import_fixture
 from channel_relay.testing.faults import AppFaults
 
 if TYPE_CHECKING:
@@ -124,6 +126,15 @@ class SandboxApp:
                 )
             )
         )
+
+    def load_fixture(self, path: str | os.PathLike[str]) -> FixtureSummary:
+        """Load a fixture file (docs/fixtures.md; `relay export` writes them) into this app:
+        every channel of the file, whichever app it came from, becomes this app's, with its
+        messages, serials, versions and presence history. Load before the test uses them."""
+        server = self.relay.relay
+        assert server is not None, "the relay is not running"
+        with open(path, encoding="utf-8") as lines:
+            return self.relay.run(import_fixture(server.store, lines, into_app=self.app_id))
 
     def reset(self) -> None:
         """Empty the app (messages, presence, channels, stats, faults; live connections are

@@ -11,6 +11,11 @@ Fixtures:
                     `.client_options()`, `.token()`, `.reset()`, `.drop()`, `.faults`
     relay_faults    function: `relay_app.faults`
 
+Marker:
+    @pytest.mark.relay_fixture("chat.jsonl", ...)  load these fixture files (paths relative to
+                    the test module) into `relay_app` before the test: its channels come with
+                    their messages, serials, versions and presence history
+
 With pytest-xdist every worker has its own relay on its own port: nothing is shared.
 """
 
@@ -28,6 +33,12 @@ from channel_relay.testing.server import RelayThread
 __all__ = ["relay_app", "relay_app_spec", "relay_faults", "relay_server"]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "relay_fixture(*files): load fixture files into relay_app before the test"
+    )
+
+
 @pytest.fixture(scope="session")
 def relay_server() -> Iterator[RelayThread]:
     """A relay in a background thread for the whole session (each xdist worker has one)."""
@@ -42,10 +53,16 @@ def relay_app_spec() -> dict[str, Any]:
 
 
 @pytest.fixture
-def relay_app(relay_server: RelayThread, relay_app_spec: dict[str, Any]) -> Iterator[SandboxApp]:
-    """A fresh app for this test, deleted with its data afterwards."""
+def relay_app(
+    relay_server: RelayThread, relay_app_spec: dict[str, Any], request: pytest.FixtureRequest
+) -> Iterator[SandboxApp]:
+    """A fresh app for this test (with the files of its relay_fixture marks loaded), deleted
+    with its data afterwards."""
     app = create_app(relay_server, relay_app_spec)
     try:
+        for mark in request.node.iter_markers("relay_fixture"):
+            for name in mark.args:
+                app.load_fixture(request.path.parent / name)
         yield app
     finally:
         app.drop()

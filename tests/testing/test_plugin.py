@@ -232,3 +232,63 @@ def test_push_notifications_are_recorded_per_device_and_go_with_the_app(
     finally:
         app.drop()
     assert app.push_notifications() == []
+
+
+# A fixture file as a person writes one (docs/fixtures.md): serials follow from epoch and seq.
+FIXTURE = "\n".join(
+    json.dumps(line)
+    for line in [
+        {"format": "channel-relay-fixture", "version": 1},
+        {
+            "type": "channel",
+            "appId": "any",
+            "name": "chat:1",
+            "epoch": "0fixture0000",
+            "lastSeq": 2,
+        },
+        {"type": "message", "seq": 1, "message": {"name": "greet", "data": "hello"}},
+        {"type": "message", "seq": 2, "message": {"name": "greet", "data": {"n": 2}}},
+    ]
+)
+
+FIXTURE_SAMPLE = textwrap.dedent(
+    """
+    import base64
+    import json
+    import urllib.request
+
+    import pytest
+
+
+    def history(relay_app, channel):
+        request = urllib.request.Request(
+            f"{relay_app.url}/channels/{channel}/messages?direction=forwards",
+            headers={"Authorization": "Basic " + base64.b64encode(relay_app.key.encode()).decode()},
+        )
+        with urllib.request.urlopen(request) as response:
+            return json.load(response)
+
+
+    @pytest.mark.relay_fixture("chat.jsonl")
+    def test_marked_fixture_is_loaded_into_the_app(relay_app):
+        items = history(relay_app, "chat:1")
+        assert [(m["serial"], m["data"]) for m in items] == [
+            ("0fixture0000-0000000000000001", "hello"),
+            ("0fixture0000-0000000000000002", {"n": 2}),
+        ]
+
+
+    def test_load_fixture_by_hand(relay_app, tmp_path):
+        summary = relay_app.load_fixture(__file__.rpartition("/")[0] + "/chat.jsonl")
+        assert (summary.channels, summary.messages) == (1, 2)
+        assert len(history(relay_app, "chat:1")) == 2
+    """
+)
+
+
+def test_fixture_files_load_into_a_tests_app(pytester: pytest.Pytester, private_tmp: Path) -> None:
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    (pytester.path / "chat.jsonl").write_text(FIXTURE + "\n")
+    pytester.makepyfile(test_fixture_sample=FIXTURE_SAMPLE)
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-q")
+    result.assert_outcomes(passed=2)
