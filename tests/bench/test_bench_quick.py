@@ -26,7 +26,7 @@ ROW_KEYS = {
 }
 
 
-@pytest.mark.timeout(150)
+@pytest.mark.timeout(320)
 def test_bench_quick(tmp_path: Path) -> None:
     out = tmp_path / "latest.json"
     proc = subprocess.run(
@@ -34,7 +34,7 @@ def test_bench_quick(tmp_path: Path) -> None:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=140,
+        timeout=300,
         check=False,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 
 const versions = {};
-for (const name of ['ably', '@ably/ai-transport', 'ai']) {
+for (const name of ['ably', '@ably/ai-transport', '@ably/vcdiff-decoder', 'ai']) {
   await import(name);
   const manifest = new URL(`../node_modules/${name}/package.json`, import.meta.url);
   versions[name] = JSON.parse(readFileSync(manifest, 'utf8')).version;
