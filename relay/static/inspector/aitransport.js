@@ -157,6 +157,10 @@ export function inputText(input) {
   return [...input.parts.values()].join('');
 }
 
+/** The answer a run streamed: its text parts (reasoning and tool input are parts of other kinds). */
 export function runText(run) {
-  return [...run.outputs.values()].map((part) => part.text).join('');
+  return [...run.outputs.values()]
+    .filter((part) => part.kind === 'text')
+    .map((part) => part.text)
+    .join('');
 }

@@ -417,6 +417,7 @@ function renderAi() {
     : 'No AI Transport messages on this channel yet.';
   $('turns').replaceChildren(...turns.map((turn) => turnRow(ai, turn)));
   $('cancels').replaceChildren(
+    ...(ai.cancels.length ? [] : [el('li', { class: 'note' }, 'None.')]),
     ...ai.cancels.map((cancel) =>
       el(
         'li',
@@ -461,6 +462,9 @@ function turnRow(ai, turn) {
             .filter((c) => c.runId === run.id || (!c.runId && c.inputId === run.inputId))
             .map((c) => el('span', { class: 'cancelled-by' }, `cancel sent by ${c.clientId ?? 'unknown'}`)),
         ),
+        ...[...run.outputs.values()]
+          .filter((part) => part.kind !== 'text')
+          .map((part) => el('div', { class: 'part' }, el('span', { class: 'badge' }, part.kind), ` ${part.text}`)),
         el('div', { class: 'text answer' }, runText(run)),
         run.error ? el('div', { class: 'error' }, run.error) : null,
       ),
