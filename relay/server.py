@@ -78,6 +78,8 @@ class Relay:
         self.authenticator = Authenticator(self.apps.lookup, self.store)
         self.realtime = RealtimeEndpoint(settings, self.channels, self.authenticator)
         self.authenticator.on_revoked = self.realtime.enforce_revocations
+        # One node id for what this process records in the store (connections, members).
+        self.store.node_id = self.channels.node_id = self.realtime.node_id
         self.rest = RestApi(
             settings,
             self.channels,

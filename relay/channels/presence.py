@@ -39,12 +39,49 @@ class Presence:
         # members a departing connection has (an enter still being stored included).
         self._projected: dict[str, dict[str, Any]] = {}
         self.subscribers: dict[Subscriber, None] = {}
+        # Members loaded from the store that another node serves (see `restore`).
+        self._foreign: set[str] = set()
 
     def subscribe(self, subscriber: Subscriber) -> None:
         self.subscribers[subscriber] = None
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         self.subscribers.pop(subscriber, None)
+
+    def restore(self, members: list[tuple[str, dict[str, Any]]], node_id: str) -> None:
+        """The members the store holds, loaded with the channel (from before a restart, or
+        entered through another node). Those another node serves count as absent for an enter:
+        re-entering one here is stored, which makes this node its owner."""
+        for owner, member in members:
+            key = member_key(member)
+            self.members[key] = member
+            self._projected[key] = member
+            if owner != node_id:
+                self._foreign.add(key)
+
+    def leave_members(self, members: list[dict[str, Any]]) -> None:
+        """Members whose node died: announced as leaving, by this node."""
+        now = int(time.time() * 1000)
+        leaves = []
+        for member in members:
+            key = member_key(member)
+            current = self._projected.get(key)
+            self._foreign.discard(key)
+            if current is None or current.get("timestamp") != member.get("timestamp"):
+                continue  # re-entered (or left) since: not the orphan any more
+            leaves.append(_leave(member, now))
+        for leave in leaves:
+            _apply(self._projected, leave)
+        if leaves:
+            self._commit(leaves, _ignore, publisher=None)
+
+    def _adopt(self, event: dict[str, Any]) -> bool:
+        """Whether `event` concerns a member another node served (it becomes this node's)."""
+        key = member_key(event)
+        if key not in self._foreign:
+            return False
+        self._foreign.discard(key)
+        return True
 
     def pending(self) -> bool:
         """Whether members are entered or being stored (the projected set is not empty)."""
@@ -67,7 +104,12 @@ class Presence:
             event.setdefault("id", f"{id_base}:{index}")
             event["connectionId"] = connection_id
             event["timestamp"] = now
-        changing = [event for event in events if _apply(self._projected, event)]
+        changing = []
+        for event in events:
+            changed = _apply(self._projected, event)
+            # Stored even when unchanged if another node served the member: it is ours now.
+            if self._adopt(event) or changed:
+                changing.append(event)
         if not changing:
             done([None] * len(events), None)
             return
@@ -81,13 +123,11 @@ class Presence:
         """The connection is gone: its members leave. The leaves are synthesized, with ids
         that do not start with the connectionId, as SDKs expect of them."""
         now = int(time.time() * 1000)
-        leaves = []
-        for member in [m for m in self._projected.values() if m["connectionId"] == connection_id]:
-            leave = {k: member[k] for k in ("clientId", "connectionId", *_COMPARED) if k in member}
-            leave["action"] = PresenceAction.LEAVE
-            leave["id"] = f"{secrets.token_urlsafe(9)}:0:0"
-            leave["timestamp"] = now
-            leaves.append(leave)
+        leaves = [
+            _leave(member, now)
+            for member in self._projected.values()
+            if member["connectionId"] == connection_id
+        ]
         for leave in leaves:
             _apply(self._projected, leave)
         if leaves:
@@ -154,6 +194,16 @@ def _apply(members: dict[str, dict[str, Any]], event: dict[str, Any]) -> bool:
         return False
     members[key] = event
     return True
+
+
+def _leave(member: dict[str, Any], now: int) -> dict[str, Any]:
+    """A leave synthesized by the relay, with an id that does not start with the connectionId,
+    as SDKs expect of them."""
+    leave = {k: member[k] for k in ("clientId", "connectionId", *_COMPARED) if k in member}
+    leave["action"] = PresenceAction.LEAVE
+    leave["id"] = f"{secrets.token_urlsafe(9)}:0:0"
+    leave["timestamp"] = now
+    return leave
 
 
 def _ignore(serials: list[str | None] | None, error: AblyError | None) -> None:

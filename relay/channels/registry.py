@@ -45,6 +45,9 @@ class ChannelRegistry:
         self.faults = faults
         # Given to every channel, and read by connections: counters (channel_relay.metrics).
         self.metrics: Metrics | None = None
+        # This node among those sharing the store: presence members it loads that another node
+        # serves are that node's to keep (or, if it dies, to be announced as leaving).
+        self.node_id = ""
         # Given to every channel: told of each committed publish (channel_relay.push).
         self.on_published: Callable[[Channel, list[dict[str, Any]]], None] | None = None
         # Message annotations, read by connections and the REST API.
@@ -133,7 +136,15 @@ class ChannelRegistry:
 
     async def _find(self, key: _Key) -> Channel | None:
         log_ = await self.store.find_channel(*key)
-        return None if log_ is None else self._admit(key, log_)
+        if log_ is None:
+            return None
+        members = await self.store.presence_members(log_.channel_id)
+        loaded = self._channels.get(key)
+        if loaded is not None:
+            return loaded
+        channel = self._admit(key, log_)
+        channel.presence.restore(members, self.node_id)
+        return channel
 
     def _unstored(self, key: _Key) -> Channel:
         channel = self._channels.get(key)

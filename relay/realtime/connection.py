@@ -493,6 +493,11 @@ class Connection:
         attachment = Attachment(channel, modes)
         self.attachments[name] = attachment
         channel.attached[self] = int(modes)
+        mine = self.connection_id
+        if any(m["connectionId"] == mine for m in channel.presence.members.values()):
+            # Members entered before this node served the connection (a resume from the
+            # store): they leave with it like any it enters here.
+            self.presence_channels[name] = channel
         flags = modes
         resumed = (
             error is None

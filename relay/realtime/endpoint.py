@@ -66,6 +66,18 @@ class RealtimeEndpoint:
             self.node_id, now_ms(), self.settings.connection_state_ttl
         )
 
+    async def _leave_orphans(self) -> None:
+        """Members whose node has been silent for a lease (maxIdleInterval: three missed
+        heartbeats) plus the presence grace period leave, announced by this node."""
+        silent = self.settings.max_idle_interval + self.settings.presence_grace
+        orphans = await self.channels.store.claim_orphans(self.node_id, now_ms() - silent)
+        by_channel: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for app_id, name, member in orphans:
+            by_channel.setdefault((app_id, name), []).append(member)
+        for (app_id, name), members in by_channel.items():
+            channel = await self.channels.get(app_id, name)
+            channel.presence.leave_members(members)
+
     async def stop(self, flush: Callable[[], Awaitable[None]] | None = None) -> None:
         """Tell every client to reconnect (they resume against whichever relay answers next).
 
@@ -213,9 +225,8 @@ class RealtimeEndpoint:
         return connection, error
 
     def _restored(self, connection_id: str, identity: Identity) -> Connection:
-        """A connection taken over from the store. What it held in memory (its presence members,
-        its ACK replies) died with its node: its members are found lost on the next attach
-        (`replaces`), so the SDK re-enters them, and the publishes it resends are recognised by
+        """A connection taken over from the store (the claim made its presence members this
+        node's). Its ACK replies died with its node: the publishes it resends are recognised by
         their ids in the store. A stale copy in this node's memory is dropped."""
         stale = self.connections.pop(connection_id, None)
         if stale is not None:
@@ -229,7 +240,6 @@ class RealtimeEndpoint:
             self.outbound,
             connection_id=connection_id,
         )
-        connection.replaces = connection_id
         return connection
 
     def _record(self, write: Coroutine[Any, Any, None]) -> None:
@@ -285,6 +295,7 @@ class RealtimeEndpoint:
             if expired:
                 self._record(self.channels.store.forget_connections(self.node_id, expired))
             self._record(self._node_alive())
+            self._record(self._leave_orphans())
             # A revocation may apply some time after it is made (allowReauthMargin).
             self.enforce_revocations()
 

@@ -259,6 +259,17 @@ class Store(Protocol):
         resumable (now served by `node_id`), False when the key or app do not match, None when
         it is unknown or expired (its state is then forgotten)."""
 
+    async def presence_members(self, channel_id: int) -> list[tuple[str, dict[str, Any]]]:
+        """The channel's present members (their latest enter or update), each with the node
+        that serves its connection."""
+
+    async def claim_orphans(
+        self, node_id: str, alive_since_ms: int
+    ) -> list[tuple[str, str, dict[str, Any]]]:
+        """Take over, for `node_id` to announce their leaves, the members whose node has not
+        been heard of since `alive_since_ms`: (app_id, channel name, member), each once across
+        every node."""
+
     # Apps provisioned at run time (the sandbox)
 
     async def add_app(self, app_id: str, spec: str, keys: Sequence[ApiKey]) -> None:

@@ -134,6 +134,20 @@ CREATE TABLE IF NOT EXISTS connections (
     dropped_at INTEGER
 ) WITHOUT ROWID;
 
+-- The members present on each channel now, as their latest enter/update left them (a leave
+-- deletes the row), with the node that serves the member's connection: any node loading the
+-- channel knows them, and a member whose node died is announced as leaving by another node.
+CREATE TABLE IF NOT EXISTS presence_members (
+    channel_id INTEGER NOT NULL,
+    member_key TEXT NOT NULL,
+    connection_id TEXT NOT NULL,
+    node_id TEXT NOT NULL,
+    body BLOB NOT NULL,
+    PRIMARY KEY (channel_id, member_key)
+) WITHOUT ROWID;
+
+CREATE INDEX IF NOT EXISTS presence_members_by_node ON presence_members (node_id);
+
 -- Restores (channel_relay.backup): the events of a channel after after_seq up to upto_seq were
 -- lost when an older backup was put in place (numbering carried on after upto_seq). A resume from
 -- a channelSerial in that range is refused (80006): that client saw what the log no longer has.

@@ -36,6 +36,7 @@ import msgpack
 from channel_relay.auth.capability import Capability
 from channel_relay.auth.keys import ApiKey
 from channel_relay.auth.revocation import Revocation
+from channel_relay.protocol.actions import PresenceAction
 from channel_relay.protocol.errors import AblyError
 from channel_relay.protocol.serials import format_serial, new_epoch
 from channel_relay.store.base import (
@@ -100,6 +101,9 @@ class SqliteStore:
         self._thread: threading.Thread | None = None
         self._reader: aiosqlite.Connection | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # The node this store writes for: presence members are recorded as its (set by the relay
+        # before it opens the store).
+        self.node_id = ""
         # Called by the writer thread after each commit with (operations, seconds): metrics.
         self.on_commit: Callable[[int, float], None] | None = None
 
@@ -288,7 +292,36 @@ class SqliteStore:
                 "UPDATE connections SET node_id = ?, dropped_at = NULL WHERE connection_id = ?",
                 (node_id, connection_id),
             )
+            db.execute(
+                "UPDATE presence_members SET node_id = ? WHERE connection_id = ?",
+                (node_id, connection_id),
+            )
             return True
+
+        return await self._write(claim)
+
+    async def presence_members(self, channel_id: int) -> list[tuple[str, dict[str, Any]]]:
+        rows = await self._fetchall(
+            "SELECT node_id, body FROM presence_members WHERE channel_id = ?", (channel_id,)
+        )
+        return [(node_id, _unpack(body)) for node_id, body in rows]
+
+    async def claim_orphans(
+        self, node_id: str, alive_since_ms: int
+    ) -> list[tuple[str, str, dict[str, Any]]]:
+        def claim(db: sqlite3.Connection) -> list[tuple[str, str, dict[str, Any]]]:
+            rows = db.execute(
+                "SELECT m.channel_id, m.member_key, c.app_id, c.name, m.body "
+                "FROM presence_members m JOIN channels c ON c.id = m.channel_id "
+                "WHERE m.node_id != ? AND m.node_id NOT IN "
+                "(SELECT node_id FROM nodes WHERE heartbeat >= ?)",
+                (node_id, alive_since_ms),
+            ).fetchall()
+            db.executemany(
+                "UPDATE presence_members SET node_id = ? WHERE channel_id = ? AND member_key = ?",
+                [(node_id, cid, key) for cid, key, *_ in rows],
+            )
+            return [(app_id, name, _unpack(body)) for _, _, app_id, name, body in rows]
 
         return await self._write(claim)
 
@@ -599,7 +632,7 @@ class SqliteStore:
             in_flight[:] = [first]
             stop = self._take_queued(in_flight, limit=_MAX_OPS_PER_COMMIT)
             started = time.perf_counter()
-            outcomes = _commit(db, in_flight)
+            outcomes = _commit(db, in_flight, self.node_id)
             self._report_commit(len(in_flight), time.perf_counter() - started)
             self._loop.call_soon_threadsafe(_complete, list(in_flight), outcomes)
             in_flight.clear()
@@ -652,7 +685,15 @@ def _create_channel(db: sqlite3.Connection, app_id: str, name: str) -> tuple[int
 
 
 # Every table that holds rows of a channel's log, by channel_id.
-_CHANNEL_TABLES = ("messages", "versions", "presence", "idempotency", "trimmed", "restored")
+_CHANNEL_TABLES = (
+    "messages",
+    "versions",
+    "presence",
+    "idempotency",
+    "trimmed",
+    "restored",
+    "presence_members",
+)
 
 
 def _replace_channel(
@@ -709,11 +750,11 @@ def _trim(db: sqlite3.Connection, channel_id: int, upto_seq: int, batch: int) ->
     return removed, end
 
 
-def _commit(db: sqlite3.Connection, ops: list[_Op]) -> list[_Outcome]:
+def _commit(db: sqlite3.Connection, ops: list[_Op], node_id: str) -> list[_Outcome]:
     """Commit `ops` as one transaction; if that fails, each in a transaction of its own, so
     only a faulty op reports an error. Raises when a failed transaction cannot be rolled back."""
     try:
-        return _transaction(db, ops)
+        return _transaction(db, ops, node_id)
     except Exception as exc:
         _rollback(db)
         if len(ops) == 1:
@@ -723,7 +764,7 @@ def _commit(db: sqlite3.Connection, ops: list[_Op]) -> list[_Outcome]:
     outcomes: list[_Outcome] = []
     for op in ops:
         try:
-            outcomes.extend(_transaction(db, [op]))
+            outcomes.extend(_transaction(db, [op], node_id))
         except Exception as exc:
             _rollback(db)
             log.warning("store commit of one operation failed: %s", exc)
@@ -736,9 +777,9 @@ def _rollback(db: sqlite3.Connection) -> None:
         db.execute("ROLLBACK")
 
 
-def _transaction(db: sqlite3.Connection, ops: list[_Op]) -> list[_Outcome]:
+def _transaction(db: sqlite3.Connection, ops: list[_Op], node_id: str) -> list[_Outcome]:
     db.execute("BEGIN IMMEDIATE")
-    writer = _Writes(db)
+    writer = _Writes(db, node_id)
     outcomes = [writer.apply(op) for op in ops]
     writer.finish()
     db.execute("COMMIT")
@@ -750,8 +791,9 @@ class _Writes:
     the end; everything else is written as it comes, so later ops of the same transaction see
     earlier ones (an id stored twice, two appends to one message)."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, node_id: str) -> None:
         self.db = db
+        self.node_id = node_id
         self.last_seqs: dict[int, int] = {}
         self.presence_seqs: dict[int, int] = {}
         self.touched: set[int] = set()
@@ -866,6 +908,18 @@ class _Writes:
                 "VALUES (?, ?, ?, ?, ?)",
                 (cid, last, event["connectionId"], event["timestamp"], _pack(event)),
             )
+            member = f"{event['clientId']}:{event['connectionId']}"
+            if event["action"] == PresenceAction.LEAVE:
+                self.db.execute(
+                    "DELETE FROM presence_members WHERE channel_id = ? AND member_key = ?",
+                    (cid, member),
+                )
+            else:
+                self.db.execute(
+                    "INSERT OR REPLACE INTO presence_members "
+                    "(channel_id, member_key, connection_id, node_id, body) VALUES (?, ?, ?, ?, ?)",
+                    (cid, member, event["connectionId"], self.node_id, _pack(event)),
+                )
         self.presence_seqs[cid] = last
 
     def finish(self) -> None:
