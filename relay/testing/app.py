@@ -72,14 +72,24 @@ class SandboxApp:
     def ably_python_options(self, key_index: int = 0, **extra: Any) -> dict[str, Any]:
         """Keyword arguments for ably-python's `AblyRest(**options)`.
 
-        ably-python (3.1.4) refuses Basic auth over plain HTTP, so these carry a token (one
-        hour, the key's capability) minted for the key instead of the key itself; its
-        realtime client ignores `port`, so only REST reaches a relay on a free port.
+        ably-python (3.1.4) refuses Basic auth over plain HTTP (40103), so these carry a token
+        (one hour, the key's capability) minted for the key instead of the key itself.
         """
         return {
             "token": self.token(key_index),
             "endpoint": self.relay.host,
             "port": self.port,
+            "tls": False,
+            **extra,
+        }
+
+    def ably_python_realtime_options(self, key_index: int = 0, **extra: Any) -> dict[str, Any]:
+        """Keyword arguments for ably-python's `AblyRealtime(**options)`: its realtime client
+        (3.1.4) ignores `port` but takes one in `realtime_host`. Its REST-backed calls
+        (history) do not reach the port: use an `AblyRest(**ably_python_options())`."""
+        return {
+            "token": self.token(key_index),
+            "realtime_host": f"{self.relay.host}:{self.port}",
             "tls": False,
             **extra,
         }

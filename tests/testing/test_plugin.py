@@ -188,6 +188,9 @@ def test_ably_python_options_hold_a_token(relay_server: RelayThread) -> None:
         )
         identity = relay_server.relay.authenticator.token(options["token"])  # type: ignore[union-attr]
         assert identity.app_id == app.app_id
+        realtime = app.ably_python_realtime_options()
+        assert realtime["realtime_host"] == f"localhost:{relay_server.port}"
+        assert realtime["tls"] is False and "key" not in realtime
     finally:
         app.drop()
 
