@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import sqlite3
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -166,22 +167,41 @@ async def test_a_page_corrupted_database_is_refused_at_start(tmp_path: Path) -> 
     assert "is not a SQLite database" in _one_line(err)
 
 
+def _read_only(path: Path) -> None:
+    """Make `path` unwritable, for root too (which ignores modes): immutable as well."""
+    path.chmod(0o555 if path.is_dir() else 0o444)
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "+i", str(path)], check=True)
+
+
+def _writable(path: Path) -> None:
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+    path.chmod(0o755 if path.is_dir() else 0o644)
+
+
 async def test_a_read_only_database_is_refused_at_start(tmp_path: Path) -> None:
     db = tmp_path / "relay.db"
     sqlite3.connect(db).close()
-    db.chmod(0o444)
-    # Root writes any file whatever its mode: there the file is made immutable as well.
-    immutable = os.geteuid() == 0
-    if immutable:
-        chattr = await asyncio.create_subprocess_exec("chattr", "+i", str(db))
-        assert await chattr.wait() == 0
+    _read_only(db)
     try:
         code, err = await _fails("--db", str(db), cwd=tmp_path)
     finally:
-        if immutable:
-            await (await asyncio.create_subprocess_exec("chattr", "-i", str(db))).wait()
+        _writable(db)
     assert code == 1
     assert f"{db} is read-only" in _one_line(err)
+
+
+async def test_an_unwritable_directory_is_refused_at_start(tmp_path: Path) -> None:
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    _read_only(folder)
+    try:
+        code, err = await _fails("--db", str(folder / "relay.db"), cwd=tmp_path)
+    finally:
+        _writable(folder)
+    assert code == 1
+    assert f"the directory {folder} is not writable" in _one_line(err)
 
 
 async def test_json_logs_tell_connects_disconnects_auth_failures_and_refused_publishes(
