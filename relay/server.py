@@ -43,6 +43,7 @@ from channel_relay.rest.stats import StatsApi
 from channel_relay.retention import Retention
 from channel_relay.store.annotations import AnnotationStore
 from channel_relay.store.base import Store
+from channel_relay.store.preflight import check_database
 from channel_relay.store.sqlite import SqliteStore
 from channel_relay.usage import LiveStats
 
@@ -154,7 +155,11 @@ class Relay:
 
     async def start(self, prepare: StoreHook | None = None) -> None:
         """Open the store, load keys and rules, bind. `prepare` is given the open store before
-        anything is read from it (`relay serve --import` loads its fixture there)."""
+        anything is read from it (`relay serve --import` loads its fixture there). A database
+        that cannot serve (missing or unwritable directory, read-only, corrupt) raises
+        StoreOpenError before anything starts."""
+        if self.settings.db_path is not None:
+            await asyncio.to_thread(check_database, self.settings.db_path)
         await self.store.open()
         try:
             if prepare is not None:

@@ -52,7 +52,6 @@ from channel_relay.store.base import (
     StoredVersion,
     WriteOp,
 )
-from channel_relay.store.preflight import check_database
 from channel_relay.store.schema import SCHEMA
 
 __all__ = ["SqliteStore"]
@@ -108,8 +107,6 @@ class SqliteStore:
         self.on_commit: Callable[[int, float], None] | None = None
 
     async def open(self) -> None:
-        """Check the database (StoreOpenError says why it cannot serve), then open it."""
-        await asyncio.to_thread(check_database, self.path)
         self._loop = asyncio.get_running_loop()
         ready: asyncio.Future[None] = self._loop.create_future()
         self._thread = threading.Thread(
