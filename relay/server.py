@@ -40,6 +40,7 @@ from channel_relay.rest.push import PushApi
 from channel_relay.rest.routes import RestApi
 from channel_relay.rest.sandbox import SandboxApi
 from channel_relay.rest.stats import StatsApi
+from channel_relay.rest.unparseable import EnvelopeRunner
 from channel_relay.retention import Retention
 from channel_relay.store.annotations import AnnotationStore
 from channel_relay.store.base import Store
@@ -174,7 +175,7 @@ class Relay:
             self.channels.start()
             await self.realtime.start()
             ssl_context = tls_context(self.settings)
-            self._runner = web.AppRunner(
+            self._runner = EnvelopeRunner(
                 self.application(), access_log=None, shutdown_timeout=_SHUTDOWN_TIMEOUT
             )
             await self._runner.setup()

@@ -6,14 +6,15 @@ opaque to clients, who follow the `Link: <./messages?...>; rel="next"` header as
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
 from channel_relay.channels.channel import Channel
 from channel_relay.protocol.errors import AblyError
 from channel_relay.protocol.serials import parse_serial
+from channel_relay.protocol.validation import message_size
 from channel_relay.store.base import HistoryQuery, StoredMessage
 
 __all__ = [
@@ -27,6 +28,17 @@ __all__ = [
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+# The bytes of messages one page may hold (Ably's size of each, plus a little for the fields it
+# leaves out): past it the page ends early, with a next link, as Ably's pages may.
+PAGE_BYTES = 4 * 1024 * 1024
+_ROW_OVERHEAD = 128
+# Rows read from the store at a time while a page fills.
+_CHUNK = 50
+
+
+class _Row(Protocol):
+    seq: int
+    message: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,47 +137,68 @@ async def _page(
             min_seq = params.cursor
         else:
             max_seq = params.cursor if max_seq is None else min(max_seq, params.cursor)
-    rows = await read(
-        HistoryQuery(
-            channel_id=channel.log.channel_id,
-            limit=params.limit + 1,
-            forwards=params.forwards,
-            min_seq=min_seq,
-            max_seq=max_seq,
-            start=params.start,
-            end=params.end,
-        )
+    query = HistoryQuery(
+        channel_id=channel.log.channel_id,
+        limit=params.limit,
+        forwards=params.forwards,
+        min_seq=min_seq,
+        max_seq=max_seq,
+        start=params.start,
+        end=params.end,
     )
-    next_params = None
-    if len(rows) > params.limit:
-        next_params = replace(params, cursor=rows[params.limit].seq)
-        rows = rows[: params.limit]
-    return HistoryPage([row.message for row in rows], params, next_params)
+    return await _fill(read, query, params)
 
 
 async def read_versions(channel: Channel, seq: int, params: HistoryParams) -> HistoryPage:
     """One page of the versions of the message first published at `seq`; a message that never
     changed has one version, itself."""
     min_seq, max_seq = (params.cursor, None) if params.forwards else (None, params.cursor)
-    rows = await channel.store.versions(
-        channel.log.channel_id,
-        seq,
-        HistoryQuery(
-            channel_id=channel.log.channel_id,
-            limit=params.limit + 1,
-            forwards=params.forwards,
-            min_seq=min_seq,
-            max_seq=max_seq,
-        ),
+    channel_id = channel.log.channel_id
+    query = HistoryQuery(
+        channel_id=channel_id,
+        limit=params.limit,
+        forwards=params.forwards,
+        min_seq=min_seq,
+        max_seq=max_seq,
     )
-    if not rows and params.cursor is None:
+    page = await _fill(lambda q: channel.store.versions(channel_id, seq, q), query, params)
+    if not page.messages and params.cursor is None:
         message = await channel.message(seq)
         return HistoryPage([message] if message is not None else [], params, None)
-    next_params = None
-    if len(rows) > params.limit:
-        next_params = replace(params, cursor=rows[params.limit].seq)
-        rows = rows[: params.limit]
-    return HistoryPage([row.message for row in rows], params, next_params)
+    return page
+
+
+async def _fill(
+    read: Callable[[HistoryQuery], Awaitable[Sequence[_Row]]],
+    query: HistoryQuery,
+    params: HistoryParams,
+) -> HistoryPage:
+    """A page of up to `query.limit` rows and at most PAGE_BYTES of messages (at least one),
+    read a chunk at a time, with the cursor of the next page when there is more.
+
+    A page of a thousand 64 KiB messages would otherwise be read, decoded and encoded whole:
+    a few such requests at once took the relay's memory to a gigabyte and stalled its loop.
+    """
+    limit = query.limit
+    messages: list[dict[str, Any]] = []
+    size = 0
+    while True:
+        # One row past the limit says whether there is a next page, and where it starts.
+        wanted = min(limit + 1 - len(messages), _CHUNK)
+        rows = await read(replace(query, limit=wanted))
+        for row in rows:
+            row_size = message_size(row.message) + _ROW_OVERHEAD
+            if len(messages) == limit or (messages and size + row_size > PAGE_BYTES):
+                return HistoryPage(messages, params, replace(params, cursor=row.seq))
+            messages.append(row.message)
+            size += row_size
+        if len(rows) < wanted:
+            return HistoryPage(messages, params, None)
+        last = rows[-1].seq
+        if query.forwards:
+            query = replace(query, min_seq=last + 1)
+        else:
+            query = replace(query, max_seq=last - 1)
 
 
 def _int(query: Mapping[str, str], key: str, default: int) -> int:

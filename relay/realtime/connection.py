@@ -58,6 +58,8 @@ CONNECTION_KEY = re.compile(r"[A-Za-z0-9_-]{16}!([A-Za-z0-9]{11})")
 # Seconds a shed slow consumer's socket has to take its DISCONNECTED and CLOSE before it is
 # dropped (sooner if the relay-wide outbound budget needs the room).
 _SHED_GRACE = 5.0
+# ATTACHes of one connection acted on at once (Connection._attach_soon).
+_MAX_ATTACHING = 256
 
 
 @dataclass(slots=True)
@@ -133,6 +135,8 @@ class Connection:
         self.draining = False
         # Inbound rate (settings.max_inbound_rate): messages counted in the current second.
         self._rate_second = 0
+        # ATTACHes being acted on, by channel name (Connection._attach_soon).
+        self._attaching: dict[str, asyncio.Task[None]] = {}
         self._rate_count = 0
 
     def attach_socket(
@@ -295,6 +299,8 @@ class Connection:
                 if not await self._on_frame(frame.data):
                     break
         finally:
+            for attaching in self._attaching.values():
+                attaching.cancel()
             if self.ws is ws:
                 self._detach_all()
                 self.writer = None
@@ -318,6 +324,40 @@ class Connection:
         except AblyError as error:
             await self.fail(error)
             return False
+        name = message.get("channel")
+        if message.get("action") == Action.ATTACH and isinstance(name, str) and name:
+            await self._attach_soon(name, message)
+            return True
+        if self._attaching:
+            await asyncio.wait(list(self._attaching.values()))
+        return await self._act(message)
+
+    async def _attach_soon(self, name: str, message: dict[str, Any]) -> None:
+        """Start acting on an ATTACH without waiting for it: attaches run side by side, so a
+        client attaching thousands of channels waits for the store's lookups together, not one
+        after the other. Attaches of one channel still run in order, any other frame waits for
+        every attach before it, and at most _MAX_ATTACHING run at once."""
+        if len(self._attaching) >= _MAX_ATTACHING:
+            await asyncio.wait(list(self._attaching.values()), return_when=asyncio.FIRST_COMPLETED)
+        previous = self._attaching.get(name)
+        task = asyncio.create_task(self._attach_after(previous, message))
+        self._attaching[name] = task
+
+        def done(finished: asyncio.Task[None]) -> None:
+            if self._attaching.get(name) is finished:
+                del self._attaching[name]
+
+        task.add_done_callback(done)
+
+    async def _attach_after(
+        self, previous: asyncio.Task[None] | None, message: dict[str, Any]
+    ) -> None:
+        if previous is not None:
+            await asyncio.wait([previous])
+        await self._act(message)
+
+    async def _act(self, message: dict[str, Any]) -> bool:
+        """Handle one decoded frame under the failure rule; False once the connection ended."""
         try:
             await self.handle(message)
         except _Fatal as fatal:

@@ -5,7 +5,9 @@ sockets, in both formats, with any traceback the relay logs failing the test."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -275,3 +277,27 @@ async def test_a_json_rest_publish_with_nan_is_refused_40013(
     ) as resp:
         assert resp.status == 400
         assert (await resp.json())["error"]["code"] == 40013
+
+
+@pytest.mark.parametrize(
+    "request_head",
+    [
+        "GET /time?pad=" + "a" * 9000 + " HTTP/1.1\r\nHost: relay\r\n\r\n",
+        "GET /channels/" + "c" * 9000 + "/messages HTTP/1.1\r\nHost: relay\r\n\r\n",
+        "GET /time HTTP/1.1\r\nHost: relay\r\nX-Pad: " + "h" * 9000 + "\r\n\r\n",
+    ],
+    ids=["query", "path", "header"],
+)
+async def test_a_request_line_or_header_over_8190_bytes_gets_the_ably_envelope(
+    relay: Relay, request_head: str
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", relay.port)
+    try:
+        writer.write(request_head.encode())
+        head, _, body = (await reader.read()).partition(b"\r\n\r\n")
+    finally:
+        writer.close()
+    assert head.startswith(b"HTTP/1.0 400") or head.startswith(b"HTTP/1.1 400"), head
+    assert b"Content-Type: application/json" in head
+    assert b"X-Ably-Errorcode: 40000" in head
+    assert json.loads(body)["error"]["code"] == 40000

@@ -1,21 +1,24 @@
 """What the relay sends, and how much it holds for clients that do not read: oversized frames
 are refused with ERROR 40009; a subscriber too slow to keep up is disconnected with
-DISCONNECTED 42915 as its last frame and nothing after the CLOSE; and stalled subscribers
-together never hold more than the relay-wide budget (max_outbound_total), while the publisher
-and a healthy subscriber carry on."""
+DISCONNECTED 42915 as its last frame and nothing after the CLOSE; stalled subscribers together
+never hold more than the relay-wide budget (max_outbound_total), while the publisher and a
+healthy subscriber carry on; and a history page of big messages is bounded in bytes."""
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 import websockets
 from raw_client import ConnectRaw, RawClient, StalledSocket, connect_raw
 from relay_support import APP_KEY as KEY
 from relay_support import running_relay
 
+from channel_relay.channels.history import PAGE_BYTES
 from channel_relay.server import Relay
 
 ACK, NACK, DISCONNECTED, ERROR, ATTACHED, MESSAGE = 1, 2, 6, 9, 11, 15
@@ -109,3 +112,31 @@ async def test_twenty_stalled_subscribers_stay_under_the_relay_wide_budget(
     assert tight_relay.metrics.slow_consumers._value.get() >= 1
     for socket in stalled:
         socket.close()
+
+
+async def test_a_history_page_of_big_messages_is_bounded_in_bytes_and_links_the_rest(
+    relay: Relay,
+) -> None:
+    auth = {"Authorization": "Basic " + base64.b64encode(relay.default_key.encode()).decode()}
+    size = relay.settings.max_message_size - 1024
+    count = PAGE_BYTES // size + 20
+    url = f"{relay.url}/channels/big/messages"
+    async with aiohttp.ClientSession() as http:
+        for index in range(count):
+            body = {"name": f"{index:04}", "data": "x" * size}
+            async with http.post(url, json=body, headers=auth) as resp:
+                assert resp.status == 201, await resp.text()
+        names: list[str] = []
+        pages = 0
+        next_url: str | None = f"{url}?limit=1000&direction=forwards"
+        while next_url is not None:
+            async with http.get(next_url, headers=auth) as resp:
+                assert resp.status == 200
+                page = await resp.json()
+                link = resp.links.get("next")
+            assert sum(len(m["data"]) for m in page) <= PAGE_BYTES
+            names.extend(m["name"] for m in page)
+            pages += 1
+            next_url = str(resp.url.join(link["url"])) if link else None
+    assert names == [f"{index:04}" for index in range(count)], "every message once, in order"
+    assert pages >= 2
