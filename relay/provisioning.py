@@ -164,6 +164,9 @@ class ProvisionedApp:
                     "id": key.key_id,
                     "keyName": key.name,
                     "keySecret": key.secret,
+                    # Ably's sandbox also answers the secret as `value`, which ably-python's
+                    # test set-up (test/ably/testapp.py) reads.
+                    "value": key.secret,
                     "keyStr": str(key),
                     "capability": key.capability.to_json(),
                     "status": 0,

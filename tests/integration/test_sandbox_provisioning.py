@@ -76,6 +76,7 @@ async def test_post_apps_answers_in_the_sandbox_shape(
     assert len(keys) == 3
     for key in keys:
         assert key["keyStr"] == f"{key['keyName']}:{key['keySecret']}"
+        assert key["value"] == key["keySecret"], "ably-python's test set-up reads `value`"
         assert key["keyName"].startswith(app["appId"] + ".")
         assert key["status"] == 0
     # In the order of the body, capabilities as JSON strings.
