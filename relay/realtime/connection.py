@@ -65,7 +65,9 @@ _MAX_ATTACHING = 256
 @dataclass(slots=True)
 class Attachment:
     channel: Channel
+    # The modes granted, and those the ATTACH asked for: a reauth grants from the request again.
     modes: Flag
+    requested: Flag
     # Live deliveries held back while the log is replayed, so the replay and the live stream
     # meet without a gap or a duplicate. None once live.
     backlog: list[Outgoing] | None = None
@@ -121,6 +123,7 @@ class Connection:
         # them leave once the socket has been gone for the grace period.
         self.presence_channels: dict[str, Channel] = {}
         self._presence_grace: asyncio.TimerHandle | None = None
+        self.presence_grace_ms = settings.presence_grace
         # Channels whose members of this connection the relay removed without being asked (or
         # that a replaced connection had): the next attach there is not RESUMED, so the SDK
         # re-enters them. `replaces` is the connectionId of a connection that failed to resume.
@@ -140,9 +143,18 @@ class Connection:
         self._rate_count = 0
 
     def attach_socket(
-        self, ws: web.WebSocketResponse, transport: asyncio.Transport, fmt: Format, echo: bool
+        self,
+        ws: web.WebSocketResponse,
+        transport: asyncio.Transport,
+        fmt: Format,
+        echo: bool,
+        remain_present_for: int | None = None,
     ) -> None:
-        """Serve this connection over a (new) socket, replacing any previous one."""
+        """Serve this connection over a (new) socket, replacing any previous one.
+
+        `remain_present_for` (ms, the `remainPresentFor` connect param) is how long this
+        connection's members stay after the socket drops: settings.presence_grace if not given,
+        never longer than connectionStateTtl."""
         if self.writer is not None:
             self.writer.abort()
             self.outbound.forget(self)
@@ -156,6 +168,8 @@ class Connection:
         self.connection_key = f"{secrets.token_urlsafe(12)}!{self.connection_id}"
         self.dropped_at = None
         self.end_reason = None
+        grace = self.settings.presence_grace if remain_present_for is None else remain_present_for
+        self.presence_grace_ms = min(grace, self.settings.connection_state_ttl)
 
     def set_identity(self, identity: Identity) -> None:
         """Act with `identity` from now on; when its token expires, the socket is dropped with
@@ -308,7 +322,7 @@ class Connection:
                 self.dropped_at = time.monotonic()
                 if self.presence_channels and not self.closed and not self.draining:
                     self._presence_grace = asyncio.get_running_loop().call_later(
-                        self.settings.presence_grace / 1000, self._presence_expired
+                        self.presence_grace_ms / 1000, self._presence_expired
                     )
 
     async def _on_frame(self, data: bytes | str) -> bool:
@@ -494,7 +508,7 @@ class Connection:
         self.send(self.connected_message())
         for name, attachment in list(self.attachments.items()):
             try:
-                modes = self._granted_modes(name, attachment.modes)
+                modes = self._granted_modes(name, attachment.requested)
             except AblyError as error:
                 self._channel_error(name, error)
                 continue
@@ -512,7 +526,8 @@ class Connection:
             params = message.get("params") if isinstance(message.get("params"), dict) else None
             if params is not None and check_plain(params) is not None:
                 raise AblyError.invalid_param("Attach params must be plain JSON")
-            modes = self._granted_modes(name, requested_modes(message))
+            requested = requested_modes(message)
+            modes = self._granted_modes(name, requested)
             while True:
                 channel = await self.channels.attach(self.identity.app_id, name)
                 start, error = await self._replay_start(
@@ -530,7 +545,7 @@ class Connection:
             # ATTACH belongs to the old one, and the SDK attaches again on the new one.
             return
         self._leave(name)
-        attachment = Attachment(channel, modes)
+        attachment = Attachment(channel, modes, requested)
         self.attachments[name] = attachment
         channel.attached[self] = int(modes)
         mine = self.connection_id

@@ -137,7 +137,13 @@ class RealtimeEndpoint:
             self.on_socket(identity.app_id, 1)
         try:
             connection, error = await self._resume_or_new(query, identity)
-            connection.attach_socket(ws, transport, fmt, echo=query.get("echo", "true") != "false")
+            connection.attach_socket(
+                ws,
+                transport,
+                fmt,
+                echo=query.get("echo", "true") != "false",
+                remain_present_for=_remain_present_for(query),
+            )
             cid = connection.connection_id
             self.connections[cid] = connection
             store = self.channels.store
@@ -352,3 +358,9 @@ class _Socket(web.WebSocketResponse):
             else:
                 await self.send_bytes(self._too_big)
         return await super().close(code=code, message=message, drain=drain)
+
+
+def _remain_present_for(query: Mapping[str, str]) -> int | None:
+    """The `remainPresentFor` connect param (ms, a transport param of Ably's SDKs), if valid."""
+    value = query.get("remainPresentFor", "")
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 9 else None

@@ -109,6 +109,9 @@ class RestApi:
     async def publish(self, request: web.Request) -> web.Response:
         identity, name = self._authorised(request, "publish")
         body = await read_body(request, self.settings.max_frame_size)
+        if request.query.get("_forceNack") == "true":
+            # Ably's test hook for the refused-publish path (ably-python test_publish_params).
+            raise AblyError(40099, 400, "Publish refused as requested by _forceNack")
         # Looked up once the body is in, right before publishing (no await in between): a
         # slow body never holds a channel that could meanwhile be unloaded.
         channel = await self.channels.get(identity.app_id, name)

@@ -133,20 +133,19 @@ async def _drain(stream: asyncio.StreamReader) -> None:
         pass
 
 
-def _results(junit: Path) -> list[dict[str, Any]]:
-    """Every test case of a JUnit XML report: file, title (class::name), status, message."""
+def _results(junit: Path, path: str) -> list[dict[str, Any]]:
+    """Every test case of one file's JUnit XML report: title (Class::name), status, message."""
     tests = []
     for case in ET.parse(junit).getroot().iter("testcase"):
-        classname = case.get("classname", "")
-        module, _, cls = classname.rpartition(".") if "Test" in classname else (classname, "", "")
+        cls = case.get("classname", "").rpartition(".")[2]
+        name = str(case.get("name"))
         status, message = "pass", ""
         for tag, outcome in (("failure", "fail"), ("error", "fail"), ("skipped", "skip")):
             element = case.find(tag)
             if element is not None:
                 status, message = outcome, (element.get("message") or "")[:500]
                 break
-        path = module.replace(".", "/") + ".py"
-        title = f"{cls}::{case.get('name')}" if cls else str(case.get("name"))
+        title = f"{cls}::{name}" if cls.startswith("Test") else name
         tests.append({"file": path, "title": title, "status": status, "error": message})
     return tests
 
@@ -198,47 +197,67 @@ def _summary(tests: list[dict[str, Any]], check: dict[str, Any], seconds: float)
     return "\n".join(lines) + "\n"
 
 
+async def _run_file(
+    args: argparse.Namespace, checkout: Path, out_dir: Path, path: str, env: dict[str, str]
+) -> list[dict[str, Any]]:
+    """One test file in its own pytest process (a crash loses only that file); its results."""
+    stem = path.replace("/", "__")
+    junit = out_dir / "raw" / f"{stem}.xml"
+    junit.parent.mkdir(parents=True, exist_ok=True)
+    junit.unlink(missing_ok=True)
+    with (out_dir / "logs" / f"{stem}.log").open("wb") as log:
+        suite = await asyncio.create_subprocess_exec(
+            args.python,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "-rA",
+            # Native tracebacks: pytest's own re-parse source with `ast`, which CPython 3.11 can
+            # fail inside ("AST constructor recursion depth mismatch") when a websocket
+            # coroutine is finalised meanwhile, ending the whole session.
+            "--tb=native",
+            f"--junitxml={junit}",
+            path,
+            cwd=str(checkout),
+            env=env,
+            stdout=log,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        try:
+            async with asyncio.timeout(args.timeout):
+                await suite.wait()
+        except TimeoutError:
+            suite.kill()
+            await suite.wait()
+    if not junit.exists():
+        return [{"file": path, "title": "(session)", "status": "fail", "error": "no report"}]
+    return _results(junit, path)
+
+
 async def _main(args: argparse.Namespace, checkout: Path, out_dir: Path) -> int:
     ca, cert, key = _make_tls(out_dir / "tls", args.host)
     relay = await _start_relay(args.host, cert, key, out_dir / "relay.log")
-    junit = out_dir / "junit.xml"
+    files = args.tests or sorted(
+        p.relative_to(checkout).as_posix() for p in (checkout / "test").rglob("*_test.py")
+    )
+    env = {**os.environ, "ABLY_ENDPOINT": args.host, "ABLY_TLS": "true", "SSL_CERT_FILE": str(ca)}
     started = time.monotonic()
     try:
-        env = {
-            **os.environ,
-            "ABLY_ENDPOINT": args.host,
-            "ABLY_TLS": "true",
-            "SSL_CERT_FILE": str(ca),
-        }
-        with (out_dir / "pytest.log").open("wb") as log:
-            suite = await asyncio.create_subprocess_exec(
-                args.python,
-                "-m",
-                "pytest",
-                "-p",
-                "no:cacheprovider",
-                "-q",
-                "-rA",
-                f"--junitxml={junit}",
-                *args.tests,
-                cwd=str(checkout),
-                env=env,
-                stdout=log,
-                stderr=asyncio.subprocess.STDOUT,
-            )
-            try:
-                async with asyncio.timeout(args.timeout):
-                    await suite.wait()
-            except TimeoutError:
-                suite.kill()
-                await suite.wait()
+        limit = asyncio.Semaphore(args.jobs)
+
+        async def one(path: str) -> list[dict[str, Any]]:
+            async with limit:
+                results = await _run_file(args, checkout, out_dir, path, env)
+                print(f"{path}: {Counter(r['status'] for r in results)}")
+                return results
+
+        tests = [t for results in await asyncio.gather(*map(one, files)) for t in results]
     finally:
         relay.terminate()
         await relay.wait()
     seconds = time.monotonic() - started
-    if not junit.exists():
-        raise SystemExit(f"the suite wrote no report; see {out_dir / 'pytest.log'}")
-    tests = _results(junit)
     check = _check(tests, Path(args.known))
     report = {"checkout": str(checkout), "seconds": round(seconds), "tests": tests, "known": check}
     (out_dir / "report.json").write_text(json.dumps(report, indent=1))
@@ -253,8 +272,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("checkout", help="an ably-python source tree (its test/ folder is run)")
     parser.add_argument("--python", required=True, help="interpreter with ably and the test deps")
     parser.add_argument("--host", default="127.0.0.5", help="loopback address to serve 443 on")
-    parser.add_argument("--tests", nargs="*", default=["test"], help="pytest paths to run")
-    parser.add_argument("--timeout", type=float, default=3600, help="seconds for the whole suite")
+    parser.add_argument("--tests", nargs="*", help="test files (default: every test/**/*_test.py)")
+    parser.add_argument("--jobs", type=int, default=2, help="test files run at once")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds per test file")
     parser.add_argument("--out", default="compat-report-python", help="where report.json goes")
     parser.add_argument("--known", default=str(KNOWN), help="the known-failures list (JSON)")
     args = parser.parse_args(argv)
@@ -262,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (checkout / "test" / "ably" / "testapp.py").exists():
         raise SystemExit(f"{checkout}: not an ably-python source tree (no test/ably/testapp.py)")
     out_dir = Path(args.out).resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "logs").mkdir(parents=True, exist_ok=True)
     return asyncio.run(_main(args, checkout, out_dir))
 
 

@@ -360,3 +360,24 @@ async def test_acks_come_back_in_msg_serial_order_for_a_pipelined_burst(
         assert [parse_serial(s)[1] for s in mine if parse_serial(s)] == list(
             range(1, len(mine) + 1)
         )
+
+
+async def test_remain_present_for_sets_how_long_a_dropped_connections_members_stay(
+    raw: ConnectRaw,
+) -> None:
+    """The `remainPresentFor` transport param (ably-python's presence re-entry tests use it):
+    with 0, a member leaves as soon as its socket drops, not after the relay's 15 s grace."""
+    observer = await raw("json")
+    assert (await observer.attach("remain"))["action"] == ATTACHED
+    member = await raw("json", clientId="brief", remainPresentFor="0")
+    assert (await member.attach("remain"))["action"] == ATTACHED
+    await member.send(
+        {"action": 14, "channel": "remain", "msgSerial": 0, "presence": [{"action": 2}]}
+    )
+    assert (await member.recv_action(ACK, NACK))["action"] == ACK
+    entered = await observer.recv_action(14)
+    assert [p["action"] for p in entered["presence"]] == [2]
+
+    await member.ws.close()  # the socket goes; no CLOSE was sent
+    left = await observer.recv_action(14)
+    assert [(p["action"], p["clientId"]) for p in left["presence"]] == [(3, "brief")]

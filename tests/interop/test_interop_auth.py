@@ -353,6 +353,15 @@ async def test_reauth_to_a_narrower_capability_fails_only_the_channels_no_longer
     assert out["ownPublish"] == {"resolved": True}
 
 
+async def test_reauth_to_a_wider_capability_lets_an_attached_channel_publish(
+    run_node: RunNode, fmt: str
+) -> None:
+    out = await run_node("auth_reauth_upgrade.mjs", format=fmt, args={"channel": "upgrade"})
+    assert out["before"]["code"] == 40160, out
+    assert out["after"] == {"resolved": True}, out
+    assert out["state"] == "attached"
+
+
 # REST credentials
 
 

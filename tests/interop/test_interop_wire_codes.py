@@ -56,3 +56,11 @@ async def test_a_token_lists_its_operations_in_the_requested_order(
     # ably-js sorted the lists it sent in place; the token answers in that order.
     assert out["granted"] == {"ops": ["presence", "publish", "subscribe"]}
     assert out["requested"] == out["granted"]
+
+
+async def test_the_force_nack_publish_param_is_refused_with_40099(
+    run_node: RunNode, fmt: str
+) -> None:
+    out = await _check(run_node, fmt, "forceNack")
+    assert (out["refused"]["code"], out["refused"]["statusCode"]) == (40099, 400)
+    assert out["stored"] == 0

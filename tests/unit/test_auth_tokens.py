@@ -153,7 +153,14 @@ async def test_a_nonce_is_forgotten_once_its_timestamp_leaves_the_window(
     with pytest.raises(AblyError) as info:
         await exchange(store, body, now_ms=NOW + TIMESTAMP_WINDOW_MS + 1)
     assert info.value == refused(40104, 401)
-    assert await store.claim_nonce("appA.keyA", body["nonce"], NOW, NOW + TIMESTAMP_WINDOW_MS + 1)
+    claimed = f"{body['nonce']}@{body['timestamp']}"
+    assert await store.claim_nonce("appA.keyA", claimed, NOW, NOW + TIMESTAMP_WINDOW_MS + 1)
+
+
+async def test_a_nonce_reused_with_another_timestamp_is_not_a_replay(store: SqliteStore) -> None:
+    await exchange(store, signed(nonce="1234567890123456"))
+    again = create_token_request(KEY, now_ms=NOW + 5, nonce="1234567890123456").to_dict()
+    assert (await exchange(store, again, now_ms=NOW + 5)).issued == NOW + 5
 
 
 async def test_refused_mac_does_not_consume_the_nonce(store: SqliteStore) -> None:

@@ -6,9 +6,10 @@
 //               (realtime/connection unrecoverableConnection)
 //   unknownKey  an unknown key name on realtime: 40101 (realtime/failure invalid_cred_failure)
 //   capability  a token's capability in the requested order (rest/capability)
+//   forceNack   the `_forceNack` publish param: 40099 (ably-python test_publish_params)
 //
 // args: check, channel (a prefix), opsKey (capability: a key with several operations on "ops").
-import { args, once, realtime, rest, run } from '../lib/relay.mjs';
+import { args, once, realtime, rejection, rest, run } from '../lib/relay.mjs';
 
 const checks = {
   async notFound() {
@@ -51,6 +52,13 @@ const checks = {
     const requested = { ops: ['subscribe', 'publish', 'presence'] };
     const token = await rest().auth.requestToken({ capability: requested }, { key: args.opsKey });
     return { requested, granted: JSON.parse(token.capability) };
+  },
+
+  async forceNack() {
+    const channel = rest().channels.get(args.channel);
+    const refused = await rejection(channel.publish({ name: 'n', data: 'd' }, { _forceNack: true }));
+    const history = await channel.history();
+    return { refused, stored: history.items.length };
   },
 };
 
