@@ -27,6 +27,8 @@ run(async () => {
   const bearerHistory = (await bearer.history()).items.map((m) => [m.name, m.clientId ?? null]);
 
   const nonce = `nonce-${Date.now()}`;
+  // A replay is the same TokenRequest again: same nonce, same timestamp.
+  const timestamp = Date.now();
   return {
     bearerPublish,
     bearerHistory,
@@ -34,7 +36,8 @@ run(async () => {
     expired: await renewsAfter(args.expiredJwt),
     malformed: await renewsAfter(args.malformedJwt),
     staleTimestamp: await outcome(admin.auth.requestToken({ timestamp: Date.now() - 10 * 60 * 1000 })),
-    firstNonce: await outcome(admin.auth.requestToken({ nonce })),
-    replayedNonce: await outcome(admin.auth.requestToken({ nonce })),
+    firstNonce: await outcome(admin.auth.requestToken({ nonce, timestamp })),
+    replayedNonce: await outcome(admin.auth.requestToken({ nonce, timestamp })),
+    nonceAtAnotherTime: await outcome(admin.auth.requestToken({ nonce, timestamp: timestamp + 1 })),
   };
 });
