@@ -24,7 +24,9 @@ from channel_relay.auth.identity import Identity
 from channel_relay.auth.permissions import authorize_change, may_change_some
 from channel_relay.channels.channel import Channel, SubscriberView
 from channel_relay.channels.deltas import DeltaChain
-from channel_relay.channels.outgoing import Outgoing
+from channel_relay.channels.filters import MessageFilter
+from channel_relay.channels.outgoing import Outgoing, Subscriber
+from channel_relay.channels.qualified import QualifiedSubscriber
 from channel_relay.channels.registry import ChannelRegistry
 from channel_relay.channels.replay import Replay, resume_from, rewind_from
 from channel_relay.config import Settings
@@ -32,10 +34,10 @@ from channel_relay.protocol.actions import MODE_FLAGS, Action, Flag, PresenceAct
 from channel_relay.protocol.attach import attach_params, requested_modes, rewind_param
 from channel_relay.protocol.codec import Format, decode_frame, encode_frame
 from channel_relay.protocol.errors import AblyError
+from channel_relay.protocol.qualifiers import parse_qualified
 from channel_relay.protocol.serials import format_serial
 from channel_relay.protocol.validation import (
     MUTATIONS,
-    check_channel_name,
     check_plain,
     is_int,
     parse_annotations,
@@ -68,6 +70,10 @@ class Attachment:
     # The modes granted, and those the ATTACH asked for: a reauth grants from the request again.
     modes: Flag
     requested: Flag
+    # What the channel delivers to: this connection, or a QualifiedSubscriber standing for it
+    # when the name attached carries a qualifier ([?params], [filter=...], [meta]).
+    subscriber: Subscriber
+    name: str
     # Live deliveries held back while the log is replayed, so the replay and the live stream
     # meet without a gap or a duplicate. None once live.
     backlog: list[Outgoing] | None = None
@@ -508,13 +514,13 @@ class Connection:
         self.send(self.connected_message())
         for name, attachment in list(self.attachments.items()):
             try:
-                modes = self._granted_modes(name, attachment.requested)
+                modes = self._granted_modes(attachment.channel.name, attachment.requested)
             except AblyError as error:
                 self._channel_error(name, error)
                 continue
             attachment.modes = modes
             if not modes & Flag.SUBSCRIBE:
-                attachment.channel.unsubscribe(self)
+                attachment.channel.unsubscribe(attachment.subscriber)
 
     # Channels
 
@@ -522,14 +528,26 @@ class Connection:
         name = _channel_name(message)
         writer = self.writer
         try:
-            check_channel_name(name)
+            qualified = parse_qualified(name)
+            if qualified.params:
+                # Params in the name ([?rewind=1]x) apply as if sent with the ATTACH.
+                message = {
+                    **message,
+                    "params": {**qualified.params, **(message.get("params") or {})},
+                }
             params = message.get("params") if isinstance(message.get("params"), dict) else None
             if params is not None and check_plain(params) is not None:
                 raise AblyError.invalid_param("Attach params must be plain JSON")
             requested = requested_modes(message)
-            modes = self._granted_modes(name, requested)
+            modes = self._granted_modes(qualified.channel, requested)
+            subscriber: Subscriber = self
+            if qualified.qualified:
+                message_filter = (
+                    None if qualified.filter is None else MessageFilter(qualified.filter)
+                )
+                subscriber = QualifiedSubscriber(self, name, message_filter)
             while True:
-                channel = await self.channels.attach(self.identity.app_id, name)
+                channel = await self.channels.attach(self.identity.app_id, qualified.channel)
                 start, error = await self._replay_start(
                     channel, message.get("channelSerial"), rewind_param(message)
                 )
@@ -545,9 +563,9 @@ class Connection:
             # ATTACH belongs to the old one, and the SDK attaches again on the new one.
             return
         self._leave(name)
-        attachment = Attachment(channel, modes, requested)
+        attachment = Attachment(channel, modes, requested, subscriber, name)
         self.attachments[name] = attachment
-        channel.attached[self] = int(modes)
+        channel.attached[subscriber] = int(modes)
         mine = self.connection_id
         if any(m["connectionId"] == mine for m in channel.presence.members.values()):
             # Members entered before this node served the connection (a resume from the
@@ -563,7 +581,7 @@ class Connection:
             flags |= Flag.RESUMED
         sync = None
         if modes & Flag.PRESENCE_SUBSCRIBE:
-            channel.presence.subscribe(self)
+            channel.presence.subscribe(subscriber)
             if channel.presence.members:
                 flags |= Flag.HAS_PRESENCE
                 sync = channel.presence.sync(self.settings.sync_page_size)
@@ -580,9 +598,9 @@ class Connection:
                 if resumed:
                     attached_serial = format_serial(channel.log.epoch, start)
             view = self._views.pop(name, None)
-            channel.subscribe(self, start, view if resumed else None)
+            channel.subscribe(subscriber, start, view if resumed else None)
             if params is not None and params.get("delta") == "vcdiff":
-                channel.deltas.want(self, replaying=replay is not None)
+                channel.deltas.want(subscriber, replaying=replay is not None)
         reply: dict[str, Any] = {
             "action": Action.ATTACHED,
             "channel": name,
@@ -596,7 +614,7 @@ class Connection:
             reply["error"] = error.to_dict()
         self.send(reply)
         for page in sync or ():
-            self.send(page)
+            self.send({**page, "channel": name})
         if replay is not None:
             attachment.replaying = asyncio.create_task(self._replay(attachment, replay))
 
@@ -637,27 +655,32 @@ class Connection:
     async def _replay(self, attachment: Attachment, replay: Replay) -> None:
         """Send the log from the replay's start, then the live deliveries held back meanwhile
         (less those the replayed aggregates already include)."""
-        channel = attachment.channel
-        deltas = DeltaChain() if self in channel.deltas.wanted else None
+        channel, name, subscriber = attachment.channel, attachment.name, attachment.subscriber
+        deltas = DeltaChain() if subscriber in channel.deltas.wanted else None
         try:
-            async for messages, channel_serial in replay.pages():
-                if self.attachments.get(channel.name) is not attachment:
+            async for page, channel_serial in replay.pages():
+                if self.attachments.get(name) is not attachment:
                     return
+                messages = page
+                if isinstance(subscriber, QualifiedSubscriber):
+                    messages = subscriber.select(page)
+                    if not messages:
+                        continue
                 self.send(
                     {
                         "action": Action.MESSAGE,
-                        "channel": channel.name,
+                        "channel": name,
                         "channelSerial": channel_serial,
                         "messages": messages if deltas is None else deltas.apply(messages),
                     }
                 )
         except Exception:
-            log.exception("replay of %s failed", channel.name)
-            self._channel_error(channel.name, AblyError(90000, 500, "Channel replay failed"))
+            log.exception("replay of %s failed", name)
+            self._channel_error(name, AblyError(90000, 500, "Channel replay failed"))
             return
         backlog = attachment.backlog or []
         attachment.backlog = None
-        if self.attachments.get(channel.name) is attachment:
+        if self.attachments.get(name) is attachment:
             for outgoing in backlog:
                 if not replay.covers(outgoing.change):
                     self.deliver(outgoing)
@@ -700,16 +723,16 @@ class Connection:
         attachment = self.attachments.pop(name, None)
         if attachment is not None:
             channel = attachment.channel
-            channel.unsubscribe(self)
-            channel.presence.unsubscribe(self)
-            channel.attached.pop(self, None)
+            channel.unsubscribe(attachment.subscriber)
+            channel.presence.unsubscribe(attachment.subscriber)
+            channel.attached.pop(attachment.subscriber, None)
             if attachment.replaying is not None:
                 attachment.replaying.cancel()
 
     def _detach_all(self) -> None:
         # Kept for a resume: what each subscription had already received.
         for name, attachment in self.attachments.items():
-            view = attachment.channel.subscribers.get(self)
+            view = attachment.channel.subscribers.get(attachment.subscriber)
             if view is not None:
                 self._views[name] = view
         for name in list(self.attachments):
@@ -730,14 +753,15 @@ class Connection:
         ack = self._reply(msg_serial, name, "publish")
         identity = self.identity
         max_size = self.settings.max_message_size
+        attached_as = name
         try:
-            check_channel_name(name)
+            name = _publishable(name)
             raw = message.get("messages")
             self._check_rate(raw)
             change = _single_change(raw)
             if change is None and not identity.capability.allows(name, "publish"):
                 raise AblyError.forbidden(f"Unable to publish to channel {name}: not permitted")
-            self._check_mode(name, Flag.PUBLISH)
+            self._check_mode(attached_as, Flag.PUBLISH)
             if change is not None:
                 op = parse_mutation(change, max_size)
                 may_change_some(identity, name, op["action"])
@@ -776,15 +800,16 @@ class Connection:
             return
         name = message.get("channel")
         ack = self._reply(msg_serial, name, "presence")
+        attached_as = name
         try:
-            check_channel_name(name)
+            name = _publishable(name)
             self._check_rate(message.get("presence"))
-            attachment = self.attachments.get(name)
+            attachment = self.attachments.get(attached_as)
             if attachment is None:
                 raise AblyError(91001, 400, "Cannot enter presence: the channel is not attached")
             if not self.identity.capability.allows(name, "presence"):
                 raise AblyError.forbidden(f"Presence not permitted on channel {name}")
-            self._check_mode(name, Flag.PRESENCE)
+            self._check_mode(attached_as, Flag.PRESENCE)
             events = parse_presence(message.get("presence"), self.settings.max_message_size)
             for event in events:
                 client_id = message_client_id(self.identity, event.get("clientId"))
@@ -814,13 +839,14 @@ class Connection:
         ack = self._reply(msg_serial, name, "annotation")
         annotations = self.channels.annotations
         assert annotations is not None
+        attached_as = name
         try:
-            check_channel_name(name)
+            name = _publishable(name)
             raw = message.get("annotations")
             self._check_rate(raw)
             if not self.identity.capability.allows(name, "annotation-publish"):
                 raise AblyError.forbidden(f"Unable to annotate on channel {name}: not permitted")
-            self._check_mode(name, Flag.ANNOTATION_PUBLISH)
+            self._check_mode(attached_as, Flag.ANNOTATION_PUBLISH)
             items = parse_annotations(raw, self.settings.max_message_size)
             stamp_client_ids(self.identity, items)
             channel = self.channels.peek(self.identity.app_id, name) or await self.channels.get(
@@ -917,6 +943,16 @@ def _channel_name(message: dict[str, Any]) -> str:
     if not isinstance(name, str):
         raise _Fatal(AblyError.invalid_channel_name("Protocol message has no channel name"))
     return name
+
+
+def _publishable(name: Any) -> str:
+    """The channel a publish, presence or annotation on `name` acts on: a qualified name's
+    base channel (40010 for an invalid name; 40160 for a metachannel, which only the service
+    writes to)."""
+    qualified = parse_qualified(name)
+    if qualified.channel.startswith("[meta]"):
+        raise AblyError.forbidden(f"Metachannel {qualified.channel} cannot be written to")
+    return qualified.channel
 
 
 def _single_change(raw: Any) -> dict[str, Any] | None:

@@ -248,7 +248,7 @@ async def test_an_unknown_action_on_a_channel_fails_that_channel_only(raw: Conne
     await _still_works(client)
 
 
-@pytest.mark.parametrize("name", ["", ":colon", "[meta]x", "line\nbreak"], ids=repr)
+@pytest.mark.parametrize("name", ["", ":colon", "[unknown]x", "line\nbreak"], ids=repr)
 async def test_attaching_an_invalid_channel_name_is_a_channel_error_40010(
     raw: ConnectRaw, fmt: str, name: str
 ) -> None:
