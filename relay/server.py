@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import socket
+import tempfile
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -44,6 +47,7 @@ from channel_relay.rest.unparseable import EnvelopeRunner
 from channel_relay.retention import Retention
 from channel_relay.store.annotations import AnnotationStore
 from channel_relay.store.base import Store
+from channel_relay.store.postgres import PostgresStore
 from channel_relay.store.preflight import check_database
 from channel_relay.store.sqlite import SqliteStore
 from channel_relay.usage import LiveStats
@@ -70,7 +74,17 @@ class Relay:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.store = SqliteStore(settings.db_path)
+        self.store: Store
+        # Side tables (push registrations, annotations) stay in a SQLite file of this node.
+        self._side_dir: str | None = None
+        if settings.store is not None:
+            self.store = PostgresStore(settings.store)
+            if settings.db_path is None:
+                self._side_dir = tempfile.mkdtemp(prefix="relay-side-")
+            side_path = settings.db_path or str(Path(self._side_dir or "") / "side.db")
+        else:
+            sqlite = SqliteStore(settings.db_path)
+            self.store, side_path = sqlite, sqlite.path
         self.apps = Apps()
         # Fault injection exists on sandbox relays only (channel_relay.faults).
         self.faults = Faults()
@@ -89,10 +103,10 @@ class Relay:
             self.realtime.enforce_revocations,
             self.realtime.connection_id_for_key,
         )
-        self.push = Push(PushStore(self.store.path), self.channels)
-        self.annotations = Annotations(AnnotationStore(self.store.path))
+        self.push = Push(PushStore(side_path), self.channels)
+        self.annotations = Annotations(AnnotationStore(side_path))
         self.channels.annotations = self.annotations
-        self.live_stats = LiveStats(self.store.path)
+        self.live_stats = LiveStats(side_path)
         self.channels.on_published = self._published
         self.realtime.on_socket = self.live_stats.connection
         self.sandbox = Sandbox(
@@ -220,6 +234,8 @@ class Relay:
                 await finish(self.store)
         finally:
             await self.store.close()
+        if self._side_dir is not None:
+            shutil.rmtree(self._side_dir, ignore_errors=True)
 
     def _published(self, channel: Channel, messages: list[dict[str, Any]]) -> None:
         """Every committed publish: push notifications for its extras.push, and live stats."""

@@ -107,6 +107,15 @@ def _text(value: Any) -> str:
     return value
 
 
+def _store_url(value: Any) -> str | None:
+    if value in ("", None):
+        return None
+    text = _text(value)
+    if not text.startswith(("postgresql://", "postgres://")):
+        raise ValueError(f"expected postgresql://user@host/database, got {value!r}")
+    return text
+
+
 def _optional_path(value: Any) -> str | None:
     return None if value in ("", None) else _text(value)
 
@@ -203,6 +212,22 @@ OPTIONS: tuple[Option, ...] = (
     Option("host", "server", "host", _text, "address to listen on (every address it resolves to)"),
     Option("port", "server", "port", _int(0, 65535), "port for WebSocket and REST (0: any free)"),
     Option("db_path", "server", "database", _text, "SQLite database file", metavar="FILE"),
+    Option(
+        "store",
+        "store",
+        "url",
+        _store_url,
+        "keep the log in PostgreSQL instead of SQLite, shared by every relay node given the "
+        "same URL",
+        metavar="postgresql://USER@HOST/DB",
+    ),
+    Option(
+        "workers",
+        "server",
+        "workers",
+        _int(1),
+        "processes serving the port together (SO_REUSEPORT); more than 1 needs --store",
+    ),
     Option(
         "keys",
         "server",

@@ -7,26 +7,62 @@ helper modules here (`raw_client`) import by their bare name from any test folde
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
+from pg_support import empty_database, session_database
 from raw_client import ConnectRaw, RawClient, connect_raw
 from relay_support import running_relay
 
 from channel_relay.server import Relay
 
 FORMATS = ["msgpack", "json"]
+ENGINES = ["sqlite", "postgresql"]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests on a relay run on each engine: a module narrows the list with its own `ENGINES`.
+    Interop modules run on SQLite unless they name both (the key ones do: ably-js through
+    each engine, without doubling the whole suite's time)."""
+    if "engine" not in metafunc.fixturenames:
+        return
+    default = ["sqlite"] if "interop" in metafunc.definition.path.parts else ENGINES
+    metafunc.parametrize("engine", getattr(metafunc.module, "ENGINES", default), indirect=True)
 
 
 @pytest.fixture
-async def relay(tmp_path: Path) -> AsyncIterator[Relay]:
-    """A relay on an ephemeral port of 127.0.0.1 with its own SQLite file and key APP_KEY,
-    serving in the test's event loop."""
-    async with running_relay(tmp_path) as server:
+def engine(request: pytest.FixtureRequest) -> str | None:
+    """The store under test: None for SQLite, else the URL of an empty PostgreSQL database."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        return None
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture
+async def relay(tmp_path: Path, engine: str | None) -> AsyncIterator[Relay]:
+    """A relay on an ephemeral port of 127.0.0.1 with key APP_KEY, serving in the test's event
+    loop, on each engine: its own SQLite file, and an empty PostgreSQL database."""
+    async with running_relay(tmp_path, store=engine) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A PostgreSQL database of this session's own (see pg_support): its URL."""
+    with session_database() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url(postgres_database: str) -> str:
+    """The session's PostgreSQL database, emptied for this test."""
+    asyncio.run(empty_database(postgres_database))
+    return postgres_database
 
 
 @pytest.fixture

@@ -164,6 +164,11 @@ class HistoryQuery:
 
 
 class Store(Protocol):
+    # The relay node this store writes for (presence members and notifications name it).
+    node_id: str
+    # Called after each commit with (operations, seconds): metrics.
+    on_commit: Callable[[int, float], None] | None
+
     async def open(self) -> None: ...
 
     async def close(self) -> None: ...

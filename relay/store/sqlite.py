@@ -31,9 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
-import msgpack
 
-from channel_relay.auth.capability import Capability
 from channel_relay.auth.keys import ApiKey
 from channel_relay.auth.revocation import Revocation
 from channel_relay.protocol.actions import PresenceAction
@@ -41,8 +39,6 @@ from channel_relay.protocol.errors import AblyError
 from channel_relay.protocol.serials import format_serial, new_epoch
 from channel_relay.store.base import (
     ChannelLog,
-    HistoryQuery,
-    LogEvent,
     Mutate,
     MutateResult,
     PresenceEvents,
@@ -52,13 +48,15 @@ from channel_relay.store.base import (
     StoredVersion,
     WriteOp,
 )
+from channel_relay.store.commit_hook import CommitHook, report_commit
+from channel_relay.store.reads import LogReads
+from channel_relay.store.rows import pack, unpack
 from channel_relay.store.schema import SCHEMA
 
 __all__ = ["SqliteStore"]
 
 log = logging.getLogger(__name__)
 
-_pack = msgpack.Packer(use_bin_type=True).pack
 # Bounds one transaction so a flood of tiny publishes still commits (and ACKs) steadily.
 _MAX_OPS_PER_COMMIT = 4096
 # Pause before reopening the database after the writer failed to, so a lasting fault (a
@@ -80,7 +78,7 @@ _Op = WriteOp | _Call
 _Outcome = tuple[Any, BaseException | None]
 
 
-class SqliteStore:
+class SqliteStore(LogReads):
     """The SQLite implementation of `channel_relay.store.base.Store`.
 
     `path` None makes a throwaway database in a temporary directory, removed at close, with
@@ -104,7 +102,7 @@ class SqliteStore:
         # before it opens the store).
         self.node_id = ""
         # Called by the writer thread after each commit with (operations, seconds): metrics.
-        self.on_commit: Callable[[int, float], None] | None = None
+        self.on_commit: CommitHook | None = None
 
     async def open(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -146,28 +144,6 @@ class SqliteStore:
         row = await self._write(lambda db: _create_channel(db, app_id, name))
         return await self._channel_log(row)
 
-    async def find_channel(self, app_id: str, name: str) -> ChannelLog | None:
-        row = await self._fetchone(
-            "SELECT id, epoch, last_seq FROM channels WHERE app_id = ? AND name = ?",
-            (app_id, name),
-        )
-        return None if row is None else await self._channel_log(row)
-
-    async def _channel_log(self, row: tuple[int, str, int]) -> ChannelLog:
-        trimmed = await self._fetchone(
-            "SELECT trimmed_seq FROM trimmed WHERE channel_id = ?", (row[0],)
-        )
-        lost = await self._fetchall(
-            "SELECT after_seq, upto_seq FROM restored WHERE channel_id = ?", (row[0],)
-        )
-        return ChannelLog(
-            channel_id=row[0],
-            epoch=row[1],
-            last_seq=row[2],
-            first_seq=(trimmed[0] + 1) if trimmed else 1,
-            lost=tuple((after, upto) for after, upto in lost),
-        )
-
     async def add_keys(self, keys: Sequence[ApiKey]) -> None:
         rows = [(k.name, k.app_id, k.secret, k.capability.to_json()) for k in keys]
         await self._write(
@@ -208,14 +184,6 @@ class SqliteStore:
             )
 
         await self._write(add)
-
-    async def revocations(self, after_id: int) -> list[tuple[int, Revocation]]:
-        rows = await self._fetchall(
-            "SELECT id, key_name, kind, value, issued_before, applies_at FROM revocations "
-            "WHERE id > ? ORDER BY id",
-            (after_id,),
-        )
-        return [(row[0], Revocation(*row[1:])) for row in rows]
 
     async def node_alive(self, node_id: str, now_ms: int, ttl_ms: int) -> None:
         def alive(db: sqlite3.Connection) -> None:
@@ -297,12 +265,6 @@ class SqliteStore:
 
         return await self._write(claim)
 
-    async def presence_members(self, channel_id: int) -> list[tuple[str, dict[str, Any]]]:
-        rows = await self._fetchall(
-            "SELECT node_id, body FROM presence_members WHERE channel_id = ?", (channel_id,)
-        )
-        return [(node_id, _unpack(body)) for node_id, body in rows]
-
     async def claim_orphans(
         self, node_id: str, alive_since_ms: int
     ) -> list[tuple[str, str, dict[str, Any]]]:
@@ -318,7 +280,7 @@ class SqliteStore:
                 "UPDATE presence_members SET node_id = ? WHERE channel_id = ? AND member_key = ?",
                 [(node_id, cid, key) for cid, key, *_ in rows],
             )
-            return [(app_id, name, _unpack(body)) for _, _, app_id, name, body in rows]
+            return [(app_id, name, unpack(body)) for _, _, app_id, name, body in rows]
 
         return await self._write(claim)
 
@@ -362,33 +324,6 @@ class SqliteStore:
         # settled, everything submitted before it has been committed and reported.
         await self._write(lambda db: None)
 
-    async def channel_list(self) -> list[tuple[int, str, str]]:
-        rows = await self._fetchall("SELECT id, app_id, name FROM channels ORDER BY id", ())
-        return [(cid, app_id, name) for cid, app_id, name in rows]
-
-    async def channel_names(
-        self, app_id: str, prefix: str, after: str | None, limit: int
-    ) -> list[str]:
-        # The (app_id, name) unique index serves the range; BINARY collation compares UTF-8
-        # bytes, which orders as code points do.
-        lower, op = (after, ">") if after is not None and after >= prefix else (prefix, ">=")
-        rows = await self._fetchall(
-            f"SELECT name FROM channels WHERE app_id = ? AND name {op} ? "
-            "AND substr(name, 1, ?) = ? ORDER BY name LIMIT ?",
-            (app_id, lower, len(prefix), prefix, limit),
-        )
-        return [name for (name,) in rows]
-
-    async def version_rows(
-        self, channel_id: int, after_seq: int, limit: int
-    ) -> list[StoredVersion]:
-        rows = await self._fetchall(
-            "SELECT seq, target_seq, body FROM versions WHERE channel_id = ? AND seq > ? "
-            "ORDER BY seq LIMIT ?",
-            (channel_id, after_seq, limit),
-        )
-        return [StoredVersion(seq, target, _unpack(body)) for seq, target, body in rows]
-
     async def replace_channel(
         self, app_id: str, name: str, epoch: str, last_seq: int, first_seq: int
     ) -> int:
@@ -406,123 +341,28 @@ class SqliteStore:
         def add(db: sqlite3.Connection) -> None:
             db.executemany(
                 "INSERT INTO messages (channel_id, seq, timestamp, body) VALUES (?, ?, ?, ?)",
-                [(channel_id, m.seq, m.message["timestamp"], _pack(m.message)) for m in messages],
+                [(channel_id, m.seq, m.message["timestamp"], pack(m.message)) for m in messages],
             )
             db.executemany(
                 "INSERT INTO versions (channel_id, seq, target_seq, body) VALUES (?, ?, ?, ?)",
-                [(channel_id, v.seq, v.target_seq, _pack(v.message)) for v in versions],
+                [(channel_id, v.seq, v.target_seq, pack(v.message)) for v in versions],
             )
             db.executemany(
                 "INSERT INTO presence (channel_id, seq, connection_id, timestamp, body) "
                 "VALUES (?, ?, ?, ?, ?)",
                 [
                     (channel_id, p.seq, p.message["connectionId"], p.message["timestamp"],
-                     _pack(p.message))
+                     pack(p.message))
                     for p in presence
                 ],
             )  # fmt: skip
 
         await self._write(add)
 
-    async def retention_cutoff(
-        self, channel_id: int, before_ms: int | None, keep: int | None
-    ) -> int:
-        cutoff = 0
-        if before_ms is not None:
-            # Timestamps never decrease along seq, so the (channel_id, timestamp) index finds it.
-            row = await self._fetchone(
-                "SELECT seq FROM messages WHERE channel_id = ? AND timestamp < ? "
-                "ORDER BY timestamp DESC, seq DESC LIMIT 1",
-                (channel_id, before_ms),
-            )
-            cutoff = max(cutoff, row[0] if row else 0)
-        if keep is not None:
-            row = await self._fetchone(
-                "SELECT seq FROM messages WHERE channel_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?",
-                (channel_id, keep),
-            )
-            cutoff = max(cutoff, row[0] if row else 0)
-        return cutoff
-
     async def trim(self, channel_id: int, upto_seq: int, batch: int) -> tuple[int, int]:
         return await self._write(lambda db: _trim(db, channel_id, upto_seq, batch))
 
     # Reads
-
-    async def apps(self) -> list[tuple[str, str]]:
-        return [(a, s) for a, s in await self._fetchall("SELECT app_id, spec FROM apps", ())]
-
-    async def stats(self, app_id: str, start: int, end: int) -> list[tuple[int, str]]:
-        rows = await self._fetchall(
-            "SELECT interval_start, entries FROM stats WHERE app_id = ? "
-            "AND interval_start >= ? AND interval_start <= ? ORDER BY interval_start",
-            (app_id, start, end),
-        )
-        return [(start_, entries) for start_, entries in rows]
-
-    async def get_setting(self, name: str) -> str | None:
-        row = await self._fetchone("SELECT value FROM settings WHERE name = ?", (name,))
-        return None if row is None else row[0]
-
-    async def keys(self) -> list[ApiKey]:
-        rows = await self._fetchall("SELECT key_name, secret, capability FROM keys", ())
-        keys = []
-        for key_name, secret, capability in rows:
-            app_id, _, key_id = key_name.partition(".")
-            keys.append(ApiKey(app_id, key_id, secret, Capability.parse(capability)))
-        return keys
-
-    async def history(self, query: HistoryQuery) -> list[StoredMessage]:
-        where, params = _bounds(query, with_time=True)
-        rows = await self._fetchall(
-            f"SELECT seq, body FROM messages WHERE channel_id = ? {where}", params
-        )
-        return [StoredMessage(seq, _unpack(body)) for seq, body in rows]
-
-    async def presence_history(self, query: HistoryQuery) -> list[StoredMessage]:
-        where, params = _bounds(query, with_time=True)
-        rows = await self._fetchall(
-            f"SELECT seq, body FROM presence WHERE channel_id = ? {where}", params
-        )
-        return [StoredMessage(seq, _unpack(body)) for seq, body in rows]
-
-    async def last_presence(self, channel_id: int, connection_id: str) -> dict[str, Any] | None:
-        row = await self._fetchone(
-            "SELECT body FROM presence WHERE channel_id = ? AND connection_id = ? "
-            "ORDER BY seq DESC LIMIT 1",
-            (channel_id, connection_id),
-        )
-        return None if row is None else _unpack(row[0])
-
-    async def message(self, channel_id: int, seq: int) -> dict[str, Any] | None:
-        row = await self._fetchone(
-            "SELECT body FROM messages WHERE channel_id = ? AND seq = ?", (channel_id, seq)
-        )
-        return None if row is None else _unpack(row[0])
-
-    async def versions(
-        self, channel_id: int, target_seq: int, query: HistoryQuery
-    ) -> list[StoredVersion]:
-        where, params = _bounds(query, with_time=False)
-        params[0:1] = [channel_id, target_seq]
-        rows = await self._fetchall(
-            f"SELECT seq, body FROM versions WHERE channel_id = ? AND target_seq = ? {where}",
-            params,
-        )
-        return [StoredVersion(seq, target_seq, _unpack(body)) for seq, body in rows]
-
-    async def events(
-        self, channel_id: int, start_seq: int, after_seq: int, until_seq: int, limit: int
-    ) -> list[LogEvent]:
-        rows = await self._fetchall(
-            "SELECT seq, seq, body FROM messages WHERE channel_id = ? AND seq > ? AND seq <= ? "
-            "UNION ALL "
-            "SELECT seq, target_seq, body FROM versions WHERE channel_id = ? AND seq > ? "
-            "AND seq <= ? AND target_seq <= ? AND seq != target_seq "
-            "ORDER BY 1 LIMIT ?",
-            (channel_id, after_seq, until_seq, channel_id, after_seq, until_seq, start_seq, limit),
-        )
-        return [LogEvent(seq, target, _unpack(body)) for seq, target, body in rows]
 
     async def idempotent_seqs(self, channel_id: int, ids: Sequence[str]) -> dict[str, int]:
         if not ids:
@@ -630,44 +470,11 @@ class SqliteStore:
             stop = self._take_queued(in_flight, limit=_MAX_OPS_PER_COMMIT)
             started = time.perf_counter()
             outcomes = _commit(db, in_flight, self.node_id)
-            self._report_commit(len(in_flight), time.perf_counter() - started)
+            report_commit(self.on_commit, len(in_flight), time.perf_counter() - started)
             self._loop.call_soon_threadsafe(_complete, list(in_flight), outcomes)
             in_flight.clear()
             if stop:
                 return True
-
-    def _report_commit(self, operations: int, seconds: float) -> None:
-        on_commit = self.on_commit
-        if on_commit is None:
-            return
-        try:
-            on_commit(operations, seconds)
-        except Exception:
-            # Metrics must never stand between a durable commit and its acknowledgement.
-            log.exception("store commit hook failed")
-
-
-def _unpack(body: bytes) -> dict[str, Any]:
-    return msgpack.unpackb(body, raw=False)
-
-
-def _bounds(query: HistoryQuery, *, with_time: bool) -> tuple[str, list[Any]]:
-    """The WHERE tail (after the channel clause), ORDER BY and LIMIT of a paged query."""
-    clauses: list[str] = []
-    params: list[Any] = [query.channel_id]
-    bounds: list[tuple[str, int | None]] = [
-        ("seq >= ?", query.min_seq),
-        ("seq <= ?", query.max_seq),
-    ]
-    if with_time:
-        bounds += [("timestamp >= ?", query.start), ("timestamp <= ?", query.end)]
-    for clause, value in bounds:
-        if value is not None:
-            clauses.append(f"AND {clause}")
-            params.append(value)
-    params.append(query.limit)
-    order = "ASC" if query.forwards else "DESC"
-    return f"{' '.join(clauses)} ORDER BY seq {order} LIMIT ?", params
 
 
 def _create_channel(db: sqlite3.Connection, app_id: str, name: str) -> tuple[int, str, int]:
@@ -851,7 +658,7 @@ class _Writes:
             body = {**message, "serial": format_serial(op.epoch, seq)}
             db.execute(
                 "INSERT INTO messages (channel_id, seq, timestamp, body) VALUES (?, ?, ?, ?)",
-                (cid, seq, message["timestamp"], _pack(body)),
+                (cid, seq, message["timestamp"], pack(body)),
             )
             if mid is not None:
                 db.execute(
@@ -869,7 +676,7 @@ class _Writes:
         ).fetchone()
         if row is None:
             raise AblyError.not_found(f"No message with serial {format_serial(op.epoch, target)!r}")
-        current = _unpack(row[0])
+        current = unpack(row[0])
         seq = self.last_seq(cid) + 1
         aggregate, operation = op.apply(current, format_serial(op.epoch, seq))
         self.take_seq(cid)
@@ -882,11 +689,11 @@ class _Writes:
             )
         db.execute(
             "INSERT INTO versions (channel_id, seq, target_seq, body) VALUES (?, ?, ?, ?)",
-            (cid, seq, target, _pack(operation)),
+            (cid, seq, target, pack(operation)),
         )
         db.execute(
             "UPDATE messages SET body = ? WHERE channel_id = ? AND seq = ?",
-            (_pack(aggregate), cid, target),
+            (pack(aggregate), cid, target),
         )
         return MutateResult(seq, target, aggregate, operation)
 
@@ -903,7 +710,7 @@ class _Writes:
             self.db.execute(
                 "INSERT INTO presence (channel_id, seq, connection_id, timestamp, body) "
                 "VALUES (?, ?, ?, ?, ?)",
-                (cid, last, event["connectionId"], event["timestamp"], _pack(event)),
+                (cid, last, event["connectionId"], event["timestamp"], pack(event)),
             )
             member = f"{event['clientId']}:{event['connectionId']}"
             if event["action"] == PresenceAction.LEAVE:
@@ -915,7 +722,7 @@ class _Writes:
                 self.db.execute(
                     "INSERT OR REPLACE INTO presence_members "
                     "(channel_id, member_key, connection_id, node_id, body) VALUES (?, ?, ?, ?, ?)",
-                    (cid, member, event["connectionId"], self.node_id, _pack(event)),
+                    (cid, member, event["connectionId"], self.node_id, pack(event)),
                 )
         self.presence_seqs[cid] = last
 

@@ -17,6 +17,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from interop_support import RunNode
 
+# ably-js through both engines (tests/conftest.py).
+ENGINES = ["sqlite", "postgresql"]
+
 if TYPE_CHECKING:
     from channel_relay.server import Relay
 

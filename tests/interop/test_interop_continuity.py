@@ -42,6 +42,9 @@ from interop_support import ConnectRaw, RawClient, connect_raw, rest_history
 
 from channel_relay.server import Relay
 
+# ably-js through both engines (tests/conftest.py).
+ENGINES = ["sqlite", "postgresql"]
+
 STREAM = "continuity_stream.mjs"
 FAST_RETRY = {"disconnectedRetryTimeout": 500, "suspendedRetryTimeout": 500}
 

@@ -6,6 +6,9 @@ from typing import Any
 
 from interop_support import RunNode
 
+# ably-js through both engines (tests/conftest.py).
+ENGINES = ["sqlite", "postgresql"]
+
 
 def _names(pages: list[dict[str, Any]]) -> list[list[str]]:
     return [page["items"] for page in pages]

@@ -19,6 +19,9 @@ from channel_relay.auth.capability import Capability
 from channel_relay.auth.keys import ApiKey
 from channel_relay.channels.rules import ChannelRules
 
+# ably-js through both engines (tests/conftest.py).
+ENGINES = ["sqlite", "postgresql"]
+
 if TYPE_CHECKING:
     from channel_relay.server import Relay
 

@@ -25,6 +25,9 @@ from channel_relay.auth.keys import ApiKey
 from channel_relay.config import Settings
 from channel_relay.server import Relay
 
+# ably-js through both engines (tests/conftest.py).
+ENGINES = ["sqlite", "postgresql"]
+
 GRACE_MS = 1500
 MakeRelay = Callable[..., Awaitable[Relay]]
 

@@ -8,6 +8,9 @@ import time
 import pytest
 from interop_support import RunNode
 
+# ably-js through both engines (tests/conftest.py).
+ENGINES = ["sqlite", "postgresql"]
+
 
 async def test_published_message_reaches_subscriber_and_history_unchanged(
     run_node: RunNode, fmt: str

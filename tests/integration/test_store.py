@@ -1,5 +1,6 @@
-"""The embedded store on real SQLite files: group commit, channel logs, history reads, and what
-survives closing and reopening the database (or restarting the relay on it)."""
+"""The store on both engines (real SQLite files, a real PostgreSQL database): group commit,
+numbering and idempotency decided in the commit, channel logs, history reads, and what survives
+closing and reopening the database (or restarting the relay on it)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,16 @@ from channel_relay.channels.rules import ChannelRules
 from channel_relay.config import Settings
 from channel_relay.protocol.serials import format_serial, parse_serial
 from channel_relay.server import Relay
-from channel_relay.store.base import ChannelLog, HistoryQuery, Publish, PublishResult
+from channel_relay.store.base import (
+    ChannelLog,
+    HistoryQuery,
+    Mutate,
+    MutateResult,
+    Publish,
+    PublishResult,
+    Store,
+)
+from channel_relay.store.postgres import PostgresStore
 from channel_relay.store.sqlite import SqliteStore
 
 
@@ -26,8 +36,27 @@ def db_path(tmp_path: Path) -> str:
     return str(tmp_path / "store.db")
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def new_store(request: pytest.FixtureRequest, db_path: str) -> Callable[[], Store]:
+    """Makes a store on this test's database (each one made opens the same database)."""
+    if request.param == "sqlite":
+        return lambda: SqliteStore(db_path)
+    url: str = request.getfixturevalue("postgres_url")
+    return lambda: PostgresStore(url)
+
+
 @pytest.fixture
-async def store(db_path: str) -> AsyncIterator[SqliteStore]:
+async def store(new_store: Callable[[], Store]) -> AsyncIterator[Store]:
+    store = new_store()
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@pytest.fixture
+async def sqlite_store(db_path: str) -> AsyncIterator[SqliteStore]:
     store = SqliteStore(db_path)
     await store.open()
     try:
@@ -57,7 +86,7 @@ def _message(seq: int, timestamp: int | None = None) -> dict[str, Any]:
 
 
 def _submit(
-    store: SqliteStore,
+    store: Store,
     log: ChannelLog,
     messages: list[dict[str, Any]],
     ids: list[str | None] | None = None,
@@ -78,7 +107,7 @@ def _submit(
 
 
 async def _append(
-    store: SqliteStore,
+    store: Store,
     log: ChannelLog,
     messages: list[dict[str, Any]],
     ids: list[str | None] | None = None,
@@ -86,7 +115,7 @@ async def _append(
     return await _submit(store, log, messages, ids)
 
 
-async def _data(store: SqliteStore, query: HistoryQuery) -> list[Any]:
+async def _data(store: Store, query: HistoryQuery) -> list[Any]:
     return [m.message["data"] for m in await store.history(query)]
 
 
@@ -94,8 +123,9 @@ async def _data(store: SqliteStore, query: HistoryQuery) -> list[Any]:
 
 
 async def test_batches_submitted_without_awaiting_all_commit_and_complete_in_order(
-    store: SqliteStore, db_path: str
+    sqlite_store: SqliteStore, db_path: str
 ) -> None:
+    store = sqlite_store
     logs = [await store.channel("app", f"ch{i}") for i in range(3)]
     commits_before = _wal_commits(db_path)
     count = 3000
@@ -144,8 +174,9 @@ async def test_batches_submitted_without_awaiting_all_commit_and_complete_in_ord
 
 
 async def test_batches_awaited_one_by_one_commit_one_by_one(
-    store: SqliteStore, db_path: str
+    sqlite_store: SqliteStore, db_path: str
 ) -> None:
+    store = sqlite_store
     # The contrast that makes the WAL count above meaningful.
     log = await store.channel("app", "serial")
     before = _wal_commits(db_path)
@@ -155,7 +186,7 @@ async def test_batches_awaited_one_by_one_commit_one_by_one(
 
 
 async def test_a_publish_the_database_cannot_store_fails_alone_in_its_group_commit(
-    store: SqliteStore,
+    store: Store,
 ) -> None:
     # An integer beyond 64 bits cannot be stored (the relay refuses it before it gets here, but
     # the store must not let one bad operation fail the others committed with it).
@@ -174,7 +205,7 @@ async def test_a_publish_the_database_cannot_store_fails_alone_in_its_group_comm
     assert (await _append(store, other, [_message(1)])).seqs == [1]
 
 
-async def test_serials_and_idempotency_are_decided_in_the_commit(store: SqliteStore) -> None:
+async def test_serials_and_idempotency_are_decided_in_the_commit(store: Store) -> None:
     log = await store.channel("app", "idem-commit")
     # Three publishes of one id in the same group commit: stored once, all told its seq.
     first, again, third = (
@@ -195,7 +226,7 @@ async def test_serials_and_idempotency_are_decided_in_the_commit(store: SqliteSt
 
 
 async def test_a_channel_log_is_created_once_with_one_epoch_under_concurrent_requests(
-    store: SqliteStore,
+    store: Store,
 ) -> None:
     logs = await asyncio.gather(*(store.channel("app", "racy") for _ in range(25)))
     assert len({log.channel_id for log in logs}) == 1
@@ -203,14 +234,14 @@ async def test_a_channel_log_is_created_once_with_one_epoch_under_concurrent_req
     assert (await store.channel("app", "racy")).epoch == logs[0].epoch
 
 
-async def test_the_registry_loads_a_channel_once_for_concurrent_users(store: SqliteStore) -> None:
+async def test_the_registry_loads_a_channel_once_for_concurrent_users(store: Store) -> None:
     registry = ChannelRegistry(store, lambda _app, _name: ChannelRules())
     channels = await asyncio.gather(*(registry.get("app", "shared") for _ in range(25)))
     assert all(channel is channels[0] for channel in channels)
     assert len(registry) == 1
 
 
-async def test_channels_are_scoped_per_app(store: SqliteStore) -> None:
+async def test_channels_are_scoped_per_app(store: Store) -> None:
     one = await store.channel("app1", "same-name")
     two = await store.channel("app2", "same-name")
     assert one.channel_id != two.channel_id
@@ -218,7 +249,7 @@ async def test_channels_are_scoped_per_app(store: SqliteStore) -> None:
     assert await store.history(HistoryQuery(two.channel_id, limit=10)) == []
 
 
-async def test_a_new_channel_starts_at_seq_zero(store: SqliteStore) -> None:
+async def test_a_new_channel_starts_at_seq_zero(store: Store) -> None:
     log = await store.channel("app", "fresh")
     assert log.last_seq == 0
     assert parse_serial(f"{log.epoch}-{0:016d}") == (log.epoch, 0)
@@ -227,7 +258,7 @@ async def test_a_new_channel_starts_at_seq_zero(store: SqliteStore) -> None:
 # History reads
 
 
-async def test_history_pages_backwards_and_forwards_with_seq_bounds(store: SqliteStore) -> None:
+async def test_history_pages_backwards_and_forwards_with_seq_bounds(store: Store) -> None:
     log = await store.channel("app", "pages")
     await _append(store, log, [_message(seq) for seq in range(1, 11)])
     cid = log.channel_id
@@ -241,7 +272,7 @@ async def test_history_pages_backwards_and_forwards_with_seq_bounds(store: Sqlit
     assert await _data(store, HistoryQuery(cid, limit=100, min_seq=11)) == []
 
 
-async def test_history_time_bounds_are_inclusive(store: SqliteStore) -> None:
+async def test_history_time_bounds_are_inclusive(store: Store) -> None:
     log = await store.channel("app", "times")
     # Several messages may share a millisecond; the bounds still select by timestamp.
     stamps = [100, 200, 200, 300, 400]
@@ -261,7 +292,7 @@ async def test_history_time_bounds_are_inclusive(store: SqliteStore) -> None:
     assert await _data(store, limited) == ["m3", "m4"]
 
 
-async def test_stored_messages_come_back_as_published(store: SqliteStore) -> None:
+async def test_stored_messages_come_back_as_published(store: Store) -> None:
     log = await store.channel("app", "bodies")
     body = {
         "id": "abc:0",
@@ -280,14 +311,16 @@ async def test_stored_messages_come_back_as_published(store: SqliteStore) -> Non
 # What survives a reopen
 
 
-async def test_idempotency_ids_are_found_after_reopening_the_database(db_path: str) -> None:
-    store = SqliteStore(db_path)
+async def test_idempotency_ids_are_found_after_reopening_the_database(
+    new_store: Callable[[], Store],
+) -> None:
+    store = new_store()
     await store.open()
     log = await store.channel("app", "idem")
     await _append(store, log, [_message(1), _message(2)], ["client:0", "client:1"])
     await store.close()
 
-    reopened = SqliteStore(db_path)
+    reopened = new_store()
     await reopened.open()
     try:
         log = await reopened.channel("app", "idem")
@@ -298,8 +331,10 @@ async def test_idempotency_ids_are_found_after_reopening_the_database(db_path: s
         await reopened.close()
 
 
-async def test_reopening_keeps_each_channels_last_seq_and_epoch(db_path: str) -> None:
-    store = SqliteStore(db_path)
+async def test_reopening_keeps_each_channels_last_seq_and_epoch(
+    new_store: Callable[[], Store],
+) -> None:
+    store = new_store()
     await store.open()
     log = await store.channel("app", "durable")
     for seq in range(1, 6):
@@ -307,7 +342,7 @@ async def test_reopening_keeps_each_channels_last_seq_and_epoch(db_path: str) ->
     epoch = log.epoch
     await store.close()
 
-    reopened = SqliteStore(db_path)
+    reopened = new_store()
     await reopened.open()
     try:
         log = await reopened.channel("app", "durable")
@@ -372,7 +407,7 @@ async def test_serials_are_never_reused_after_a_relay_restart(tmp_path: Path) ->
 
 
 async def test_channel_names_are_listed_per_app_by_prefix_in_code_point_order(
-    store: SqliteStore,
+    store: Store,
 ) -> None:
     for name in ["b", "a%", "a_x", "aé", "a:2", "a:1", "z"]:
         await store.channel("app1", name)
@@ -382,3 +417,89 @@ async def test_channel_names_are_listed_per_app_by_prefix_in_code_point_order(
     assert await store.channel_names("app1", "a_", None, 10) == ["a_x"]
     assert await store.channel_names("app1", "a", "a:2", 2) == ["a_x", "aé"]
     assert await store.channel_names("app1", "", "aé", 10) == ["b", "z"]
+
+
+# Several nodes on one PostgreSQL database
+
+
+def _mutate_append(
+    store: Store, log: ChannelLog, target: int, fragment: str
+) -> asyncio.Future[MutateResult]:
+    future: asyncio.Future[MutateResult] = asyncio.get_running_loop().create_future()
+
+    def apply(current: dict[str, Any], serial: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        aggregate = {**current, "data": current["data"] + fragment, "version": {"serial": serial}}
+        return aggregate, {"data": fragment, "version": {"serial": serial}}
+
+    def done(result: MutateResult | None, error: BaseException | None) -> None:
+        if error is not None:
+            future.set_exception(error)
+        else:
+            assert result is not None
+            future.set_result(result)
+
+    store.submit(Mutate(log.channel_id, log.epoch, target, apply, done))
+    return future
+
+
+@pytest.fixture
+async def two_nodes(postgres_url: str) -> AsyncIterator[tuple[PostgresStore, PostgresStore]]:
+    nodes = (PostgresStore(postgres_url), PostgresStore(postgres_url))
+    for node in nodes:
+        await node.open()
+    try:
+        yield nodes
+    finally:
+        for node in nodes:
+            await node.close()
+
+
+async def test_two_nodes_number_one_channel_without_gaps_or_repeats(
+    two_nodes: tuple[PostgresStore, PostgresStore],
+) -> None:
+    a, b = two_nodes
+    log_a, log_b = await a.channel("app", "shared"), await b.channel("app", "shared")
+    assert (log_a.channel_id, log_a.epoch) == (log_b.channel_id, log_b.epoch)
+    futures = [
+        _submit(node, log, [_message(i)])
+        for i in range(200)
+        for node, log in ((a, log_a), (b, log_b))
+    ]
+    seqs = [seq for f in futures for seq in (await f).seqs]
+    assert sorted(seqs) == list(range(1, 401))
+    rows = await a.history(HistoryQuery(log_a.channel_id, limit=1000, forwards=True))
+    assert [r.seq for r in rows] == list(range(1, 401))
+
+
+async def test_one_idempotent_publish_sent_through_two_nodes_is_stored_once(
+    two_nodes: tuple[PostgresStore, PostgresStore],
+) -> None:
+    a, b = two_nodes
+    log_a, log_b = await a.channel("app", "idem"), await b.channel("app", "idem")
+    first = _submit(a, log_a, [_message(1)], ["order-7"])
+    second = _submit(b, log_b, [_message(1)], ["order-7"])
+    results = [await first, await second]
+    assert results[0].seqs == results[1].seqs == [1]
+    assert sorted(r.fresh[0] for r in results) == [False, True]
+    assert len(await a.history(HistoryQuery(log_a.channel_id, limit=10))) == 1
+
+
+async def test_appends_to_one_message_through_two_nodes_all_land_in_its_aggregate(
+    two_nodes: tuple[PostgresStore, PostgresStore],
+) -> None:
+    a, b = two_nodes
+    log_a, log_b = await a.channel("app", "stream"), await b.channel("app", "stream")
+    (target,) = (await _submit(a, log_a, [{"data": "", "timestamp": 1}])).seqs
+    futures = [
+        _mutate_append(node, log, target, f"{name}{i} ")
+        for i in range(50)
+        for node, log, name in ((a, log_a, "a"), (b, log_b, "b"))
+    ]
+    results = [await f for f in futures]
+    final = await a.message(log_a.channel_id, target)
+    assert final is not None
+    fragments = final["data"].split()
+    assert sorted(fragments) == sorted(f"{n}{i}" for i in range(50) for n in "ab")
+    # Each node's appends land in the order it sent them, and the last version wins.
+    assert [f for f in fragments if f[0] == "a"] == [f"a{i}" for i in range(50)]
+    assert final["version"]["serial"] == format_serial(log_a.epoch, max(r.seq for r in results))

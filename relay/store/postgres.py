@@ -1,0 +1,860 @@
+"""The PostgreSQL store: several relay nodes on one database, the database the one truth.
+
+Writes go through one group-commit writer task per node: everything queued since its last
+commit is committed as ONE transaction (one round trip per kind of row, whatever the batch
+holds). Inside it the rows of the channels written are locked, in id order so nodes never
+deadlock, and their sequences advanced: a channel's serials are assigned by whichever node holds
+its row, at commit, in one order for every node. Idempotency ids are checked and aggregates read
+under that same lock, so a retry sent to another node, or appends to one message arriving
+through two nodes, come out right. Each commit ends with one NOTIFY naming the channels and seq
+ranges it wrote; the other nodes deliver them from the table (channel_relay.channels.cluster).
+
+Failures are contained as in the SQLite store: a failed group commit is retried op by op, and a
+lost connection fails the batch in flight (its outcome is unknown: it is NACKed, never ACKed)
+and is replaced for the next one. Reads use a pool beside the writer's connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import logging
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import asyncpg
+
+from channel_relay.auth.keys import ApiKey
+from channel_relay.auth.revocation import Revocation
+from channel_relay.protocol.actions import PresenceAction
+from channel_relay.protocol.errors import AblyError
+from channel_relay.protocol.serials import format_serial, new_epoch
+from channel_relay.store.base import (
+    ChannelLog,
+    LogEvent,
+    Mutate,
+    MutateResult,
+    PresenceEvents,
+    Publish,
+    PublishResult,
+    StoredMessage,
+    StoredVersion,
+    WriteOp,
+)
+from channel_relay.store.commit_hook import CommitHook, report_commit
+from channel_relay.store.pg_schema import CHANNEL_TABLES, NOTIFY_CHANNEL, PG_SCHEMA, SCHEMA_LOCK
+from channel_relay.store.reads import LogReads
+from channel_relay.store.rows import pack, unpack
+
+__all__ = ["PostgresStore", "is_postgres_url"]
+
+log = logging.getLogger(__name__)
+
+_MAX_OPS_PER_COMMIT = 4096
+# A NOTIFY payload must stay under 8000 bytes; a commit naming more channels sends several.
+_NOTIFY_BYTES = 7000
+# Seconds to wait for a connection, and for any one statement, before giving up (and NACKing).
+_CONNECT_TIMEOUT = 10.0
+_COMMAND_TIMEOUT = 30.0
+_REVOCATIONS_LOCK = 0x7265766F6B65
+
+Conn = asyncpg.Connection
+_Outcome = tuple[Any, BaseException | None]
+_PLACEHOLDER = re.compile(r"\?")
+
+
+def is_postgres_url(url: str | None) -> bool:
+    return url is not None and url.startswith(("postgresql://", "postgres://"))
+
+
+def _numbered(sql: str) -> str:
+    """`?` placeholders (the form shared with the SQLite store) as PostgreSQL's $1, $2..."""
+    count = iter(range(1, 1000))
+    return _PLACEHOLDER.sub(lambda _: f"${next(count)}", sql)
+
+
+class _Call:
+    """A write that is not a log append (creating a channel, adding keys), run by the writer
+    inside a savepoint of its transaction."""
+
+    __slots__ = ("fn", "future")
+
+    def __init__(self, fn: Callable[[Conn], Awaitable[Any]], future: asyncio.Future[Any]):
+        self.fn = fn
+        self.future = future
+
+
+_Op = WriteOp | _Call
+
+
+class PostgresStore(LogReads):
+    """The PostgreSQL implementation of `channel_relay.store.base.Store`.
+
+    `node_id` names this relay process in the notifications it sends, so it can tell its own
+    commits (already delivered locally) from the other nodes'.
+    """
+
+    def __init__(self, url: str, node_id: str | None = None) -> None:
+        self.url = url
+        self.node_id = node_id or secrets.token_hex(6)
+        self._pool: asyncpg.Pool | None = None
+        self._writer: Conn | None = None
+        self._queue: collections.deque[_Op | None] = collections.deque()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        # Called after each commit with (operations, seconds): metrics.
+        self.on_commit: CommitHook | None = None
+
+    async def open(self) -> None:
+        self._pool = await asyncpg.create_pool(
+            self.url,
+            min_size=1,
+            max_size=4,
+            timeout=_CONNECT_TIMEOUT,
+            command_timeout=_COMMAND_TIMEOUT,
+        )
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK)
+            await conn.execute(PG_SCHEMA)
+        self._task = asyncio.get_running_loop().create_task(self._run_writer())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._queue.append(None)
+            self._wake.set()
+            await self._task
+            self._task = None
+        if self._writer is not None:
+            await self._writer.close()
+            self._writer = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def connect(self) -> Conn:
+        """A connection of its own (the cluster feed's LISTEN connection)."""
+        return await asyncpg.connect(
+            self.url, timeout=_CONNECT_TIMEOUT, command_timeout=_COMMAND_TIMEOUT
+        )
+
+    # Writes
+
+    def submit(self, op: WriteOp) -> None:
+        self._queue.append(op)
+        self._wake.set()
+
+    async def _write(self, fn: Callable[[Conn], Awaitable[Any]]) -> Any:
+        future = asyncio.get_running_loop().create_future()
+        self._queue.append(_Call(fn, future))
+        self._wake.set()
+        return await future
+
+    async def channel(self, app_id: str, name: str) -> ChannelLog:
+        found = await self.find_channel(app_id, name)
+        if found is not None:
+            return found
+        assert self._pool is not None
+        await self._pool.execute(
+            "INSERT INTO channels (app_id, name, epoch) VALUES ($1, $2, $3) "
+            "ON CONFLICT (app_id, name) DO NOTHING",
+            app_id,
+            name,
+            new_epoch(),
+        )
+        created = await self.find_channel(app_id, name)
+        assert created is not None
+        return created
+
+    async def add_keys(self, keys: Sequence[ApiKey]) -> None:
+        await self._pooled(lambda conn: _upsert_keys(conn, keys))
+
+    async def set_setting(self, name: str, value: str) -> None:
+        await self._execute(
+            "INSERT INTO settings (name, value) VALUES (?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            (name, value),
+        )
+
+    async def claim_nonce(self, key_name: str, nonce: str, expires_ms: int, now_ms: int) -> bool:
+        async def claim(conn: Conn) -> bool:
+            await conn.execute("DELETE FROM nonces WHERE expires < $1", now_ms)
+            status = await conn.execute(
+                "INSERT INTO nonces (key_name, nonce, expires) VALUES ($1, $2, $3) "
+                "ON CONFLICT DO NOTHING",
+                key_name,
+                nonce,
+                expires_ms,
+            )
+            return bool(status == "INSERT 0 1")
+
+        return bool(await self._pooled(claim))
+
+    async def add_revocations(self, revocations: Sequence[Revocation], horizon_ms: int) -> None:
+        async def add(conn: Conn) -> None:
+            # Ids are taken under a lock, so they commit in id order: a node reading "after
+            # id N" never skips one that commits later with a smaller id.
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _REVOCATIONS_LOCK)
+            await conn.execute("DELETE FROM revocations WHERE applies_at < $1", horizon_ms)
+            await conn.executemany(
+                "INSERT INTO revocations (key_name, kind, value, issued_before, applies_at) "
+                "VALUES ($1, $2, $3, $4, $5)",
+                [(r.key_name, r.kind, r.value, r.issued_before, r.applies_at) for r in revocations],
+            )
+
+        await self._pooled(add)
+
+    async def add_app(self, app_id: str, spec: str, keys: Sequence[ApiKey]) -> None:
+        async def add(conn: Conn) -> None:
+            await conn.execute(
+                "INSERT INTO apps (app_id, spec) VALUES ($1, $2) "
+                "ON CONFLICT (app_id) DO UPDATE SET spec = excluded.spec",
+                app_id,
+                spec,
+            )
+            await _upsert_keys(conn, keys)
+
+        await self._pooled(add)
+
+    async def delete_app_data(self, app_id: str, *, keep_app: bool = False) -> None:
+        async def delete(conn: Conn) -> None:
+            channels = "SELECT id FROM channels WHERE app_id = $1"
+            for table in CHANNEL_TABLES:
+                await conn.execute(f"DELETE FROM {table} WHERE channel_id IN ({channels})", app_id)
+            await conn.execute("DELETE FROM channels WHERE app_id = $1", app_id)
+            await conn.execute("DELETE FROM stats WHERE app_id = $1", app_id)
+            if not keep_app:
+                await conn.execute("DELETE FROM keys WHERE app_id = $1", app_id)
+                await conn.execute("DELETE FROM apps WHERE app_id = $1", app_id)
+
+        await self._pooled(delete)
+
+    async def add_stats(self, app_id: str, intervals: Sequence[tuple[int, str]]) -> None:
+        async def add(conn: Conn) -> None:
+            await conn.executemany(
+                "INSERT INTO stats (app_id, interval_start, entries) VALUES ($1, $2, $3) "
+                "ON CONFLICT (app_id, interval_start) DO UPDATE SET entries = excluded.entries",
+                [(app_id, start, entries) for start, entries in intervals],
+            )
+
+        await self._pooled(add)
+
+    # Connections and nodes
+
+    async def node_alive(self, node_id: str, now_ms: int, ttl_ms: int) -> None:
+        async def alive(conn: Conn) -> None:
+            await conn.execute(
+                "INSERT INTO nodes (node_id, heartbeat) VALUES ($1, $2) "
+                "ON CONFLICT (node_id) DO UPDATE SET heartbeat = excluded.heartbeat",
+                node_id,
+                now_ms,
+            )
+            horizon = now_ms - ttl_ms
+            await conn.execute(
+                "DELETE FROM connections WHERE dropped_at < $1 OR (dropped_at IS NULL AND "
+                "node_id NOT IN (SELECT node_id FROM nodes WHERE heartbeat >= $1))",
+                horizon,
+            )
+            await conn.execute("DELETE FROM nodes WHERE heartbeat < $1", horizon)
+
+        await self._pooled(alive)
+
+    async def save_connection(
+        self, connection_id: str, app_id: str, key_hash: str, node_id: str
+    ) -> None:
+        await self._execute(
+            "INSERT INTO connections (connection_id, app_id, key_hash, node_id, dropped_at) "
+            "VALUES (?, ?, ?, ?, NULL) ON CONFLICT (connection_id) DO UPDATE SET "
+            "app_id = excluded.app_id, key_hash = excluded.key_hash, "
+            "node_id = excluded.node_id, dropped_at = NULL",
+            (connection_id, app_id, key_hash, node_id),
+        )
+
+    async def drop_connections(
+        self, node_id: str, connection_ids: Sequence[str], at_ms: int
+    ) -> None:
+        await self._execute(
+            "UPDATE connections SET dropped_at = ? WHERE connection_id = ANY(?::text[]) "
+            "AND node_id = ?",
+            (at_ms, list(connection_ids), node_id),
+        )
+
+    async def forget_connections(self, node_id: str, connection_ids: Sequence[str]) -> None:
+        await self._execute(
+            "DELETE FROM connections WHERE connection_id = ANY(?::text[]) AND node_id = ?",
+            (list(connection_ids), node_id),
+        )
+
+    async def claim_connection(
+        self,
+        connection_id: str,
+        app_id: str,
+        key_hash: str,
+        node_id: str,
+        now_ms: int,
+        ttl_ms: int,
+    ) -> bool | None:
+        async def claim(conn: Conn) -> bool | None:
+            row = await conn.fetchrow(
+                "SELECT c.app_id, c.key_hash, coalesce(c.dropped_at, n.heartbeat, 0) "
+                "FROM connections c LEFT JOIN nodes n ON n.node_id = c.node_id "
+                "WHERE c.connection_id = $1 FOR UPDATE OF c",
+                connection_id,
+            )
+            if row is None:
+                return None
+            if now_ms - row[2] > ttl_ms:
+                await conn.execute(
+                    "DELETE FROM connections WHERE connection_id = $1", connection_id
+                )
+                return None
+            if row[0] != app_id or not secrets.compare_digest(row[1], key_hash):
+                return False
+            await conn.execute(
+                "UPDATE connections SET node_id = $1, dropped_at = NULL WHERE connection_id = $2",
+                node_id,
+                connection_id,
+            )
+            await conn.execute(
+                "UPDATE presence_members SET node_id = $1 WHERE connection_id = $2",
+                node_id,
+                connection_id,
+            )
+            return True
+
+        claimed: bool | None = await self._pooled(claim)
+        return claimed
+
+    async def claim_orphans(
+        self, node_id: str, alive_since_ms: int
+    ) -> list[tuple[str, str, dict[str, Any]]]:
+        async def claim(conn: Conn) -> list[tuple[str, str, dict[str, Any]]]:
+            # One node takes each orphan: the rows are locked, and a node claiming at the same
+            # time skips them.
+            rows = await conn.fetch(
+                "UPDATE presence_members m SET node_id = $1 FROM channels c "
+                "WHERE c.id = m.channel_id AND (m.channel_id, m.member_key) IN ("
+                "SELECT channel_id, member_key FROM presence_members "
+                "WHERE node_id != $1 AND node_id NOT IN "
+                "(SELECT node_id FROM nodes WHERE heartbeat >= $2) FOR UPDATE SKIP LOCKED) "
+                "RETURNING c.app_id, c.name, m.body",
+                node_id,
+                alive_since_ms,
+            )
+            return [(app_id, name, unpack(body)) for app_id, name, body in rows]
+
+        claimed: list[tuple[str, str, dict[str, Any]]] = await self._pooled(claim)
+        return claimed
+
+    # Fixtures: a channel's log back in as it was
+
+    async def replace_channel(
+        self, app_id: str, name: str, epoch: str, last_seq: int, first_seq: int
+    ) -> int:
+        async def replace(conn: Conn) -> int:
+            old = await conn.fetchval(
+                "SELECT id FROM channels WHERE app_id = $1 AND name = $2", app_id, name
+            )
+            if old is not None:
+                for table in CHANNEL_TABLES:
+                    await conn.execute(f"DELETE FROM {table} WHERE channel_id = $1", old)
+                await conn.execute("DELETE FROM channels WHERE id = $1", old)
+            channel_id = await conn.fetchval(
+                "INSERT INTO channels (app_id, name, epoch, last_seq) VALUES ($1, $2, $3, $4) "
+                "RETURNING id",
+                app_id,
+                name,
+                epoch,
+                last_seq,
+            )
+            if first_seq > 1:
+                await conn.execute(
+                    "INSERT INTO trimmed (channel_id, trimmed_seq) VALUES ($1, $2)",
+                    channel_id,
+                    first_seq - 1,
+                )
+            return int(channel_id)
+
+        channel_id: int = await self._pooled(replace)
+        return channel_id
+
+    async def add_log_rows(
+        self,
+        channel_id: int,
+        messages: Sequence[StoredMessage],
+        versions: Sequence[StoredVersion],
+        presence: Sequence[StoredMessage],
+    ) -> None:
+        async def add(conn: Conn) -> None:
+            await conn.executemany(
+                "INSERT INTO messages (channel_id, seq, timestamp, body) VALUES ($1, $2, $3, $4)",
+                [(channel_id, m.seq, m.message["timestamp"], pack(m.message)) for m in messages],
+            )
+            await conn.executemany(
+                "INSERT INTO versions (channel_id, seq, target_seq, body) VALUES ($1, $2, $3, $4)",
+                [(channel_id, v.seq, v.target_seq, pack(v.message)) for v in versions],
+            )
+            await conn.executemany(
+                "INSERT INTO presence (channel_id, seq, connection_id, timestamp, body) "
+                "VALUES ($1, $2, $3, $4, $5)",
+                [
+                    (channel_id, p.seq, p.message["connectionId"], p.message["timestamp"],
+                     pack(p.message))
+                    for p in presence
+                ],
+            )  # fmt: skip
+            top = max([0, *(p.seq for p in presence)])
+            await conn.execute(
+                "UPDATE channels SET last_presence_seq = greatest(last_presence_seq, $1) "
+                "WHERE id = $2",
+                top,
+                channel_id,
+            )
+
+        await self._pooled(add)
+
+    # Operations: readiness, shutdown, retention
+
+    async def ping(self) -> None:
+        now = str(int(time.time() * 1000))
+        await self._write(
+            lambda conn: conn.execute(
+                "INSERT INTO settings (name, value) VALUES ('ready_check', $1) "
+                "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                now,
+            )
+        )
+
+    async def flush(self) -> None:
+        # The queue is FIFO and completions are reported in order: once this no-op is
+        # settled, everything submitted before it has been committed and reported.
+        await self._write(_nothing)
+
+    async def trim(self, channel_id: int, upto_seq: int, batch: int) -> tuple[int, int]:
+        async def trim(conn: Conn) -> tuple[int, int]:
+            end = await conn.fetchval(
+                "SELECT seq FROM messages WHERE channel_id = $1 AND seq <= $2 "
+                "ORDER BY seq LIMIT 1 OFFSET $3",
+                channel_id,
+                upto_seq,
+                batch - 1,
+            )
+            end = upto_seq if end is None else end
+            status = await conn.execute(
+                "DELETE FROM messages WHERE channel_id = $1 AND seq <= $2", channel_id, end
+            )
+            await conn.execute(
+                "DELETE FROM versions WHERE channel_id = $1 AND seq <= $2", channel_id, end
+            )
+            await conn.execute(
+                "INSERT INTO trimmed (channel_id, trimmed_seq) VALUES ($1, $2) "
+                "ON CONFLICT (channel_id) "
+                "DO UPDATE SET trimmed_seq = greatest(trimmed.trimmed_seq, excluded.trimmed_seq)",
+                channel_id,
+                end,
+            )
+            return int(status.rpartition(" ")[2]), end
+
+        result: tuple[int, int] = await self._pooled(trim)
+        return result
+
+    # Reads
+
+    async def log_since(self, channel_id: int, after_seq: int, limit: int) -> list[LogEvent]:
+        """The log after `after_seq` as it was delivered live: each message as first published
+        (its version row when it has changed since) and each change as its operation."""
+        rows = await self._fetchall(
+            "SELECT m.seq, m.seq, coalesce(v.body, m.body) FROM messages m "
+            "LEFT JOIN versions v ON v.channel_id = m.channel_id AND v.seq = m.seq "
+            "WHERE m.channel_id = ? AND m.seq > ? "
+            "UNION ALL "
+            "SELECT seq, target_seq, body FROM versions WHERE channel_id = ? AND seq > ? "
+            "AND seq != target_seq "
+            "ORDER BY 1 LIMIT ?",
+            (channel_id, after_seq, channel_id, after_seq, limit),
+        )
+        return [LogEvent(seq, target, unpack(body)) for seq, target, body in rows]
+
+    async def last_seq(self, channel_id: int) -> int:
+        row = await self._fetchone("SELECT last_seq FROM channels WHERE id = ?", (channel_id,))
+        return 0 if row is None else int(row[0])
+
+    async def idempotent_seqs(self, channel_id: int, ids: Sequence[str]) -> dict[str, int]:
+        if not ids:
+            return {}
+        rows = await self._fetchall(
+            "SELECT message_id, seq FROM idempotency WHERE channel_id = ? "
+            "AND message_id = ANY(?::text[])",
+            (channel_id, list(ids)),
+        )
+        return {mid: seq for mid, seq in rows}
+
+    async def _fetchone(self, sql: str, params: Sequence[Any]) -> Any:
+        assert self._pool is not None
+        return await self._pool.fetchrow(_numbered(sql), *params)
+
+    async def _fetchall(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        assert self._pool is not None
+        return list(await self._pool.fetch(_numbered(sql), *params))
+
+    async def _execute(self, sql: str, params: Sequence[Any]) -> None:
+        assert self._pool is not None
+        await self._pool.execute(_numbered(sql), *params)
+
+    async def _pooled(self, fn: Callable[[Conn], Awaitable[Any]]) -> Any:
+        """`fn` in a transaction of its own on a pooled connection (writes off the log)."""
+        assert self._pool is not None
+        async with self._pool.acquire() as conn, conn.transaction():
+            return await fn(conn)
+
+    # The writer task
+
+    async def _run_writer(self) -> None:
+        while True:
+            if not self._queue:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            ops: list[_Op] = []
+            stop = False
+            while self._queue and len(ops) < _MAX_OPS_PER_COMMIT:
+                op = self._queue.popleft()
+                if op is None:
+                    stop = True
+                    break
+                ops.append(op)
+            if ops:
+                started = time.perf_counter()
+                try:
+                    outcomes = await self._commit(ops)
+                except Exception as exc:
+                    # Supervision: whatever broke, the batch is failed, never left waiting.
+                    log.exception("store writer failed; failing the batch and reconnecting")
+                    await self._drop_writer()
+                    outcomes = [(None, exc)] * len(ops)
+                report_commit(self.on_commit, len(ops), time.perf_counter() - started)
+                _complete(ops, outcomes)
+            if stop:
+                return
+
+    async def _writer_connection(self) -> Conn:
+        if self._writer is None or self._writer.is_closed():
+            self._writer = await self.connect()
+        return self._writer
+
+    async def _drop_writer(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.terminate()
+
+    async def _commit(self, ops: list[_Op]) -> list[_Outcome]:
+        conn = await self._writer_connection()
+        try:
+            return await self._transaction(conn, ops)
+        except Exception as exc:
+            if conn.is_closed() or isinstance(exc, OSError | asyncpg.InterfaceError):
+                # The connection went with the commit: its outcome is unknown, so nothing of
+                # it may be ACKed. The next batch gets a new connection.
+                log.warning("store connection lost during a commit: %s", exc)
+                await self._drop_writer()
+                return [(None, exc)] * len(ops)
+            if len(ops) == 1:
+                log.warning("store commit failed: %s", exc)
+                return [(None, exc)]
+            log.warning(
+                "group commit of %d operations failed (%s); retrying one by one", len(ops), exc
+            )
+        outcomes: list[_Outcome] = []
+        for op in ops:
+            try:
+                outcomes.extend(await self._transaction(conn, [op]))
+            except Exception as exc:
+                log.warning("store commit of one operation failed: %s", exc)
+                outcomes.append((None, exc))
+                if conn.is_closed():
+                    await self._drop_writer()
+                    conn = await self._writer_connection()
+        return outcomes
+
+    async def _transaction(self, conn: Conn, ops: list[_Op]) -> list[_Outcome]:
+        async with conn.transaction():
+            writes = _Writes(conn, self.node_id)
+            await writes.lock(ops)
+            outcomes = [await writes.apply(op) for op in ops]
+            await writes.finish()
+        return outcomes
+
+
+async def _nothing(conn: Conn) -> None:
+    return None
+
+
+async def _upsert_keys(conn: Conn, keys: Sequence[ApiKey]) -> None:
+    await conn.executemany(
+        "INSERT INTO keys (key_name, app_id, secret, capability) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT (key_name) DO UPDATE SET app_id = excluded.app_id, "
+        "secret = excluded.secret, capability = excluded.capability",
+        [(k.name, k.app_id, k.secret, k.capability.to_json()) for k in keys],
+    )
+
+
+class _Writes:
+    """The writes of one transaction, gathered and sent as one statement per kind of row.
+
+    `lock` takes the rows of every channel the batch writes (FOR UPDATE, in id order) and the
+    idempotency ids it names; from then on this transaction is the only writer of those
+    channels, so numbering, id checks and aggregates computed here are what commits."""
+
+    def __init__(self, conn: Conn, node_id: str) -> None:
+        self.conn = conn
+        self.node_id = node_id
+        self.last_seqs: dict[int, int] = {}
+        self.first_seqs: dict[int, int] = {}
+        self.presence_seqs: dict[int, int] = {}
+        self.ids: dict[tuple[int, str], int] = {}
+        self.messages: dict[tuple[int, int], tuple[int, bytes]] = {}
+        self.idempotency: list[tuple[int, str, int]] = []
+        self.versions: list[tuple[int, int, int, bytes]] = []
+        self.aggregates: dict[tuple[int, int], dict[str, Any]] = {}
+        self.presence: list[tuple[int, int, str, int, bytes]] = []
+        # Present members after this transaction: (channel, member key) -> the event, or None
+        # for a leave.
+        self.members: dict[tuple[int, str], dict[str, Any] | None] = {}
+
+    async def lock(self, ops: list[_Op]) -> None:
+        channel_ids = sorted(
+            {op.channel_id for op in ops if isinstance(op, Publish | Mutate | PresenceEvents)}
+        )
+        if not channel_ids:
+            return
+        rows = await self.conn.fetch(
+            "SELECT id, last_seq, last_presence_seq FROM channels WHERE id = ANY($1::bigint[]) "
+            "ORDER BY id FOR UPDATE",
+            channel_ids,
+        )
+        for cid, last_seq, last_presence in rows:
+            self.last_seqs[cid] = last_seq
+            self.presence_seqs[cid] = last_presence
+        wanted = [
+            (op.channel_id, mid)
+            for op in ops
+            if isinstance(op, Publish)
+            for mid in op.idempotent_ids
+            if mid is not None
+        ]
+        if wanted:
+            found = await self.conn.fetch(
+                "SELECT i.channel_id, i.message_id, i.seq FROM idempotency i "
+                "JOIN unnest($1::bigint[], $2::text[]) AS w(cid, mid) "
+                "ON i.channel_id = w.cid AND i.message_id = w.mid",
+                [cid for cid, _ in wanted],
+                [mid for _, mid in wanted],
+            )
+            self.ids = {(cid, mid): seq for cid, mid, seq in found}
+
+    async def apply(self, op: _Op) -> _Outcome:
+        if isinstance(op, Publish):
+            return self.publish(op), None
+        if isinstance(op, Mutate):
+            try:
+                return await self.mutate(op), None
+            except AblyError as refused:  # raised before anything is written
+                return None, refused
+        if isinstance(op, PresenceEvents):
+            self.add_presence(op)
+            return None, None
+        try:
+            async with self.conn.transaction():
+                return await op.fn(self.conn), None
+        except Exception as exc:
+            return None, exc
+
+    def take_seq(self, channel_id: int) -> int:
+        last = self.last_seqs.get(channel_id)
+        if last is None:
+            raise LookupError(f"channel {channel_id} is not in the store")
+        seq = self.last_seqs[channel_id] = last + 1
+        self.first_seqs.setdefault(channel_id, seq)
+        return seq
+
+    def publish(self, op: Publish) -> PublishResult:
+        cid = op.channel_id
+        seqs: list[int] = []
+        fresh: list[bool] = []
+        for message, mid in zip(op.messages, op.idempotent_ids, strict=True):
+            if mid is not None and (cid, mid) in self.ids:
+                seqs.append(self.ids[(cid, mid)])
+                fresh.append(False)
+                continue
+            seq = self.take_seq(cid)
+            body = {**message, "serial": format_serial(op.epoch, seq)}
+            self.messages[(cid, seq)] = (message["timestamp"], pack(body))
+            if mid is not None:
+                self.ids[(cid, mid)] = seq
+                self.idempotency.append((cid, mid, seq))
+            seqs.append(seq)
+            fresh.append(True)
+        return PublishResult(seqs, fresh)
+
+    async def mutate(self, op: Mutate) -> MutateResult:
+        cid, target = op.channel_id, op.target_seq
+        current = self.aggregates.get((cid, target))
+        if current is None:
+            new = self.messages.get((cid, target))
+            if new is not None:
+                current = unpack(new[1])
+            else:
+                body = await self.conn.fetchval(
+                    "SELECT body FROM messages WHERE channel_id = $1 AND seq = $2", cid, target
+                )
+                current = None if body is None else unpack(body)
+        if current is None:
+            raise AblyError.not_found(f"No message with serial {format_serial(op.epoch, target)!r}")
+        if cid not in self.last_seqs:
+            raise LookupError(f"channel {cid} is not in the store")
+        seq = self.last_seqs[cid] + 1
+        aggregate, operation = op.apply(current, format_serial(op.epoch, seq))
+        self.take_seq(cid)
+        if "version" not in current:
+            # The message as first published, kept as its first version once it changes.
+            self.versions.append((cid, target, target, pack(current)))
+        self.versions.append((cid, seq, target, pack(operation)))
+        self.aggregates[(cid, target)] = aggregate
+        return MutateResult(seq, target, aggregate, operation)
+
+    def add_presence(self, op: PresenceEvents) -> None:
+        cid = op.channel_id
+        last = self.presence_seqs.get(cid)
+        if last is None:
+            raise LookupError(f"channel {cid} is not in the store")
+        for event in op.events:
+            last += 1
+            self.presence.append(
+                (cid, last, event["connectionId"], event["timestamp"], pack(event))
+            )
+            member = f"{event['clientId']}:{event['connectionId']}"
+            leaves = event["action"] == PresenceAction.LEAVE
+            self.members[(cid, member)] = None if leaves else event
+        self.presence_seqs[cid] = last
+
+    async def finish(self) -> None:
+        conn = self.conn
+        # Changes to messages of this same batch rewrite the row about to be inserted.
+        for key, aggregate in list(self.aggregates.items()):
+            if key in self.messages:
+                self.messages[key] = (self.messages[key][0], pack(aggregate))
+                del self.aggregates[key]
+        if self.messages:
+            keys = list(self.messages)
+            await conn.execute(
+                "INSERT INTO messages (channel_id, seq, timestamp, body) "
+                "SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bytea[])",
+                [cid for cid, _ in keys],
+                [seq for _, seq in keys],
+                [self.messages[k][0] for k in keys],
+                [self.messages[k][1] for k in keys],
+            )
+        if self.idempotency:
+            await conn.execute(
+                "INSERT INTO idempotency (channel_id, message_id, seq) "
+                "SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[])",
+                *map(list, zip(*self.idempotency, strict=True)),
+            )
+        if self.versions:
+            await conn.execute(
+                "INSERT INTO versions (channel_id, seq, target_seq, body) "
+                "SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bytea[]) "
+                "ON CONFLICT DO NOTHING",
+                *map(list, zip(*self.versions, strict=True)),
+            )
+        if self.aggregates:
+            keys = list(self.aggregates)
+            await conn.execute(
+                "UPDATE messages m SET body = a.body "
+                "FROM unnest($1::bigint[], $2::bigint[], $3::bytea[]) AS a(cid, seq, body) "
+                "WHERE m.channel_id = a.cid AND m.seq = a.seq",
+                [cid for cid, _ in keys],
+                [seq for _, seq in keys],
+                [pack(self.aggregates[k]) for k in keys],
+            )
+        if self.presence:
+            await conn.execute(
+                "INSERT INTO presence (channel_id, seq, connection_id, timestamp, body) "
+                "SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], "
+                "$5::bytea[])",
+                *map(list, zip(*self.presence, strict=True)),
+            )
+        if self.members:
+            await self.write_members()
+        if self.last_seqs:
+            ids = list(self.last_seqs)
+            await conn.execute(
+                "UPDATE channels c SET last_seq = v.last, last_presence_seq = v.presence "
+                "FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS v(id, last, presence) "
+                "WHERE c.id = v.id",
+                ids,
+                [self.last_seqs[cid] for cid in ids],
+                [self.presence_seqs[cid] for cid in ids],
+            )
+        for payload in self.notifications():
+            await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, payload)
+
+    async def write_members(self) -> None:
+        left = [key for key, event in self.members.items() if event is None]
+        present = [(key, event) for key, event in self.members.items() if event is not None]
+        if left:
+            await self.conn.execute(
+                "DELETE FROM presence_members m USING unnest($1::bigint[], $2::text[]) "
+                "AS l(cid, key) WHERE m.channel_id = l.cid AND m.member_key = l.key",
+                [cid for cid, _ in left],
+                [key for _, key in left],
+            )
+        if present:
+            await self.conn.execute(
+                "INSERT INTO presence_members (channel_id, member_key, connection_id, node_id, "
+                "body) SELECT p.cid, p.key, p.conn, $4, p.body "
+                "FROM unnest($1::bigint[], $2::text[], $3::text[], $5::bytea[]) "
+                "AS p(cid, key, conn, body) "
+                "ON CONFLICT (channel_id, member_key) DO UPDATE SET "
+                "connection_id = excluded.connection_id, node_id = excluded.node_id, "
+                "body = excluded.body",
+                [cid for (cid, _), _ in present],
+                [key for (_, key), _ in present],
+                [event["connectionId"] for _, event in present],
+                self.node_id,
+                [pack(event) for _, event in present],
+            )
+
+    def notifications(self) -> list[str]:
+        """The commit's NOTIFY payloads: this node's id and, per channel written, the seq range
+        it took, split to fit PostgreSQL's payload limit."""
+        ranges = [[cid, first, self.last_seqs[cid]] for cid, first in self.first_seqs.items()]
+        payloads: list[str] = []
+        chunk: list[list[int]] = []
+        for entry in ranges:
+            chunk.append(entry)
+            if len(chunk) * 40 > _NOTIFY_BYTES:
+                payloads.append(json.dumps({"node": self.node_id, "ranges": chunk}))
+                chunk = []
+        if chunk:
+            payloads.append(json.dumps({"node": self.node_id, "ranges": chunk}))
+        return payloads
+
+
+def _complete(ops: list[_Op], outcomes: list[_Outcome]) -> None:
+    """Report each op's outcome, in submission order."""
+    for op, (result, error) in zip(ops, outcomes, strict=True):
+        if isinstance(op, _Call):
+            if not op.future.done():
+                if error is not None:
+                    op.future.set_exception(error)
+                else:
+                    op.future.set_result(result)
+            continue
+        try:
+            op.done(result, error)
+        except Exception:
+            log.exception("write completion failed")

@@ -1,0 +1,38 @@
+"""What both stores share about rows: the stored form of a message (msgpack of the wire dict,
+str and bytes data kept apart) and the tail of a paged history query."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+
+from channel_relay.store.base import HistoryQuery
+
+__all__ = ["pack", "page_clause", "unpack"]
+
+pack = msgpack.Packer(use_bin_type=True).pack
+
+
+def unpack(body: bytes) -> dict[str, Any]:
+    return msgpack.unpackb(body, raw=False)
+
+
+def page_clause(query: HistoryQuery, *, with_time: bool) -> tuple[str, list[Any]]:
+    """The WHERE tail (after a `channel_id = ?` clause), ORDER BY and LIMIT of a paged query,
+    with `?` placeholders, and its parameters (the channel id first)."""
+    clauses: list[str] = []
+    params: list[Any] = [query.channel_id]
+    bounds: list[tuple[str, int | None]] = [
+        ("seq >= ?", query.min_seq),
+        ("seq <= ?", query.max_seq),
+    ]
+    if with_time:
+        bounds += [("timestamp >= ?", query.start), ("timestamp <= ?", query.end)]
+    for clause, value in bounds:
+        if value is not None:
+            clauses.append(f"AND {clause}")
+            params.append(value)
+    params.append(query.limit)
+    order = "ASC" if query.forwards else "DESC"
+    return f"{' '.join(clauses)} ORDER BY seq {order} LIMIT ?", params

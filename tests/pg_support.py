@@ -1,0 +1,166 @@
+"""A PostgreSQL server for the tests, and a database of their own on it.
+
+The server is the one at RELAY_TEST_POSTGRES (default postgresql://postgres@127.0.0.1:5432/test,
+the machine's own). When none answers there, a private one is started from the PostgreSQL
+binaries installed on the machine (Debian's postgresql package: initdb and postgres, found on
+PATH or under /usr/lib/postgresql/*/bin), in a temporary directory, for the session. Each test
+session (each xdist worker) creates a database with a random name and drops it at the end, so
+parallel sessions and other users of the server never meet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import glob
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
+URL_VARIABLE = "RELAY_TEST_POSTGRES"
+
+
+def server_url() -> str:
+    return os.environ.get(URL_VARIABLE, DEFAULT_URL)
+
+
+def with_database(url: str, database: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+async def _answers(url: str) -> bool:
+    try:
+        conn = await asyncpg.connect(url, timeout=3)
+    except (OSError, asyncpg.PostgresError, TimeoutError):
+        return False
+    await conn.close()
+    return True
+
+
+def _binaries() -> tuple[str, str] | None:
+    candidates = [os.path.dirname(shutil.which("initdb") or "")]
+    candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
+    for folder in candidates:
+        initdb, postgres = Path(folder, "initdb"), Path(folder, "postgres")
+        if folder and initdb.exists() and postgres.exists():
+            return str(initdb), str(postgres)
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def private_server() -> Iterator[str]:
+    """Start a throwaway PostgreSQL from the machine's binaries; its admin URL."""
+    found = _binaries()
+    if found is None:
+        raise RuntimeError(
+            f"no PostgreSQL answers at {server_url()} and no initdb/postgres binaries are "
+            f"installed: set {URL_VARIABLE} or install Debian's postgresql package"
+        )
+    initdb, postgres = found
+    folder = tempfile.mkdtemp(prefix="relay-pg-")
+    # PostgreSQL refuses to run as root: run it as the postgres account the package made.
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_user:
+        shutil.chown(folder, "postgres")
+    data = str(Path(folder, "data"))
+    subprocess.run(
+        [*as_user, initdb, "-D", data, "-U", "postgres", "--auth=trust", "--no-sync"],
+        check=True,
+        capture_output=True,
+    )
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            *as_user,
+            postgres,
+            "-D",
+            data,
+            "-p",
+            str(port),
+            "-k",
+            folder,
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "fsync=off",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    try:
+        deadline = time.monotonic() + 30
+        while not asyncio.run(_answers(url)):
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError("the private PostgreSQL did not start")
+            time.sleep(0.2)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def session_database() -> Iterator[str]:
+    """A database of this session's own (random name), dropped at the end; its URL."""
+    with admin_server() as admin:
+        name = f"relay_test_{secrets.token_hex(6)}"
+        asyncio.run(_admin(admin, f'CREATE DATABASE "{name}"'))
+        try:
+            yield with_database(admin, name)
+        finally:
+            asyncio.run(_admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@contextmanager
+def admin_server() -> Iterator[str]:
+    """The URL of a server to create databases on: the configured one, or a private one."""
+    url = server_url()
+    if asyncio.run(_answers(url)):
+        yield url
+        return
+    with private_server() as private:
+        yield private
+
+
+async def _admin(url: str, sql: str) -> None:
+    conn = await asyncpg.connect(url, timeout=10)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def empty_database(url: str) -> None:
+    """Remove every row (the schema stays): a test starts from an empty store."""
+    conn = await asyncpg.connect(url, timeout=10)
+    try:
+        tables = [
+            row[0]
+            for row in await conn.fetch(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+            )
+        ]
+        if tables:
+            names = ", ".join(f'"{table}"' for table in tables)
+            await conn.execute(f"TRUNCATE {names} RESTART IDENTITY")
+    finally:
+        await conn.close()
