@@ -66,10 +66,19 @@ class AgentSession:
     `agent.session.tree` holds the tree) and routes live cancels to its runs."""
 
     def __init__(
-        self, client: Realtime, channel_name: str, *, history_page_size: int = 100
+        self,
+        client: Realtime,
+        channel_name: str,
+        *,
+        history_page_size: int = 100,
+        report_status: bool = False,
     ) -> None:
         self.client = client
         self.session = Session(client, channel_name, history_page_size=history_page_size)
+        # Agent presence: {"status": idle | thinking | streaming}, leaving means offline.
+        self.report_status = report_status
+        self.status: str | None = None
+        self._working: dict[str, str] = {}
         self.channel = self.session.channel
         self.runs: dict[str, AgentRun] = {}
         self._by_input: dict[str, AgentRun] = {}
@@ -79,10 +88,42 @@ class AgentSession:
         self.session.tree.on("invocation", self._on_invocation)
 
     async def connect(self) -> None:
+        """Connect and follow the channel; with `report_status`, enter presence as idle."""
         await self.session.connect()
+        if self.report_status:
+            await self.set_status("idle")
 
     async def close(self) -> None:
+        """Stop following the channel; with `report_status`, leave presence (offline)."""
+        if self.report_status and self.status is not None:
+            await self.channel.presence.leave()
+            self.status = None
         await self.session.close()
+
+    async def set_status(self, status: str) -> None:
+        """Report what the agent is doing on the channel's presence ({"status": status}; the
+        convention is idle, thinking or streaming; clients read a departed agent as offline).
+        With `report_status` the runs set it themselves: thinking from start() to the first
+        output, streaming while outputs flow, idle once no run is working."""
+        if status == self.status:
+            return
+        first = self.status is None
+        self.status = status
+        if first:
+            await self.channel.presence.enter({"status": status})
+        else:
+            await self.channel.presence.update({"status": status})
+
+    async def _run_status(self, run_id: str, status: str | None) -> None:
+        if not self.report_status:
+            return
+        if status is None:
+            self._working.pop(run_id, None)
+        else:
+            self._working[run_id] = status
+        states = set(self._working.values())
+        overall = "streaming" if "streaming" in states else "thinking" if states else "idle"
+        await self.set_status(overall)
 
     async def __aenter__(self) -> AgentSession:
         await self.connect()
@@ -225,6 +266,7 @@ class AgentRun:
 
     async def start(self) -> None:
         """Publish ai-run-start (ai-run-resume when the input continues a run)."""
+        await self.agent._run_status(self.run_id, "thinking")
         if self.continuation:
             await self._publish(RUN_RESUME, self._lifecycle())
             return
@@ -247,10 +289,12 @@ class AgentRun:
             ordered["error-code"] = str(error.code)
             ordered["error-message"] = error.message
         await self._publish(RUN_END, ordered)
+        await self.agent._run_status(self.run_id, None)
 
     async def suspend(self) -> None:
         """Publish ai-run-suspend: the run waits for the user (a tool approval)."""
         await self._publish(RUN_SUSPEND, self._lifecycle())
+        await self.agent._run_status(self.run_id, None)
 
     async def _publish(self, name: str, transport: dict[str, str]) -> str:
         serials = await self.channel.publish(Message(name=name, extras=ai_extras(transport)))
@@ -353,7 +397,10 @@ class _StreamWriter:
         self.pending: list[Awaitable[Any]] = []
 
     async def write(self, chunk: dict[str, Any]) -> None:
-        for write in self.encoder.output(chunk):
+        writes = self.encoder.output(chunk)
+        if writes and self.run.agent._working.get(self.run.run_id) != "streaming":
+            await self.run.agent._run_status(self.run.run_id, "streaming")
+        for write in writes:
             await self._perform(write)
 
     async def _perform(self, write: Write) -> None:

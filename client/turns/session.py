@@ -27,17 +27,19 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
+from types import MappingProxyType
 from typing import Any
 
 from channel_relay.client.channel import Channel
 from channel_relay.client.errors import AblyError
 from channel_relay.client.events import EventEmitter, Subscription
-from channel_relay.client.message import Message
+from channel_relay.client.message import Message, PresenceMessage
 from channel_relay.client.realtime import Realtime
 from channel_relay.client.rest import PaginatedResult
 from channel_relay.client.turns.encoder import Encoder
 from channel_relay.client.turns.tree import ENDED, ConversationTree, Node, Run, View
 from channel_relay.client.turns.wire import AI_CANCEL, ai_extras, build_transport_headers
+from channel_relay.protocol.actions import PresenceAction
 
 __all__ = ["ActiveTurn", "Session", "Steer", "Turn"]
 
@@ -200,7 +202,9 @@ class Session(EventEmitter):
 
     Events: "turn" (Turn) when a run starts (own or observed, including runs synthesised for a
     late joiner), "turn_end" (Turn), "chunks" (Turn, Node, chunks) for streamed output,
-    "active_turns" (mapping), "update" () on any change of the tree.
+    "active_turns" (mapping), "agent_status" (clientId, idle | thinking | streaming | offline)
+    from agent presence (`agents` holds the latest per clientId), "update" () on any change of
+    the tree.
     """
 
     def __init__(
@@ -216,8 +220,11 @@ class Session(EventEmitter):
         self._own_inputs: dict[str, ActiveTurn] = {}
         self._own_runs: dict[str, ActiveTurn] = {}
         self._steers: dict[str, Steer] = {}
+        self._agents: dict[str, str] = {}
+        self.agents = MappingProxyType(self._agents)
         self._page: PaginatedResult[Message] | None = None
         self._subscription: Subscription[Message] | None = None
+        self._presence: Subscription[PresenceMessage] | None = None
         self._pump: asyncio.Task[None] | None = None
         self.tree.on("run", self._on_run)
         self.tree.on("chunks", self._on_chunks)
@@ -240,7 +247,10 @@ class Session(EventEmitter):
         follow the channel live. Messages arriving meanwhile are applied after the history."""
         await self.client.connect()
         self._subscription = self.channel.subscribe()
+        self._presence = self.channel.presence.subscribe(self._on_presence)
         await self.channel.attach()
+        for member in await self.channel.presence.get():
+            self._on_presence(member)
         self._page = await self.channel.history(until_attach=True, limit=self.history_page_size)
         self._apply_page(self._page)
         self._pump = asyncio.create_task(self._follow(), name=f"session-{self.channel.name}")
@@ -267,6 +277,8 @@ class Session(EventEmitter):
         """Stop following the channel (the client stays connected)."""
         if self._subscription is not None:
             self._subscription.close()
+        if self._presence is not None:
+            self._presence.close()
         if self._pump is not None:
             self._pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -522,6 +534,19 @@ class Session(EventEmitter):
             self.tree.apply(message)
         return serials
 
+    def _on_presence(self, member: PresenceMessage) -> None:
+        # Agent presence: members whose data carries a status; a departed agent is offline.
+        data = member.data if isinstance(member.data, dict) else {}
+        client_id = member.client_id or ""
+        if member.action == PresenceAction.LEAVE:
+            status = "offline" if client_id in self._agents else None
+        else:
+            status = data.get("status") if isinstance(data.get("status"), str) else None
+        if status is None or self._agents.get(client_id) == status:
+            return
+        self._agents[client_id] = status
+        self.emit("agent_status", client_id, status)
+
     # From the tree
 
     def _on_run(self, run: Run, kind: str) -> None:
@@ -561,10 +586,12 @@ class Session(EventEmitter):
 
 
 async def wait_until(session: Session, predicate: Any, timeout: float = 10.0) -> None:  # noqa: ASYNC109
-    """Wait until `predicate()` holds, re-checked on every change of the session's tree."""
+    """Wait until `predicate()` holds, re-checked on every change of the session's tree and of
+    its agents' statuses."""
     event = asyncio.Event()
     off = session.tree.on("update", event.set)
     off2 = session.tree.on("active_turns", lambda _m: event.set())
+    off3 = session.on("agent_status", lambda *_a: event.set())
     try:
         async with asyncio.timeout(timeout):
             while not predicate():
@@ -575,3 +602,4 @@ async def wait_until(session: Session, predicate: Any, timeout: float = 10.0) ->
     finally:
         off()
         off2()
+        off3()

@@ -6,7 +6,8 @@
 // A steer (a user message carrying a run-id) is no invocation. Runs are served concurrently and
 // honour cancels (the pipe stops when the run's abort signal fires). Stops after one run per
 // answer; reports each run's outcome. It enters presence as `agent-watch` once it listens,
-// which is what the Python test waits for before sending.
+// which is what the Python test waits for before sending. With `args.reportStatus` the agent also
+// reports its status on presence: idle, thinking, streaming, idle again, and leaves at the end.
 import { Invocation } from '@ably/ai-transport';
 
 import { agentSession, chunkStream, serve, tokenStream } from '../lib/ai.mjs';
@@ -34,18 +35,38 @@ run(async () => {
     const answer = args.answers[Math.min(served, args.answers.length - 1)];
     const index = served;
     served += 1;
-    const source = (r) =>
-      answer.chunks
+    const source = (r) => {
+      const stream = answer.chunks
         ? chunkStream(answer.chunks, { delayMs: answer.delayMs ?? 2, signal: r.abortSignal })
         : tokenStream(answer.tokens, { delayMs: answer.delayMs ?? 5, signal: r.abortSignal });
-    serve(agent, invocation, { source, suspend: Boolean(answer.suspend) }).then((outcome) => {
+      return args.reportStatus ? reportStreaming(stream) : stream;
+    };
+    if (args.reportStatus) agent.session.presence.update({ status: 'thinking' });
+    serve(agent, invocation, { source, suspend: Boolean(answer.suspend) }).then(async (outcome) => {
+      if (args.reportStatus) await agent.session.presence.update({ status: 'idle' });
       outcomes.push({ index, kind, ...outcome });
       if (outcomes.length >= args.answers.length) done();
     });
   });
+  // With args.reportStatus the agent reports idle / thinking / streaming on presence, the
+  // agent-presence pattern, and leaves (offline) at the end.
+  const reportStreaming = (stream) => {
+    let first = true;
+    return stream.pipeThrough(
+      new TransformStream({
+        async transform(chunk, controller) {
+          if (first) await agent.session.presence.update({ status: 'streaming' });
+          first = false;
+          controller.enqueue(chunk);
+        },
+      }),
+    );
+  };
+  if (args.reportStatus) await agent.session.presence.enter({ status: 'idle' });
   // Tell the Python side the agent is listening: it waits for this presence member.
   await channel.presence.enter('ready');
   await withTimeout(finished, 'the expected invocations', 25000);
+  if (args.reportStatus) await agent.session.presence.leave();
   outcomes.sort((a, b) => a.index - b.index);
   return { outcomes, errors: agent.errors };
 });

@@ -42,13 +42,43 @@ function branch(view, codecMessageId) {
   return { index: handle.index, count: handle.siblings.length };
 }
 
+/** The agent presence statuses `session` sees ([clientId, status], offline on leave), from its
+ * connect on; `settled(status)` resolves once the last one is `status`. */
+function agentStatuses(session) {
+  const seen = [];
+  const waiters = [];
+  const record = (message) => {
+    const status = message.action === 'leave' ? 'offline' : message.data?.status;
+    if (typeof status !== 'string') return;
+    seen.push([message.clientId, status]);
+    waiters.forEach((w) => w());
+  };
+  session.presence.subscribe(record);
+  const settled = (status) =>
+    withTimeout(
+      new Promise((resolve) => {
+        const check = () => seen.at(-1)?.[1] === status && resolve();
+        waiters.push(check);
+        check();
+      }),
+      `agent status ${status}`,
+    );
+  return { seen, settled };
+}
+
 const scenarios = {
   async send() {
     const alice = await clientSession(args.channel, { clientId: 'alice' });
+    const statuses = agentStatuses(alice.session);
+    for (const member of await alice.session.presence.get()) {
+      if (typeof member.data?.status === 'string') statuses.seen.push([member.clientId, member.data.status]);
+    }
     const deltas = recordDeltas(alice.session);
     const handle = await ask(alice.session, args.question);
     await runStatus(alice.session, handle.runId, ENDED);
+    if (statuses.seen.length > 0) await statuses.settled('idle');
     return {
+      agentStatuses: statuses.seen,
       runId: handle.runId,
       status: handle.status,
       conversation: conversation(alice.session.view),
