@@ -10,18 +10,15 @@ from aiohttp import web
 from channel_relay.auth.authenticator import Authenticator, stamp_client_ids
 from channel_relay.auth.identity import Identity
 from channel_relay.channels.annotations import Annotations
-from channel_relay.channels.history import link_header
 from channel_relay.channels.registry import ChannelRegistry
 from channel_relay.config import Settings
 from channel_relay.protocol.errors import AblyError
 from channel_relay.protocol.validation import check_channel_name, parse_annotations
 from channel_relay.rest.negotiate import read_body, reply
+from channel_relay.rest.paging import OffsetPage
 from channel_relay.rest.routes import path_channel_name
 
 __all__ = ["AnnotationsApi"]
-
-_DEFAULT_LIMIT = 100
-_MAX_LIMIT = 1000
 
 
 class AnnotationsApi:
@@ -61,22 +58,13 @@ class AnnotationsApi:
 
     async def list(self, request: web.Request) -> web.Response:
         identity, name = self._caller(request, "history")
-        query = request.query
-        try:
-            limit = min(int(query.get("limit", _DEFAULT_LIMIT)), _MAX_LIMIT)
-            offset = int(query.get("cursor", "0"))
-        except ValueError as error:
-            raise AblyError.invalid_param("limit and cursor must be integers") from error
-        if limit < 1 or offset < 0:
-            raise AblyError.invalid_param("limit must be positive and cursor not negative")
+        page = OffsetPage.parse(request.query)
         # One more than the page tells whether there is a next page.
         items = await self.annotations.store.page(
-            identity.app_id, name, request.match_info["serial"], offset, limit + 1
+            identity.app_id, name, request.match_info["serial"], page.offset, page.limit + 1
         )
-        links = [("first", {**query, "cursor": "0"}), ("current", {**query, "cursor": str(offset)})]
-        if len(items) > limit:
-            links.append(("next", {**query, "cursor": str(offset + limit)}))
-        return reply(request, items[:limit], headers={"Link": link_header("annotations", links)})
+        links = page.links("annotations", request.query, len(items) > page.limit)
+        return reply(request, items[: page.limit], headers={"Link": links})
 
     def _caller(self, request: web.Request, op: str) -> tuple[Identity, str]:
         identity = self.auth.request_headers(

@@ -17,17 +17,14 @@ from aiohttp import web
 from channel_relay.auth.authenticator import Authenticator
 from channel_relay.auth.credentials import parse_authorization
 from channel_relay.auth.identity import Identity
-from channel_relay.channels.history import link_header
 from channel_relay.config import Settings
 from channel_relay.protocol.errors import AblyError
 from channel_relay.push.devices import parse_subscription, public_device
 from channel_relay.push.service import DEVICE_TOKEN_PREFIX, Push
 from channel_relay.rest.negotiate import read_body, reply
+from channel_relay.rest.paging import OffsetPage
 
 __all__ = ["PushApi"]
-
-_DEFAULT_LIMIT = 100
-_MAX_LIMIT = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,19 +249,10 @@ class PushApi:
             )
 
     def _page(self, request: web.Request, resource: str, items: list[Any]) -> web.Response:
-        query = request.query
-        try:
-            limit = min(int(query.get("limit", _DEFAULT_LIMIT)), _MAX_LIMIT)
-            offset = int(query.get("cursor", "0"))
-        except ValueError as error:
-            raise AblyError.invalid_param("limit and cursor must be integers") from error
-        if limit < 1 or offset < 0:
-            raise AblyError.invalid_param("limit must be positive and cursor not negative")
-        links = [("first", {**query, "cursor": "0"}), ("current", {**query, "cursor": str(offset)})]
-        if offset + limit < len(items):
-            links.append(("next", {**query, "cursor": str(offset + limit)}))
-        page = items[offset : offset + limit]
-        return reply(request, page, headers={"Link": link_header(resource, links)})
+        page = OffsetPage.parse(request.query)
+        end = page.offset + page.limit
+        links = page.links(resource, request.query, end < len(items))
+        return reply(request, items[page.offset : end], headers={"Link": links})
 
 
 def _subscription(channel: str, device_id: str, client_id: str) -> dict[str, str]:
