@@ -70,6 +70,27 @@ async def test_rewind_right_behind_a_publish_and_after_reattaching_loses_nothing
     assert out == {"first": ["message"], "again": ["message"]}
 
 
+async def test_has_backlog_is_set_when_a_resume_replays_what_was_missed(raw: ConnectRaw) -> None:
+    client = await raw("json")
+    attached = await client.attach("resume-backlog")
+    assert not attached["flags"] & Flag.HAS_BACKLOG
+    publisher = await raw("json")
+    await publisher.publish("resume-backlog", [{"name": "missed"}])
+    assert (await publisher.recv_action(Action.ACK, Action.NACK))["action"] == Action.ACK
+    await client.send(
+        {
+            "action": Action.ATTACH,
+            "channel": "resume-backlog",
+            "channelSerial": attached["channelSerial"],
+        }
+    )
+    resumed = await client.recv_action(Action.ATTACHED)
+    assert resumed["flags"] & Flag.RESUMED
+    assert resumed["flags"] & Flag.HAS_BACKLOG
+    replayed = await client.recv_action(Action.MESSAGE)
+    assert [m["name"] for m in replayed["messages"]] == ["missed"]
+
+
 async def test_a_reattach_does_not_rewind(raw: ConnectRaw) -> None:
     """ably-js marks a reattach with ATTACH_RESUME (realtime/resume resume_rewind_1): the
     rewind it still carries must replay nothing."""
