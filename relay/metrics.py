@@ -9,10 +9,6 @@ connections and channels are read when scraped, not maintained.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from typing import Any
-
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -35,8 +31,6 @@ _LATENCY_BUCKETS = (
     2.5,
 )
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
-
-Ack = Callable[[Any, Any], None]
 
 
 class Metrics:
@@ -129,17 +123,6 @@ class Metrics:
         """One store commit (called by the writer thread; the client library is thread-safe)."""
         self.commit_batch.observe(operations)
         self.commit_latency.observe(seconds)
-
-    def timed_ack(self, ack: Ack) -> Ack:
-        """`ack`, observing the time until it is called into the ACK latency histogram."""
-        started = time.perf_counter()
-        histogram = self.ack_latency
-
-        def timed(serials: Any, error: Any) -> None:
-            histogram.observe(time.perf_counter() - started)
-            ack(serials, error)
-
-        return timed
 
     def exposition(self) -> bytes:
         """The Prometheus text format of every metric."""

@@ -36,6 +36,19 @@ _FLUSH_EVERY = 5.0
 
 _Key = tuple[str, int]
 
+# The entry names a publish adds to, spelled once: this runs on every commit.
+_KINDS = ("all", "messages")
+
+
+def _count_and_data(prefix: str) -> tuple[tuple[str, str], ...]:
+    return tuple((f"{prefix}.{k}.count", f"{prefix}.{k}.data") for k in _KINDS)
+
+
+_INBOUND = _count_and_data("messages.inbound.all")
+_OUTBOUND = _count_and_data("messages.outbound.all")
+_ALL = _count_and_data("messages.all")
+_PERSISTED = tuple(f"messages.persisted.{k}.count" for k in _KINDS)
+
 
 def _minute(now_ms: int) -> int:
     return now_ms - now_ms % 60_000
@@ -84,17 +97,16 @@ class LiveStats:
         data = sum(message_size(m) for m in messages)
         kept = sum(1 for m in messages if not (m.get("extras") or {}).get("ephemeral"))
         entries: dict[str, float] = {}
-        for direction, n, size in (
-            ("inbound", count, data),
-            ("outbound", count * fan_out, data * fan_out),
+        for names, n, size in (
+            (_INBOUND, count, data),
+            (_OUTBOUND, count * fan_out, data * fan_out),
+            (_ALL, count * (1 + fan_out), data * (1 + fan_out)),
         ):
-            for kind in ("all", "messages"):
-                entries[f"messages.{direction}.all.{kind}.count"] = n
-                entries[f"messages.{direction}.all.{kind}.data"] = size
-        for kind in ("all", "messages"):
-            entries[f"messages.all.{kind}.count"] = count * (1 + fan_out)
-            entries[f"messages.all.{kind}.data"] = data * (1 + fan_out)
-            entries[f"messages.persisted.{kind}.count"] = kept
+            for count_name, data_name in names:
+                entries[count_name] = n
+                entries[data_name] = size
+        for name in _PERSISTED:
+            entries[name] = kept
         # Channels active in the minute: the first publish on each counts it as opened.
         active = self._channels.setdefault((app_id, _minute(int(time.time() * 1000))), set())
         if channel not in active:

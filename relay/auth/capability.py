@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from channel_relay.protocol.errors import AblyError
@@ -53,6 +53,7 @@ _ANY = (_WILDCARD,)
 # Segment tokens of a compiled pattern: a literal string, one segment, or one-or-more segments.
 _ONE = object()
 _REST = object()
+_ANSWERS_KEPT = 4096
 
 
 def _invalid(message: str) -> AblyError:
@@ -71,6 +72,11 @@ class Capability:
     """
 
     grants: Mapping[str, tuple[str, ...]]
+    # Answers of `allows` by (channel, op): a publisher asks the same question on every publish
+    # and a capability never changes (re-authentication brings a new one).
+    _answers: dict[tuple[str, str], bool] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def parse(cls, value: str | Mapping[str, Any]) -> Capability:
@@ -120,11 +126,19 @@ class Capability:
         A leading params qualifier (``[?rewind=1]name``) is ignored, as it is not part of the
         channel's identity.
         """
-        name = _strip_params(channel)
-        return any(
-            (op in ops or _WILDCARD in ops) and _matches(resource, name)
-            for resource, ops in self.grants.items()
-        )
+        answers = self._answers
+        answer = answers.get((channel, op))
+        if answer is None:
+            name = _strip_params(channel)
+            answer = any(
+                (op in ops or _WILDCARD in ops) and _matches(resource, name)
+                for resource, ops in self.grants.items()
+            )
+            if len(answers) >= _ANSWERS_KEPT:
+                # Bounded whatever names a client tries; the common case is a few channels.
+                answers.clear()
+            answers[(channel, op)] = answer
+        return answer
 
     def operations(self, channel: str) -> frozenset[str]:
         """Every concrete operation granted on `channel` (``*`` expanded to all operations).

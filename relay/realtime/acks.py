@@ -5,11 +5,17 @@ at once; either way the SDK matches replies to its queue from the head, so repli
 the order the publishes arrived. Replies are also kept for a while: after a resume the SDK
 resends everything it has not seen acknowledged, with the same msgSerial, and those must be
 answered from here instead of being published twice.
+
+This runs once per publish, so it allocates little: an outcome is the tuple of serials (an ACK)
+or the AblyError (a NACK), and the reply dicts are built only as they leave. What is remembered
+is those tuples of strings, which the cyclic collector stops tracking, so a thousand remembered
+replies per connection do not add to every full collection.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
@@ -21,13 +27,45 @@ __all__ = ["AckQueue"]
 
 _REMEMBERED = 1024
 
+Outcome = tuple[str | None, ...] | AblyError
+Settle = Callable[[list[str | None] | None, AblyError | None], None]
+
+
+class _Slot:
+    """One publish's place in the reply order; `settle` is the callback handed to the publish."""
+
+    __slots__ = ("msg_serial", "outcome", "queue", "started")
+
+    def __init__(
+        self, queue: AckQueue, msg_serial: int, outcome: Outcome | None, started: float
+    ) -> None:
+        self.queue = queue
+        self.msg_serial = msg_serial
+        self.outcome = outcome
+        self.started = started
+
+    def settle(self, serials: list[str | None] | None, error: AblyError | None) -> None:
+        if self.outcome is not None:
+            # Settled already: a failure after the publish was handed on answers once.
+            return
+        outcome: Outcome = error if error is not None else tuple(serials or ())
+        self.outcome = outcome
+        self.queue._settled(self, outcome)
+
 
 class AckQueue:
-    def __init__(self, send: Callable[[dict[str, Any]], None]) -> None:
+    def __init__(
+        self,
+        send: Callable[[dict[str, Any]], None],
+        observe: Callable[[float], None] | None = None,
+    ) -> None:
+        """`send` writes a reply; `observe`, if given, is told each publish's seconds from its
+        arrival to its reply (the ACK latency metric)."""
         self.send = send
-        self._waiting: deque[list[Any]] = deque()
+        self._observe = observe
+        self._waiting: deque[_Slot] = deque()
         self._pending: set[int] = set()
-        self._results: OrderedDict[int, dict[str, Any]] = OrderedDict()
+        self._results: OrderedDict[int, Outcome] = OrderedDict()
         self._flush_due = False
 
     def seen(self, msg_serial: int) -> bool:
@@ -35,15 +73,15 @@ class AckQueue:
         earlier reply may have gone to a dropped socket); a pending one is answered when done."""
         if msg_serial in self._pending:
             return True
-        reply = self._results.get(msg_serial)
-        if reply is None:
+        outcome = self._results.get(msg_serial)
+        if outcome is None:
             return False
         # Resends come in msgSerial order, and the SDK pairs replies with its queue from the
         # head: answer this one before any still-unfinished publish of the previous socket with
         # a higher msgSerial, not behind it.
-        slot = [msg_serial, reply]
+        slot = _Slot(self, msg_serial, outcome, 0.0)
         for index, waiting in enumerate(self._waiting):
-            if waiting[0] > msg_serial:
+            if waiting.msg_serial > msg_serial:
                 self._waiting.insert(index, slot)
                 break
         else:
@@ -51,37 +89,22 @@ class AckQueue:
         self._flush_soon()
         return True
 
-    def expect(self, msg_serial: int) -> Callable[[list[str] | None, AblyError | None], None]:
+    def expect(self, msg_serial: int) -> Settle:
         """Reserve this publish's place in the reply order; call the result with its outcome."""
-        slot: list[Any] = [msg_serial, None]
+        slot = _Slot(self, msg_serial, None, time.perf_counter() if self._observe else 0.0)
         self._waiting.append(slot)
         self._pending.add(msg_serial)
+        return slot.settle
 
-        def settle(serials: list[str] | None, error: AblyError | None) -> None:
-            if slot[1] is not None:
-                # Settled already: a failure after the publish was handed on answers once.
-                return
-            if error is not None:
-                slot[1] = {
-                    "action": Action.NACK,
-                    "msgSerial": msg_serial,
-                    "count": 1,
-                    "error": error.to_dict(),
-                }
-            else:
-                slot[1] = {
-                    "action": Action.ACK,
-                    "msgSerial": msg_serial,
-                    "count": 1,
-                    "res": [{"serials": serials}],
-                }
-            self._pending.discard(msg_serial)
-            self._results[msg_serial] = slot[1]
-            if len(self._results) > _REMEMBERED:
-                self._results.popitem(last=False)
-            self._flush_soon()
-
-        return settle
+    def _settled(self, slot: _Slot, outcome: Outcome) -> None:
+        if self._observe is not None:
+            self._observe(time.perf_counter() - slot.started)
+        self._pending.discard(slot.msg_serial)
+        results = self._results
+        results[slot.msg_serial] = outcome
+        if len(results) > _REMEMBERED:
+            results.popitem(last=False)
+        self._flush_soon()
 
     def _flush_soon(self) -> None:
         # One commit settles many of a connection's publishes in a row: sending once they all
@@ -93,25 +116,27 @@ class AckQueue:
     def _flush(self) -> None:
         self._flush_due = False
         waiting = self._waiting
-        while waiting and waiting[0][1] is not None:
-            reply = waiting.popleft()[1]
+        while waiting and waiting[0].outcome is not None:
+            slot = waiting.popleft()
+            outcome = slot.outcome
+            if isinstance(outcome, AblyError):
+                self.send(
+                    {
+                        "action": Action.NACK,
+                        "msgSerial": slot.msg_serial,
+                        "count": 1,
+                        "error": outcome.to_dict(),
+                    }
+                )
+                continue
             # Consecutive ACKs leave as one frame (count > 1, one res entry each): under load
             # that halves the frames a publisher has to read.
-            if reply["action"] == Action.ACK:
-                serial = reply["msgSerial"]
-                res = list(reply["res"])
-                while (
-                    waiting
-                    and waiting[0][1] is not None
-                    and waiting[0][1]["action"] == Action.ACK
-                    and waiting[0][0] == serial + len(res)
-                ):
-                    res.extend(waiting.popleft()[1]["res"])
-                if len(res) > 1:
-                    reply = {
-                        "action": Action.ACK,
-                        "msgSerial": serial,
-                        "count": len(res),
-                        "res": res,
-                    }
-            self.send(reply)
+            serial = slot.msg_serial
+            res: list[dict[str, Any]] = [{"serials": outcome}]
+            while (
+                waiting
+                and isinstance(waiting[0].outcome, tuple)
+                and waiting[0].msg_serial == serial + len(res)
+            ):
+                res.append({"serials": waiting.popleft().outcome})
+            self.send({"action": Action.ACK, "msgSerial": serial, "count": len(res), "res": res})

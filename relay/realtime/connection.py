@@ -118,7 +118,8 @@ class Connection:
         self.format: Format = "json"
         self.echo = True
         self.attachments: dict[str, Attachment] = {}
-        self.acks = AckQueue(self.send)
+        metrics = self.channels.metrics
+        self.acks = AckQueue(self.send, None if metrics is None else metrics.ack_latency.observe)
         self.frames_sent = 0
         # monotonic time the socket went away; None while one is attached
         self.dropped_at: float | None = None
@@ -876,9 +877,7 @@ class Connection:
 
     def _reply(self, msg_serial: int, channel: Any, what: str) -> Any:
         """The callback that answers one publish (ACK or NACK, timed); a NACK is logged."""
-        metrics = self.channels.metrics
         ack = self.acks.expect(msg_serial)
-        timed = ack if metrics is None else metrics.timed_ack(ack)
         name = channel if isinstance(channel, str) and valid_text(channel) else None
 
         def settle(serials: list[str] | None, error: AblyError | None) -> None:
@@ -895,7 +894,7 @@ class Connection:
                         "code": error.code,
                     },
                 )
-            timed(serials, error)
+            ack(serials, error)
 
         return settle
 
