@@ -50,6 +50,9 @@ function agentStatuses(session) {
   const record = (message) => {
     const status = message.action === 'leave' ? 'offline' : message.data?.status;
     if (typeof status !== 'string') return;
+    // The initial members (presence.get) and the subscription's first event can repeat a status.
+    const last = seen.findLast(([clientId]) => clientId === message.clientId);
+    if (last?.[1] === status) return;
     seen.push([message.clientId, status]);
     waiters.forEach((w) => w());
   };
@@ -63,16 +66,14 @@ function agentStatuses(session) {
       }),
       `agent status ${status}`,
     );
-  return { seen, settled };
+  return { seen, record, settled };
 }
 
 const scenarios = {
   async send() {
     const alice = await clientSession(args.channel, { clientId: 'alice' });
     const statuses = agentStatuses(alice.session);
-    for (const member of await alice.session.presence.get()) {
-      if (typeof member.data?.status === 'string') statuses.seen.push([member.clientId, member.data.status]);
-    }
+    for (const member of await alice.session.presence.get()) statuses.record(member);
     const deltas = recordDeltas(alice.session);
     const handle = await ask(alice.session, args.question);
     await runStatus(alice.session, handle.runId, ENDED);
