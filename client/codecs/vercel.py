@@ -30,6 +30,7 @@ __all__ = [
     "OutputDecoder",
     "WireOp",
     "apply_tool_response",
+    "approved_pending_tool_calls",
     "decode_discrete",
     "decode_input",
     "decode_input_part",
@@ -38,6 +39,7 @@ __all__ = [
     "encode_user_message",
     "fold_chunks",
     "fork_seed",
+    "pending_tool_calls",
     "stream_start_chunk",
 ]
 
@@ -708,6 +710,39 @@ def apply_tool_response(message: UIMessage, codec: dict[str, str], kind: str, da
         elif kind == "tool-result-error":
             message_text = data.get("message") if isinstance(data, dict) else ""
             part.update(state="output-error", errorText=message_text or "")
+
+
+def pending_tool_calls(messages: list[UIMessage]) -> list[dict[str, Any]]:
+    """The tool calls of the last assistant message still owed an output: parts in state
+    input-available ({toolCallId, toolName, input}), as the JS pendingToolCalls."""
+    return _tool_calls(messages, "input-available")
+
+
+def approved_pending_tool_calls(messages: list[UIMessage]) -> list[dict[str, Any]]:
+    """The tool calls of the last assistant message the user approved and that have not run
+    yet: state approval-responded with approval.approved true (JS approvedPendingToolCalls)."""
+    return _tool_calls(messages, "approval-responded")
+
+
+def _tool_calls(messages: list[UIMessage], state: str) -> list[dict[str, Any]]:
+    last = next((m for m in reversed(messages) if m.get("role") == "assistant"), None)
+    calls = []
+    for part in last["parts"] if last else []:
+        kind = str(part.get("type", ""))
+        if not (kind.startswith("tool-") or kind == "dynamic-tool"):
+            continue
+        if part.get("state") != state or part.get("input") is None:
+            continue
+        if (
+            state == "approval-responded"
+            and (part.get("approval") or {}).get("approved") is not True
+        ):
+            continue
+        name = part.get("toolName", "") if kind == "dynamic-tool" else kind[len("tool-") :]
+        calls.append(
+            {"toolCallId": part.get("toolCallId", ""), "toolName": name, "input": part["input"]}
+        )
+    return calls
 
 
 def _tool_part(chunk: Chunk) -> dict[str, Any]:

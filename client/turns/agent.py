@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterable, Awaitable, Iterable
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,7 +45,10 @@ from channel_relay.client.turns.wire import (
 )
 from channel_relay.protocol.actions import MessageAction
 
-__all__ = ["AgentRun", "AgentSession", "Invocation"]
+__all__ = ["AgentRun", "AgentSession", "ChunkWriter", "Invocation"]
+
+# What a run's on_cancelled hook gets: publish one more UIMessageChunk of the cancelled step.
+ChunkWriter = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,27 +156,26 @@ class AgentSession:
         invocation: Invocation | dict[str, Any] | str,
         *,
         timeout: float = 10.0,  # noqa: ASYNC109
+        on_cancel: Callable[[dict[str, str]], bool] | None = None,
+        on_cancelled: Callable[[ChunkWriter], Awaitable[None]] | None = None,
     ) -> AgentRun:
         """Find the input the invocation names (already seen, in older history, or arriving
-        live) and create its run. Raises AblyError 40400 if it does not turn up in `timeout`."""
+        live) and create its run. Raises AblyError 40400 if it does not turn up in `timeout`.
+
+        Run hooks (the JS RunHooks): `on_cancel(request)` decides whether a cancel is honoured
+        (return False to refuse it); `on_cancelled(write)` runs when a cancel stops `pipe()`,
+        before its open streams close, to `await write(chunk)` last words."""
         if isinstance(invocation, dict):
             invocation = Invocation.from_json(invocation)
         event_id = invocation if isinstance(invocation, str) else invocation.input_event_id
         tree = self.session.tree
-        try:
-            async with asyncio.timeout(timeout):
-                while event_id not in tree.inputs_by_event_id:
-                    if not await self.session.load_older():
-                        changed = asyncio.Event()
-                        off = tree.on("update", changed.set)
-                        try:
-                            await changed.wait()
-                        finally:
-                            off()
-        except TimeoutError:
-            raise AblyError(40400, 404, f"No input with event-id {event_id}") from None
+        located = await self.session.page_until(
+            lambda: event_id in tree.inputs_by_event_id, timeout=timeout
+        )
+        if not located:
+            raise AblyError(40400, 404, f"No input with event-id {event_id}")
         inputs = tree.inputs_by_event_id[event_id]
-        run = AgentRun(self, inputs)
+        run = AgentRun(self, inputs, on_cancel=on_cancel, on_cancelled=on_cancelled)
         self.runs[run.run_id] = run
         self._by_input[run.input_codec_message_id] = run
         early = self._early_cancels.pop(run.input_codec_message_id, None)
@@ -197,8 +199,18 @@ class AgentSession:
 class AgentRun:
     """One invocation of the agent: a fresh run, or a continuation of a suspended one."""
 
-    def __init__(self, agent: AgentSession, inputs: list[Message]) -> None:
+    def __init__(
+        self,
+        agent: AgentSession,
+        inputs: list[Message],
+        *,
+        on_cancel: Callable[[dict[str, str]], bool] | None = None,
+        on_cancelled: Callable[[ChunkWriter], Awaitable[None]] | None = None,
+    ) -> None:
         self.agent = agent
+        self.on_cancel = on_cancel
+        self.on_cancelled = on_cancelled
+        self.ended = False
         self.channel = agent.channel
         first = inputs[0]
         headers = transport_headers(first)
@@ -289,11 +301,13 @@ class AgentRun:
             ordered["error-code"] = str(error.code)
             ordered["error-message"] = error.message
         await self._publish(RUN_END, ordered)
+        self.ended = True
         await self.agent._run_status(self.run_id, None)
 
     async def suspend(self) -> None:
         """Publish ai-run-suspend: the run waits for the user (a tool approval)."""
         await self._publish(RUN_SUSPEND, self._lifecycle())
+        self.ended = True
         await self.agent._run_status(self.run_id, None)
 
     async def _publish(self, name: str, transport: dict[str, str]) -> str:
@@ -301,8 +315,29 @@ class AgentRun:
         return serials[0] if serials else ""
 
     def _cancel(self, request: dict[str, str]) -> None:
+        if self.on_cancel is not None and not self.on_cancel(request):
+            return
         self.cancel_request = request
         self.cancelled.set()
+
+    async def __aenter__(self) -> AgentRun:
+        """`async with await agent.accept(invocation) as run:` starts the run, and ends it on
+        leaving: complete, cancelled (after a cancel) or error (after an exception, which
+        propagates) unless the body ended or suspended it."""
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, _type: type[BaseException] | None, exc: BaseException | None, _tb: object
+    ) -> None:
+        if self.ended:
+            return
+        if exc is not None:
+            code = exc.code if isinstance(exc, AblyError) else 50000
+            error = AblyError(code, 500, f"the agent failed: {exc}")
+            await self.end("error", error=error)
+        else:
+            await self.end("cancelled" if self.cancelled.is_set() else "complete")
 
     # Streaming
 
@@ -331,6 +366,8 @@ class AgentRun:
                 await writer.write(chunk)
             if self.cancelled.is_set():
                 reason = "cancelled"
+                if self.on_cancelled is not None:
+                    await self.on_cancelled(writer.write)
         finally:
             await writer.close("cancelled" if reason == "cancelled" else "complete")
         end_headers = {

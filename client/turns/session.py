@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from types import MappingProxyType
 from typing import Any
 
@@ -214,7 +214,7 @@ class Session(EventEmitter):
         self.client = client
         self.channel: Channel = client.channels.get(channel_name)
         self.tree = ConversationTree()
-        self.view = View(self.tree)
+        self.view = View(self.tree, self)
         self.turns: dict[str, Turn] = {}
         self.history_page_size = history_page_size
         self._own_inputs: dict[str, ActiveTurn] = {}
@@ -262,6 +262,32 @@ class Session(EventEmitter):
     async def __aexit__(self, *_exc: object) -> None:
         await self.close()
 
+    def has_older(self) -> bool:
+        """Whether older history pages remain to load."""
+        return self._page is not None and self._page.has_next()
+
+    async def page_until(
+        self,
+        located: Callable[[], bool],
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> bool:
+        """Load older pages until `located()` holds; once history is exhausted, wait for live
+        messages to make it hold. False if it does not within `timeout` (JS pageUntilLocated)."""
+        changed = asyncio.Event()
+        off = self.tree.on("update", changed.set)
+        try:
+            async with asyncio.timeout(timeout):
+                while not located():
+                    changed.clear()
+                    if not await self.load_older():
+                        await changed.wait()
+        except TimeoutError:
+            return False
+        finally:
+            off()
+        return True
+
     async def load_older(self) -> bool:
         """Load the next older history page into the tree; False when there is none."""
         if self._page is None or not self._page.has_next():
@@ -286,7 +312,7 @@ class Session(EventEmitter):
 
     def create_view(self) -> View:
         """A new view over this session's tree, with its own branch selection."""
-        return View(self.tree)
+        return View(self.tree, self)
 
     def _apply_page(self, page: PaginatedResult[Message]) -> None:
         for message in reversed(page.items):

@@ -11,14 +11,15 @@ run from their headers. A View is one reader's branch selection over the shared 
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 from channel_relay.client.codecs import vercel
-from channel_relay.client.events import EventEmitter
+from channel_relay.client.events import EventEmitter, Subscription
 from channel_relay.client.message import Message
 from channel_relay.client.turns.wire import (
     AI_CANCEL,
@@ -33,7 +34,7 @@ from channel_relay.client.turns.wire import (
 )
 from channel_relay.protocol.actions import MessageAction
 
-__all__ = ["Branch", "ConversationTree", "Node", "Run", "View"]
+__all__ = ["Branch", "ConversationTree", "Node", "Pager", "Run", "View"]
 
 _LAST = "~"  # sorts after every serial character: unsent (optimistic) nodes go last
 ENDED = frozenset({"complete", "cancelled", "error"})
@@ -462,15 +463,26 @@ class Branch:
         """Show sibling `index` (and, below it, the newest branch unless chosen otherwise)."""
         self._view.selection[self._parent] = self.siblings[index].codec_message_id
         self.index = index
+        # What the view shows changed: wake its sync() subscribers.
+        self._view.tree.emit("update")
+
+
+class Pager(Protocol):
+    """Where a view loads older history from (its Session)."""
+
+    def has_older(self) -> bool: ...
+
+    async def load_older(self) -> bool: ...
 
 
 class View:
     """One reader's selection of branches over the shared tree. By default every branch point
     shows its newest sibling; `branch(id).select(i)` pins another one for this view only."""
 
-    def __init__(self, tree: ConversationTree) -> None:
+    def __init__(self, tree: ConversationTree, pager: Pager | None = None) -> None:
         self.tree = tree
         self.selection: dict[str | None, str] = {}
+        self._pager = pager
 
     def _chosen(self, parent: str | None, siblings: list[Node]) -> Node | None:
         wanted = self.selection.get(parent)
@@ -517,3 +529,55 @@ class View:
 
     def on_change(self, callback: Callable[[], Any]) -> Callable[[], None]:
         return self.tree.on("update", callback)
+
+    def runs(self) -> list[Run]:
+        """The turns whose messages this view shows, oldest first."""
+        out: list[Run] = []
+        for node in self.nodes():
+            run = self.tree.runs.get(node.run_id or "")
+            if run is not None and run not in out:
+                out.append(run)
+        return out
+
+    def run_of(self, codec_message_id: str) -> Run | None:
+        """The turn a message belongs to; for a user message, the turn answering it that this
+        view shows. None if there is none (yet)."""
+        node = self.tree.nodes.get(codec_message_id)
+        if node is None:
+            return None
+        if node.run_id is None:
+            shown = self._chosen(codec_message_id, self.tree.children(codec_message_id))
+            node = shown if shown is not None and shown.run_id is not None else None
+        return self.tree.runs.get(node.run_id or "") if node is not None else None
+
+    def has_older(self) -> bool:
+        """Whether older history remains to load into this view's tree."""
+        return self._pager is not None and self._pager.has_older()
+
+    async def load_older(self) -> list[dict[str, Any]]:
+        """Load one older history page; returns the messages that became visible in this view
+        (oldest first), empty when none did or there was no older page."""
+        if self._pager is None:
+            return []
+        before = {node.codec_message_id for node in self.nodes()}
+        await self._pager.load_older()
+        return [n.message for n in self.nodes() if n.codec_message_id not in before]
+
+    def sync(self) -> Subscription[list[dict[str, Any]]]:
+        """What a chat UI renders (the JS useMessageSync): the visible messages now, then again
+        each time they change (new text, a new message, another branch selected in the tree).
+        Close the subscription to stop."""
+        subscription: Subscription[list[dict[str, Any]]] = Subscription()
+        last: list[dict[str, Any]] | None = None
+
+        def push() -> None:
+            nonlocal last
+            messages = copy.deepcopy(self.messages())
+            if messages != last:
+                last = messages
+                subscription.push(messages)
+
+        off = self.tree.on("update", push)
+        subscription._on_close = off
+        push()
+        return subscription

@@ -8,7 +8,11 @@ import json
 import pytest
 
 from channel_relay.client.codecs import jsjson
-from channel_relay.client.codecs.vercel import Decoder
+from channel_relay.client.codecs.vercel import (
+    Decoder,
+    approved_pending_tool_calls,
+    pending_tool_calls,
+)
 from channel_relay.client.message import Message
 from channel_relay.client.turns.encoder import Encoder
 
@@ -175,3 +179,59 @@ def test_tool_results_decode_with_their_validated_fork_seed() -> None:
             },
         }
     ]
+
+
+def test_pending_and_approved_tool_calls_are_read_off_the_last_assistant_message() -> None:
+    older = {
+        "role": "assistant",
+        "parts": [{"type": "tool-a", "toolCallId": "0", "state": "input-available", "input": {}}],
+    }
+    last = {
+        "role": "assistant",
+        "parts": [
+            {"type": "text", "text": "calling"},
+            {
+                "type": "tool-search",
+                "toolCallId": "1",
+                "state": "input-available",
+                "input": {"q": "x"},
+            },
+            {
+                "type": "dynamic-tool",
+                "toolName": "calc",
+                "toolCallId": "2",
+                "state": "input-available",
+                "input": 1,
+            },
+            {
+                "type": "tool-pay",
+                "toolCallId": "3",
+                "state": "approval-responded",
+                "input": {},
+                "approval": {"id": "a", "approved": True},
+            },
+            {
+                "type": "tool-pay",
+                "toolCallId": "4",
+                "state": "approval-responded",
+                "input": {},
+                "approval": {"id": "b", "approved": False},
+            },
+            {
+                "type": "tool-done",
+                "toolCallId": "5",
+                "state": "output-available",
+                "input": {},
+                "output": 1,
+            },
+        ],
+    }
+    messages = [older, {"role": "user", "parts": []}, last]
+    assert pending_tool_calls(messages) == [
+        {"toolCallId": "1", "toolName": "search", "input": {"q": "x"}},
+        {"toolCallId": "2", "toolName": "calc", "input": 1},
+    ]
+    assert approved_pending_tool_calls(messages) == [
+        {"toolCallId": "3", "toolName": "pay", "input": {}}
+    ]
+    assert pending_tool_calls([{"role": "user", "parts": []}]) == []

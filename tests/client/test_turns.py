@@ -433,3 +433,109 @@ async def test_a_client_tool_result_forks_and_supersedes_the_turn_that_asked(
         assert answer.text == "You are in Oslo."
         # The turn that asked is hidden from branch selection: one branch under the question.
         assert len(device.tree.children(user.codec_message_id)) == 1
+
+
+async def test_a_view_pages_older_history_and_tells_which_turn_shows_each_message(
+    make_client: MakeClient, world: dict[str, Any]
+) -> None:
+    phone = world["phone"]
+    turns = []
+    for i in range(3):
+        turns.append(await phone.send(f"question {i}"))
+        assert await turns[-1].done(10) == "complete"
+        await wait_until(phone, lambda: len(phone.view.nodes()) == 2 * len(turns))
+    late = Session(await make_client("carol"), world["channel"], history_page_size=2)
+    await late.connect()
+    view = late.create_view()
+    assert view.has_older()
+    shown: list[dict[str, Any]] = []
+    while view.has_older():
+        shown = await view.load_older() + shown
+    assert [n["role"] for n in view.conversation()] == ["user", "assistant"] * 3
+    assert [m["id"] for m in shown] == [m["id"] for m in view.messages()]
+    assert [run.run_id for run in view.runs()] == [t.run_id for t in turns]
+    question, answer = view.nodes()[2:4]
+    run = view.run_of(answer.codec_message_id)
+    assert run is not None and run.run_id == turns[1].run_id
+    asked = view.run_of(question.codec_message_id)
+    assert asked is not None and asked.run_id == turns[1].run_id
+    await late.close()
+
+
+async def test_sync_yields_what_a_chat_ui_renders_as_it_changes(world: dict[str, Any]) -> None:
+    phone, laptop = world["phone"], world["laptop"]
+    renders = laptop.view.sync()
+    assert await renders.get(5) == []
+    turn = await phone.send("Why is the sky blue?")
+    assert await turn.done(10) == "complete"
+    final = [
+        {"role": "user", "text": "Why is the sky blue?"},
+        {"role": "assistant", "text": "".join(ANSWER)},
+    ]
+    seen: list[list[dict[str, Any]]] = []
+    while not seen or [{"role": m["role"], "text": _text(m)} for m in seen[-1]] != final:
+        seen.append(await renders.get(5))
+    # Every render is a new list (a UI can keep the last one), growing token by token.
+    texts = [_text(r[-1]) for r in seen if len(r) == 2]
+    assert texts == sorted(texts, key=len) and len(texts) > 1
+    renders.close()
+
+
+def _text(message: dict[str, Any]) -> str:
+    return "".join(p.get("text", "") for p in message["parts"] if p["type"] == "text")
+
+
+async def test_run_hooks_refuse_a_cancel_or_add_last_words_and_the_context_ends_the_run(
+    world: dict[str, Any],
+) -> None:
+    phone, agent = world["phone"], world["agent"]
+    agent.stop()
+    session: AgentSession = agent.session
+    refused: list[dict[str, str]] = []
+    cancel_seen = asyncio.Event()
+
+    def refuse(request: dict[str, str]) -> bool:
+        refused.append(request)
+        cancel_seen.set()
+        return False
+
+    async def last_words(write: Any) -> None:
+        await write({"type": "text-delta", "id": "t", "delta": " [stopped]"})
+
+    async def serve() -> None:
+        invocations = session.invocations()
+        async with await session.accept(await invocations.get(10), on_cancel=refuse) as run:
+            await run.stream_text(["Can't ", "stop ", "me."], text_id="t")
+            await cancel_seen.wait()
+            await run.stream_text([" Still here."], text_id="u")
+        second = await session.accept(await invocations.get(10), on_cancelled=last_words)
+        async with second:
+            await second.pipe(_endless(second))
+        third = await session.accept(await invocations.get(10))
+        with pytest.raises(RuntimeError):
+            async with third:
+                raise RuntimeError("model unavailable")
+
+    server = asyncio.create_task(serve())
+    first = await phone.send("one")
+    await wait_until(phone, lambda: "me." in first.text)
+    await first.cancel()
+    assert await first.done(10) == "complete"
+    assert refused and refused[0]["run-id"] == first.run_id
+    second = await phone.send("two")
+    await wait_until(phone, lambda: len(second.text) > 3)
+    await second.cancel()
+    assert await second.done(10) == "cancelled"
+    assert second.text.endswith(" [stopped]")
+    third = await phone.send("three")
+    assert await third.done(10) == "error"
+    await server
+    error = phone.tree.runs[third.run_id].error
+    assert error == {"code": "50000", "message": "the agent failed: model unavailable"}
+
+
+async def _endless(run: AgentRun) -> AsyncIterator[dict[str, Any]]:
+    yield {"type": "text-start", "id": "t"}
+    while True:
+        yield {"type": "text-delta", "id": "t", "delta": "la "}
+        await asyncio.sleep(0.01)
