@@ -69,6 +69,22 @@ class Annotations:
             self._deliver_summary(channel, serial, summarize(all_of_message), now)
         return [annotation["serial"] for annotation in annotations]
 
+    async def with_summaries(
+        self, app_id: str, channel: str, messages: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """`messages` (as history or getMessage returns them), each annotated one with its
+        current `annotations.summary`, as Ably's history carries it."""
+        serials = [m["serial"] for m in messages if isinstance(m.get("serial"), str)]
+        found = await self.store.of_messages(app_id, channel, serials)
+        if not found:
+            return messages
+        return [
+            {**m, "annotations": {"summary": summarize(found[m["serial"]])}}
+            if m.get("serial") in found
+            else m
+            for m in messages
+        ]
+
     async def _check_target(self, channel: Channel, message_serial: str) -> None:
         parsed = parse_serial(message_serial)
         if parsed is None or parsed[0] != channel.log.epoch or parsed[1] > channel.delivered_seq:

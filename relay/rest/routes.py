@@ -186,6 +186,7 @@ class RestApi:
         message = await channel.message(seq)
         if message is None:
             raise AblyError.not_found("Message not found")
+        [message] = await self._with_summaries(channel.app_id, channel.name, [message])
         return reply(request, message)
 
     async def versions(self, request: web.Request) -> web.Response:
@@ -204,7 +205,16 @@ class RestApi:
         page = (
             HistoryPage([], params, None) if channel is None else await read_page(channel, params)
         )
-        return reply(request, page.messages, headers={"Link": page.links("messages")})
+        messages = await self._with_summaries(identity.app_id, name, page.messages)
+        return reply(request, messages, headers={"Link": page.links("messages")})
+
+    async def _with_summaries(
+        self, app_id: str, name: str, messages: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        annotations = self.channels.annotations
+        if annotations is None or not messages:
+            return messages
+        return await annotations.with_summaries(app_id, name, messages)
 
     async def batch_publish(self, request: web.Request) -> web.Response:
         """POST /messages: one BatchPublishSpec {channels, messages} or an array of them; one

@@ -80,6 +80,23 @@ class AnnotationStore:
 
         return await self._db.transaction(append)
 
+    async def of_messages(
+        self, app_id: str, channel: str, message_serials: list[str]
+    ) -> dict[str, list[dict[str, Any]]]:
+        """The annotations of each of `message_serials` that has any, oldest first."""
+        if not message_serials:
+            return {}
+        marks = ", ".join("?" * len(message_serials))
+        rows = await self._db.read(
+            "SELECT message_serial, body FROM annotations WHERE app_id = ? AND channel = ? "
+            f"AND message_serial IN ({marks}) ORDER BY id",
+            (app_id, channel, *message_serials),
+        )
+        out: dict[str, list[dict[str, Any]]] = {}
+        for serial, body in rows:
+            out.setdefault(serial, []).append(_unpack(body))
+        return out
+
     async def page(
         self, app_id: str, channel: str, message_serial: str, offset: int, limit: int
     ) -> list[dict[str, Any]]:

@@ -34,6 +34,10 @@ async def test_annotations_deliver_and_summarize_every_aggregation(
         "views:total.v1": {"total": 2},
     }
 
+    # History and getMessage carry the message's current summary too.
+    assert out["historySummary"] == out["summary"]
+    assert out["fetchedSummary"] == out["summary"]
+
     saw = out["bobSaw"]
     assert len(saw) == 14
     assert saw[0] == {

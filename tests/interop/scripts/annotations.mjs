@@ -63,6 +63,8 @@ run(async () => {
   const last = all[published - 1];
   const bobSaw = await seenByBob.count(published);
 
+  const history = await restAnn.history();
+  const fetched = await restAnn.getMessage(serial);
   const first = await annChannel.annotations.get(serial, { limit: 10 });
   const second = await first.next();
 
@@ -81,6 +83,8 @@ run(async () => {
     summaryActions: [...new Set(all.map((m) => m.action))],
     summarySerials: [...new Set(all.map((m) => m.serial))],
     summary: last.annotations.summary,
+    historySummary: history.items.find((m) => m.serial === serial)?.annotations?.summary ?? null,
+    fetchedSummary: fetched.annotations?.summary ?? null,
     bobSaw: bobSaw.map((a) => ({
       action: a.action,
       type: a.type,
