@@ -66,6 +66,8 @@ class LiveStats:
     def __init__(self, path: str) -> None:
         self._db = SideDatabase(path, _SCHEMA, "relay-stats")
         self._pending: dict[_Key, dict[str, float]] = {}
+        # Per app and minute: messages in, bytes in, messages out, bytes out, messages stored.
+        self._tallies: dict[_Key, list[int]] = {}
         self._channels: dict[_Key, set[str]] = {}
         self._open: dict[str, int] = {}
         self._flusher: asyncio.Task[None] | None = None
@@ -96,24 +98,38 @@ class LiveStats:
         count = len(messages)
         data = sum(message_size(m) for m in messages)
         kept = sum(1 for m in messages if not (m.get("extras") or {}).get("ephemeral"))
-        entries: dict[str, float] = {}
-        for names, n, size in (
-            (_INBOUND, count, data),
-            (_OUTBOUND, count * fan_out, data * fan_out),
-            (_ALL, count * (1 + fan_out), data * (1 + fan_out)),
-        ):
-            for count_name, data_name in names:
-                entries[count_name] = n
-                entries[data_name] = size
-        for name in _PERSISTED:
-            entries[name] = kept
+        key = (app_id, _minute(int(time.time() * 1000)))
+        # Every commit calls this: it adds to five numbers, spelled out as entries when read.
+        tally = self._tallies.get(key)
+        if tally is None:
+            tally = self._tallies[key] = [0, 0, 0, 0, 0]
+        tally[0] += count
+        tally[1] += data
+        tally[2] += count * fan_out
+        tally[3] += data * fan_out
+        tally[4] += kept
         # Channels active in the minute: the first publish on each counts it as opened.
-        active = self._channels.setdefault((app_id, _minute(int(time.time() * 1000))), set())
+        active = self._channels.setdefault(key, set())
         if channel not in active:
             active.add(channel)
-            entries["channels.opened"] = 1
-        entries["channels.peak"] = len(active)
-        self._add(app_id, entries)
+            self._add(app_id, {"channels.opened": 1, "channels.peak": len(active)})
+
+    def _fold_tallies(self) -> None:
+        """Publish tallies into the pending entries, before those are stored or read."""
+        for key, (count, data, out_count, out_data, kept) in self._tallies.items():
+            entries: dict[str, float] = {}
+            for names, n, size in (
+                (_INBOUND, count, data),
+                (_OUTBOUND, out_count, out_data),
+                (_ALL, count + out_count, data + out_data),
+            ):
+                for count_name, data_name in names:
+                    entries[count_name] = n
+                    entries[data_name] = size
+            for name in _PERSISTED:
+                entries[name] = kept
+            _merge(self._pending.setdefault(key, {}), entries)
+        self._tallies = {}
 
     def connection(self, app_id: str, change: int) -> None:
         """A socket of `app_id` opened (+1) or closed (-1)."""
@@ -128,6 +144,7 @@ class LiveStats:
 
     async def flush(self) -> None:
         """Add the minutes counted so far to the table (one transaction)."""
+        self._fold_tallies()
         pending, self._pending = self._pending, {}
         now = _minute(int(time.time() * 1000))
         self._channels = {k: v for k, v in self._channels.items() if k[1] >= now}
@@ -165,12 +182,14 @@ class LiveStats:
             (app_id, start, end),
         )
         out: dict[int, dict[str, float]] = {row[0]: json.loads(row[1]) for row in rows}
+        self._fold_tallies()
         for (app, minute), entries in self._pending.items():
             if app == app_id and start <= minute <= end:
                 _merge(out.setdefault(minute, {}), entries)
         return sorted(out.items())
 
     async def delete_app(self, app_id: str) -> None:
+        self._fold_tallies()
         self._pending = {k: v for k, v in self._pending.items() if k[0] != app_id}
         await self._db.write([("DELETE FROM live_stats WHERE app_id = ?", (app_id,))])
 

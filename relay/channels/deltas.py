@@ -28,7 +28,13 @@ class Deltas:
     def __init__(self) -> None:
         self.wanted: set[Subscriber] = set()
         self._synced: set[Subscriber] = set()
-        self._previous: tuple[str, bytes] | None = None
+        # The last message of the last fan-out; its base (`_previous`) is worked out only when
+        # a subscriber wants deltas, not on every publish of a channel where none does.
+        self._last_message: dict[str, Any] | None = None
+
+    @property
+    def _previous(self) -> tuple[str, bytes] | None:
+        return None if self._last_message is None else _last(self._last_message)
 
     def want(self, subscriber: Subscriber, *, replaying: bool = False) -> None:
         """`subscriber` gets deltas from now on. Its next live message goes whole, unless a
@@ -46,7 +52,7 @@ class Deltas:
 
     def reset(self) -> None:
         """A delivery other than a fan-out reached subscribers: the next message goes whole."""
-        self._previous = None
+        self._last_message = None
         self._synced.clear()
 
     def chooser(
@@ -59,8 +65,9 @@ class Deltas:
         the delta form, once, if anyone can take it). Call `skipped` for subscribers passed
         over, and `advance` once the fan-out is done."""
         delta: Outgoing | None = None
-        if self.wanted and self._previous is not None and self._synced:
-            encoded = _as_deltas(self._previous, messages)
+        previous = self._previous if self.wanted and self._synced else None
+        if previous is not None:
+            encoded = _as_deltas(previous, messages)
             if encoded is not None:
                 delta = make(encoded)
 
@@ -77,13 +84,12 @@ class Deltas:
         self._synced.discard(subscriber)
 
     def advance(self, messages: list[dict[str, Any]]) -> None:
-        self._previous = _last(messages)
+        self._last_message = messages[-1]
 
 
-def _last(messages: list[dict[str, Any]]) -> tuple[str, bytes] | None:
+def _last(last: dict[str, Any]) -> tuple[str, bytes] | None:
     """The base the next delta is made against: the last message's id and payload. None after
     an ephemeral message, which a replay would not send, so no delta may rest on it."""
-    last = messages[-1]
     payload = _payload(last)
     if payload is None or "id" not in last or (last.get("extras") or {}).get("ephemeral"):
         return None
@@ -140,5 +146,5 @@ class DeltaChain:
         out = messages
         if self._previous is not None:
             out = _as_deltas(self._previous, messages) or messages
-        self._previous = _last(messages)
+        self._previous = _last(messages[-1])
         return out
