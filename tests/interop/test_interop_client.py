@@ -30,6 +30,16 @@ async def py_client(relay: Relay) -> AsyncIterator[list[Realtime]]:
         await client.close()
 
 
+async def _sessions(
+    relay: Relay, made: list[Realtime], channel: str, *client_ids: str
+) -> list[Session]:
+    """A connected Session on `channel` per clientId (each its own connection: a device)."""
+    sessions = [Session(_realtime(relay, made, client_id), channel) for client_id in client_ids]
+    for session in sessions:
+        await session.connect()
+    return sessions
+
+
 def _realtime(relay: Relay, made: list[Realtime], client_id: str) -> Realtime:
     client = Realtime(relay.default_key, client_id=client_id, url=f"http://127.0.0.1:{relay.port}")
     made.append(client)
@@ -271,10 +281,7 @@ def _text(text: str, text_id: str = "t9") -> list[dict[str, Any]]:
 async def test_js_agent_reasoning_tools_sources_and_data_reach_python_devices(
     run_node: RunNode, relay: Relay, py_client: list[Realtime]
 ) -> None:
-    phone = Session(_realtime(relay, py_client, "alice"), "ai:js-rich")
-    laptop = Session(_realtime(relay, py_client, "alice"), "ai:js-rich")
-    await phone.connect()
-    await laptop.connect()
+    phone, laptop = await _sessions(relay, py_client, "ai:js-rich", "alice", "alice")
     node = await _js_agent(run_node, phone, [{"chunks": RICH}])
     turn = await phone.send("Weather?")
     chunks = [chunk async for chunk in turn]
@@ -290,10 +297,7 @@ async def test_js_agent_reasoning_tools_sources_and_data_reach_python_devices(
 async def test_js_agent_asks_approval_and_another_python_device_grants_it(
     run_node: RunNode, relay: Relay, py_client: list[Realtime]
 ) -> None:
-    phone = Session(_realtime(relay, py_client, "alice"), "ai:js-approve")
-    laptop = Session(_realtime(relay, py_client, "alice"), "ai:js-approve")
-    await phone.connect()
-    await laptop.connect()
+    phone, laptop = await _sessions(relay, py_client, "ai:js-approve", "alice", "alice")
     node = await _js_agent(
         run_node, phone, [{"chunks": APPROVAL_ASK, "suspend": True}, {"chunks": APPROVED}]
     )
@@ -316,10 +320,7 @@ async def test_js_agent_asks_approval_and_another_python_device_grants_it(
 async def test_a_python_client_tool_result_fork_is_continued_by_the_js_agent(
     run_node: RunNode, relay: Relay, py_client: list[Realtime]
 ) -> None:
-    phone = Session(_realtime(relay, py_client, "alice"), "ai:js-fork")
-    bob = Session(_realtime(relay, py_client, "bob"), "ai:js-fork")
-    await phone.connect()
-    await bob.connect()
+    phone, bob = await _sessions(relay, py_client, "ai:js-fork", "alice", "bob")
     node = await _js_agent(
         run_node, phone, [{"chunks": CLIENT_TOOL}, {"chunks": _text("You are in Oslo.")}]
     )
@@ -344,8 +345,7 @@ async def test_a_python_client_tool_result_fork_is_continued_by_the_js_agent(
 async def test_js_agent_regenerates_and_answers_edits_each_python_view_selects_its_branch(
     run_node: RunNode, relay: Relay, py_client: list[Realtime]
 ) -> None:
-    phone = Session(_realtime(relay, py_client, "alice"), "ai:js-branches")
-    await phone.connect()
+    [phone] = await _sessions(relay, py_client, "ai:js-branches", "alice")
     answers = [{"chunks": _text(t)} for t in ("First.", "Second.", "Edited.")]
     node = await _js_agent(run_node, phone, answers)
     first = await phone.send("Q1")
@@ -370,10 +370,7 @@ async def test_js_agent_regenerates_and_answers_edits_each_python_view_selects_i
 async def test_concurrent_turns_python_cancels_its_own_and_the_js_agent_finishes_the_other(
     run_node: RunNode, relay: Relay, py_client: list[Realtime]
 ) -> None:
-    alice = Session(_realtime(relay, py_client, "alice"), "ai:js-concurrent")
-    bob = Session(_realtime(relay, py_client, "bob"), "ai:js-concurrent")
-    await alice.connect()
-    await bob.connect()
+    alice, bob = await _sessions(relay, py_client, "ai:js-concurrent", "alice", "bob")
     slow = {"tokens": [f"w{i} " for i in range(200)], "delayMs": 20}
     node = await _js_agent(run_node, alice, [slow, {"tokens": TOKENS, "delayMs": 60}])
     mine = await alice.send("long")
@@ -395,8 +392,7 @@ async def test_concurrent_turns_python_cancels_its_own_and_the_js_agent_finishes
 async def test_python_late_joiner_and_dropped_device_get_every_js_token_once(
     run_node: RunNode, relay: Relay, py_client: list[Realtime]
 ) -> None:
-    phone = Session(_realtime(relay, py_client, "alice"), "ai:js-join")
-    await phone.connect()
+    [phone] = await _sessions(relay, py_client, "ai:js-join", "alice")
     tokens = [f"tok{i} " for i in range(60)]
     node = await _js_agent(run_node, phone, [{"tokens": tokens, "delayMs": 15}])
     turn = await phone.send("stream")
@@ -579,8 +575,7 @@ def _statuses(session: Session, agent_id: str) -> list[str]:
 async def test_the_js_agents_presence_reads_as_statuses_on_the_python_session(
     run_node: RunNode, relay: Relay, py_client: list[Realtime]
 ) -> None:
-    alice = Session(_realtime(relay, py_client, "alice"), "ai:js-status")
-    await alice.connect()
+    [alice] = await _sessions(relay, py_client, "ai:js-status", "alice")
     seen = _statuses(alice, "agent")
     channel = alice.channel.name
     node = asyncio.create_task(
