@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl
 from channel_relay.protocol.errors import AblyError
 from channel_relay.protocol.validation import check_channel_name
 
-__all__ = ["Qualified", "parse_qualified"]
+__all__ = ["Qualified", "base_channel", "parse_qualified"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +41,8 @@ def _invalid(name: str, why: str) -> AblyError:
 def parse_qualified(name: object) -> Qualified:
     """The channel a (possibly qualified) name stands for; 40010 for an invalid one."""
     if not isinstance(name, str) or not name.startswith("["):
-        return Qualified(check_channel_name(name), check_channel_name(name))
+        plain = check_channel_name(name)
+        return Qualified(plain, plain)
     end = name.find("]")
     if end == -1:
         raise _invalid(name, "unterminated qualifier")
@@ -62,3 +63,11 @@ def parse_qualified(name: object) -> Qualified:
             raise _invalid(name, "empty filter")
         return Qualified(name, base, params, expression)
     raise _invalid(name, f"unknown qualifier {head!r}")
+
+
+def base_channel(name: object) -> str:
+    """`parse_qualified(name).channel`, without building a Qualified for a plain name: every
+    publish asks, and a frozen dataclass costs more to build than the check itself."""
+    if isinstance(name, str) and not name.startswith("["):
+        return check_channel_name(name)
+    return parse_qualified(name).channel

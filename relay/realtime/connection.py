@@ -34,7 +34,7 @@ from channel_relay.protocol.actions import MODE_FLAGS, Action, Flag, PresenceAct
 from channel_relay.protocol.attach import attach_params, requested_modes, rewind_param
 from channel_relay.protocol.codec import Format, decode_frame, encode_frame
 from channel_relay.protocol.errors import AblyError
-from channel_relay.protocol.qualifiers import parse_qualified
+from channel_relay.protocol.qualifiers import base_channel, parse_qualified
 from channel_relay.protocol.serials import format_serial
 from channel_relay.protocol.validation import (
     MUTATIONS,
@@ -948,10 +948,10 @@ def _publishable(name: Any) -> str:
     """The channel a publish, presence or annotation on `name` acts on: a qualified name's
     base channel (40010 for an invalid name; 40160 for a metachannel, which only the service
     writes to)."""
-    qualified = parse_qualified(name)
-    if qualified.channel.startswith("[meta]"):
-        raise AblyError.forbidden(f"Metachannel {qualified.channel} cannot be written to")
-    return qualified.channel
+    channel = base_channel(name)
+    if channel.startswith("[meta]"):
+        raise AblyError.forbidden(f"Metachannel {channel} cannot be written to")
+    return channel
 
 
 def _single_change(raw: Any) -> dict[str, Any] | None:
