@@ -38,6 +38,10 @@ class Push:
         self.channels = channels
         self._tasks: set[asyncio.Task[None]] = set()
 
+    async def settled(self) -> None:
+        """Wait until the notifications of every channel message published so far are sent."""
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
     async def close(self) -> None:
         for task in list(self._tasks):
             task.cancel()

@@ -136,3 +136,44 @@ async def test_push_subscribe_allows_only_the_callers_own_client_and_device(
     bad = {**DEVICE, "platform": "not_a_real_platform"}
     error = await _call(http, relay, "POST", "/push/deviceRegistrations", eve, bad, 400)
     assert error["error"]["code"] == 40000
+
+
+async def test_channel_rules_decide_push_and_annotations(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    """As on Ably: extras.push notifies only on channels whose rule enables push, and
+    annotations need the rule that enables message changes (93002 elsewhere)."""
+    settings = Settings(host="127.0.0.1", port=0, db_path=str(tmp_path / "relay.db"), sandbox=True)
+    relay = Relay(settings)
+    await relay.start()
+    try:
+        spec = {
+            "keys": [{}],
+            "namespaces": [{"id": "pushy", "pushEnabled": True, "mutableMessages": True}],
+        }
+        app = await _call(http, relay, "POST", "/apps", {}, spec, 201)
+        auth = _basic(app["keys"][0]["keyStr"])
+        await _call(http, relay, "PUT", "/push/deviceRegistrations/phone-1", auth, DEVICE)
+        for channel in ("plain:news", "pushy:news"):
+            sub = {"channel": channel, "clientId": "eve"}
+            await _call(http, relay, "POST", "/push/channelSubscriptions", auth, sub, 201)
+        pushed = {"name": "n", "extras": {"push": {"notification": {"title": "t"}}}}
+        published = {}
+        for channel in ("plain:news", "pushy:news"):
+            out = await _call(
+                http, relay, "POST", f"/channels/{channel}/messages", auth, pushed, 201
+            )
+            published[channel] = out["serials"][0]
+        # The push of a channel message goes out after its publish is ACKed.
+        await relay.push.settled()
+        notes = await _call(http, relay, "GET", "/push/notifications", auth)
+        assert [n["channel"] for n in notes] == ["pushy:news"]
+
+        reaction = {"type": "reactions:total.v1"}
+        for channel, status in (("plain:news", 400), ("pushy:news", 201)):
+            path = f"/channels/{channel}/messages/{published[channel]}/annotations"
+            out = await _call(http, relay, "POST", path, auth, [reaction], status)
+            if status == 400:
+                assert out["error"]["code"] == 93002
+    finally:
+        await relay.stop()
