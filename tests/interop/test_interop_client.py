@@ -609,3 +609,33 @@ async def test_the_python_agents_statuses_reach_the_js_session_and_python_device
     await serving.stop()
     await wait_until(laptop, lambda: laptop.agents.get("py-agent") == "offline")
     assert seen == ["idle", "thinking", "streaming", "idle", "offline"]
+
+
+async def test_a_js_cancel_sent_before_the_python_agent_started_stops_the_run(
+    run_node: RunNode, relay: Relay, py_client: list[Realtime]
+) -> None:
+    channel = "ai:py-early"
+    agent = AgentSession(_realtime(relay, py_client, "py-agent"), channel)
+    await agent.connect()
+    invocations = agent.invocations()
+    cancelled = asyncio.Event()
+    agent.session.tree.on("cancel", lambda _headers, _message: cancelled.set())
+
+    async def serve() -> str:
+        invocation = await invocations.get(20)
+        await cancelled.wait()  # take the input up only once its cancel is in
+        async with await agent.accept(invocation) as run:
+            assert run.cancel_request is not None
+            assert "input-codec-message-id" in run.cancel_request
+            return await run.stream_text(TOKENS)
+
+    served = asyncio.create_task(serve())
+    result = await run_node(
+        "client_py_agent.mjs", args={"channel": channel, "mode": "early", "question": "stop"}
+    )
+    assert await served == "cancelled"
+    await agent.close()
+    assert result["errors"] == []
+    assert result["runs"] == [
+        {"runId": result["runId"], "clientId": "alice", "status": "cancelled"}
+    ]

@@ -7,6 +7,7 @@
 //             tool-result fork (createToolResultFork + view.send) the agent continues;
 //   branches  alice sends, regenerates the answer, edits the question; then selects branches;
 //   cancel    alice and bob send concurrently; alice cancels her run, bob's ends complete;
+//   early     alice sends and cancels at once, before the agent took the input up;
 //   late      alice sends; once she sees text, bob joins (entering presence as `joined`, the cue
 //             for the test to drop his socket) and follows the run to its end.
 // Reports what the JS side sees: conversations, runs, messages with their parts, live deltas.
@@ -172,6 +173,17 @@ const scenarios = {
     await runStatus(alice.session, mine.runId, ENDED);
     await runStatus(alice.session, theirs.runId, ENDED);
     return { mine: mine.runId, theirs: theirs.runId, runs: runsOf(alice.session.view), errors: [...alice.errors, ...bob.errors] };
+  },
+
+  async early() {
+    // Cancel before the agent started the run: the cancel names the input, the agent honours
+    // it when it takes the input up.
+    const alice = await clientSession(args.channel, { clientId: 'alice' });
+    const handle = await alice.session.view.send(codec.createUserMessage(userMessage(args.question)));
+    await handle.cancel();
+    await withTimeout(handle.started, 'the Python agent to start the cancelled run');
+    await runStatus(alice.session, handle.runId, ENDED);
+    return { runId: handle.runId, runs: runsOf(alice.session.view), errors: alice.errors };
   },
 
   async late() {
