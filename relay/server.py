@@ -18,6 +18,7 @@ from channel_relay.auth.authenticator import Authenticator
 from channel_relay.auth.keys import ApiKey
 from channel_relay.channels.annotations import Annotations
 from channel_relay.channels.channel import Channel
+from channel_relay.channels.cluster import ClusterFeed
 from channel_relay.channels.registry import ChannelRegistry
 from channel_relay.config import Settings
 from channel_relay.deployment import (
@@ -77,8 +78,11 @@ class Relay:
         self.store: Store
         # Side tables (push registrations, annotations) stay in a SQLite file of this node.
         self._side_dir: str | None = None
+        # With PostgreSQL, what the other nodes commit is heard here (channels.cluster).
+        self._cluster_store: PostgresStore | None = None
+        self.cluster: ClusterFeed | None = None
         if settings.store is not None:
-            self.store = PostgresStore(settings.store)
+            self.store = self._cluster_store = PostgresStore(settings.store)
             if settings.db_path is None:
                 self._side_dir = tempfile.mkdtemp(prefix="relay-side-")
             side_path = settings.db_path or str(Path(self._side_dir or "") / "side.db")
@@ -187,6 +191,9 @@ class Relay:
             await self.sandbox.restore()
             await self.authenticator.start()
             self.channels.start()
+            if self._cluster_store is not None:
+                self.cluster = ClusterFeed(self._cluster_store, self.channels)
+                await self.cluster.start()
             await self.realtime.start()
             ssl_context = tls_context(self.settings)
             self._runner = EnvelopeRunner(
@@ -225,6 +232,8 @@ class Relay:
             self._runner = None
         await self.authenticator.stop()
         await self.channels.stop()
+        if self.cluster is not None:
+            await self.cluster.stop()
         await self.push.close()
         await self.push.store.close()
         await self.annotations.store.close()

@@ -15,6 +15,7 @@ from channel_relay.channels.mutations import apply_mutation
 from channel_relay.channels.outgoing import Outgoing, Subscriber
 from channel_relay.channels.presence import Presence
 from channel_relay.channels.rules import ChannelRules
+from channel_relay.channels.sequencer import Sequencer
 from channel_relay.protocol.actions import Action, MessageAction
 from channel_relay.protocol.errors import AblyError
 from channel_relay.protocol.serials import format_serial, parse_serial
@@ -22,6 +23,7 @@ from channel_relay.protocol.validation import message_size
 from channel_relay.store.base import (
     UNSTORED,
     ChannelLog,
+    LogEvent,
     Mutate,
     MutateResult,
     Publish,
@@ -82,6 +84,7 @@ class Channel:
         self._last_timestamp = 0
         self._aggregates: OrderedDict[int, dict[str, Any]] = OrderedDict()
         self.presence = Presence(self)
+        self.sequencer = Sequencer(self, self._deliver_logged)
         # Every attached connection and its granted modes (occupancy).
         self.attached: dict[Subscriber, int] = {}
         # Injected faults (sandbox relays and the pytest plugin only): see channel_relay.faults.
@@ -105,9 +108,11 @@ class Channel:
         return self.log.channel_id != UNSTORED
 
     def stored_as(self, log_: ChannelLog) -> None:
-        """The channel's log has been created (it had only a name in memory until now)."""
+        """The channel's log has been created (it had only a name in memory until now). With
+        several nodes another may have written to it already: that is caught up from the log,
+        so a subscriber attached meanwhile misses none of it."""
         self.log = log_
-        self.delivered_seq = max(self.delivered_seq, log_.last_seq)
+        self.sequencer.learned(log_.last_seq)
 
     def idle(self) -> bool:
         """Nothing would be lost by unloading the channel: nobody is attached or subscribed,
@@ -115,6 +120,7 @@ class Channel:
         presence = self.presence
         return not (
             self.busy
+            or not self.sequencer.idle
             or self.subscribers
             or self.attached
             or presence.members
@@ -208,25 +214,25 @@ class Channel:
                 return
             numbered = iter(zip(result.seqs, result.fresh, strict=True) if result else ())
             serials: list[str | None] = []
-            delivered: list[dict[str, Any]] = []
+            # What subscribers get, each with its seq (None: ephemeral, never stored).
+            delivered: list[tuple[int | None, dict[str, Any]]] = []
             for message in messages:
                 if _is_ephemeral(message):
                     serials.append(None)
-                    delivered.append(message)
+                    delivered.append((None, message))
                     continue
                 seq, fresh = next(numbered)
                 serial = format_serial(self.log.epoch, seq)
                 serials.append(serial)
                 if fresh:
                     message["serial"] = serial
-                    self.delivered_seq = seq
-                    delivered.append(message)
-            if self.metrics is not None and delivered:
-                self.metrics.publishes.inc(len(delivered))
+                    delivered.append((seq, message))
             if delivered:
-                self._fan_out_when_due(lambda: self._fan_out(delivered, connection_id))
+                if self.metrics is not None:
+                    self.metrics.publishes.inc(len(delivered))
                 if self.on_published is not None:
-                    self.on_published(self, delivered)
+                    self.on_published(self, [m for _, m in delivered])
+                self._deliver_committed(delivered, connection_id)
             done(serials, None)
 
         # Even a publish with nothing to store goes through the store's queue, so that its
@@ -282,11 +288,18 @@ class Channel:
                 return
             assert result is not None
             self._keep_aggregate(result.target_seq, result.aggregate)
-            self.delivered_seq = result.seq
-            self._fan_out_when_due(
-                lambda: self._fan_out_change(
-                    result.target_seq, result.seq, result.operation, result.aggregate, connection_id
-                )
+            self.sequencer.committed(
+                result.seq,
+                result.seq,
+                lambda _: self._fan_out_when_due(
+                    lambda: self._fan_out_change(
+                        result.target_seq,
+                        result.seq,
+                        result.operation,
+                        result.aggregate,
+                        connection_id,
+                    )
+                ),
             )
             done([format_serial(self.log.epoch, result.seq)], None)
 
@@ -314,6 +327,10 @@ class Channel:
         for seq in [s for s in self._aggregates if s <= upto_seq]:
             del self._aggregates[seq]
 
+    def forget_aggregates(self) -> None:
+        """Another node changed messages of the channel: cached aggregates may be stale."""
+        self._aggregates.clear()
+
     def _keep_aggregate(self, seq: int, message: dict[str, Any]) -> None:
         self._aggregates[seq] = message
         self._aggregates.move_to_end(seq)
@@ -338,6 +355,46 @@ class Channel:
             message["connectionId"] = publisher
             message["id"] = first["id"].rpartition(":")[0]
         return message
+
+    def _deliver_committed(
+        self, delivered: list[tuple[int | None, dict[str, Any]]], publisher: str | None
+    ) -> None:
+        """Deliver a publish this node committed, in its place in serial order."""
+        seqs = [seq for seq, _ in delivered if seq is not None]
+
+        def deliver(after: int) -> None:
+            # Messages at or below `after` went out already (read from the log).
+            messages = [m for seq, m in delivered if seq is None or seq > after]
+            if messages:
+                self._fan_out_when_due(lambda: self._fan_out(messages, publisher))
+
+        if not seqs:
+            deliver(self.delivered_seq)
+        else:
+            self.sequencer.committed(seqs[0], seqs[-1], deliver)
+
+    async def _deliver_logged(self, event: LogEvent) -> None:
+        """Deliver an event another node committed, read from the log: a message as first
+        published, or a change with the aggregate it leaves."""
+        message = event.message
+        if not event.is_version:
+            publisher = message.get("connectionId")
+            self._fan_out_when_due(lambda: self._fan_out([message], publisher))
+            return
+        target = event.target_seq
+        aggregate = message
+        if message.get("action") == MessageAction.APPEND:
+            before = self._aggregates.get(target) or await self.store.message(
+                self.log.channel_id, target
+            )
+            if before is not None and _version_seq(before) < event.seq:
+                aggregate, _ = apply_mutation(before, message, message["version"])
+            elif before is not None:
+                aggregate = before  # already holds this append (read after later changes)
+        self._keep_aggregate(target, aggregate)
+        self._fan_out_when_due(
+            lambda: self._fan_out_change(target, event.seq, message, aggregate, None)
+        )
 
     def _fan_out_when_due(self, fan_out: Callable[[], None]) -> None:
         """Fan out now, or later when a test delays this channel's deliveries (see faults.py)."""
@@ -399,6 +456,13 @@ class Channel:
             subscriber.deliver(outgoing)
         except Exception:
             log.exception("delivery to %s failed", subscriber.connection_id)
+
+
+def _version_seq(message: dict[str, Any]) -> int:
+    """The seq of the latest change folded into an aggregate (0: never changed)."""
+    version = message.get("version")
+    parsed = parse_serial(version["serial"]) if version else None
+    return parsed[1] if parsed is not None else 0
 
 
 def _is_ephemeral(message: dict[str, Any]) -> bool:

@@ -57,6 +57,8 @@ class ChannelRegistry:
         self.sweep_interval = sweep_interval
         self.max_loaded = max_loaded
         self._channels: dict[_Key, Channel] = {}
+        # Loaded channels by the id of their log (entries of unloaded ones are dropped on use).
+        self._by_id: dict[int, Channel] = {}
         self._loading: dict[_Key, asyncio.Future[Channel | None]] = {}
         self._storing: dict[_Key, asyncio.Future[None]] = {}
         self._generation = 1
@@ -80,6 +82,26 @@ class ChannelRegistry:
         """Drop the app's live channels (its data is being removed); returns them."""
         dropped = [key for key in self._channels if key[0] == app_id]
         return [self._channels.pop(key) for key in dropped]
+
+    def loaded_by_id(self, channel_id: int) -> Channel | None:
+        """The live channel whose log has this id, if it is loaded (another node's commit on
+        it is delivered here; on a channel not loaded there is nobody to deliver to)."""
+        channel = self._by_id.get(channel_id)
+        if channel is None:
+            return None
+        if self._channels.get((channel.app_id, channel.name)) is not channel:
+            del self._by_id[channel_id]  # unloaded since
+            return None
+        return channel
+
+    async def adopt(self, channel: Channel) -> None:
+        """Another node created the log of `channel`, loaded here without one: take it on."""
+        key = (channel.app_id, channel.name)
+        await self._store(key, channel)
+
+    def stored_channels(self) -> list[Channel]:
+        """The loaded channels that have a log in the store."""
+        return [channel for channel in self._channels.values() if channel.stored]
 
     def peek(self, app_id: str, name: str) -> Channel | None:
         """The channel if it is loaded with a stored log: the hot path of a publish, with
@@ -121,6 +143,7 @@ class ChannelRegistry:
         key = (channel.app_id, channel.name)
         live = self._channels.setdefault(key, channel)
         live.touched = self._generation
+        self._index(live)
         return live is channel
 
     async def _load(self, key: _Key) -> Channel | None:
@@ -158,6 +181,7 @@ class ChannelRegistry:
         async def create() -> None:
             if not channel.stored:
                 channel.stored_as(await self.store.channel(*key))
+                self._index(channel)
 
         await _once(self._storing, key, create)
 
@@ -170,6 +194,7 @@ class ChannelRegistry:
         channel.metrics = self.metrics
         channel.on_published = self.on_published
         self._channels[key] = channel
+        self._index(channel)
         if len(self._channels) > self.max_loaded:
             loop = asyncio.get_running_loop()
             if loop.time() - self._last_sweep >= 1.0:
@@ -187,8 +212,12 @@ class ChannelRegistry:
             if channel.touched < stale and channel.idle()
         ]
         for key in idle:
-            del self._channels[key]
+            self._by_id.pop(self._channels.pop(key).log.channel_id, None)
         return len(idle)
+
+    def _index(self, channel: Channel) -> None:
+        if channel.stored:
+            self._by_id[channel.log.channel_id] = channel
 
     async def _sweep_periodically(self) -> None:
         while True:

@@ -99,6 +99,8 @@ class RealtimeEndpoint:
         going_away = AblyError(80003, 503, "Relay shutting down; reconnect")
         await asyncio.gather(*(c.disconnect(going_away) for c in live), return_exceptions=True)
         self.connections.clear()
+        # Records begun before the stop finish before the store closes under them.
+        await asyncio.gather(*self._recording, return_exceptions=True)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Upgrade, authenticate from the query string, send CONNECTED, then serve frames.

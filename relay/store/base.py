@@ -208,6 +208,14 @@ class Store(Protocol):
         messages first published after `start_seq` come as their latest aggregate, so versions
         of those messages are left out."""
 
+    async def log_since(self, channel_id: int, after_seq: int, limit: int) -> list[LogEvent]:
+        """Up to `limit` events of the log after `after_seq`, as they were delivered live: each
+        message as first published, each change as its operation (catching up on what another
+        node committed)."""
+
+    async def last_seq(self, channel_id: int) -> int:
+        """The channel's last seq as committed (by any node)."""
+
     async def idempotent_seqs(self, channel_id: int, ids: Sequence[str]) -> dict[str, int]:
         """The seqs already stored under any of these client-supplied message ids."""
 

@@ -35,7 +35,6 @@ from channel_relay.protocol.errors import AblyError
 from channel_relay.protocol.serials import format_serial, new_epoch
 from channel_relay.store.base import (
     ChannelLog,
-    LogEvent,
     Mutate,
     MutateResult,
     PresenceEvents,
@@ -463,25 +462,6 @@ class PostgresStore(LogReads):
 
     # Reads
 
-    async def log_since(self, channel_id: int, after_seq: int, limit: int) -> list[LogEvent]:
-        """The log after `after_seq` as it was delivered live: each message as first published
-        (its version row when it has changed since) and each change as its operation."""
-        rows = await self._fetchall(
-            "SELECT m.seq, m.seq, coalesce(v.body, m.body) FROM messages m "
-            "LEFT JOIN versions v ON v.channel_id = m.channel_id AND v.seq = m.seq "
-            "WHERE m.channel_id = ? AND m.seq > ? "
-            "UNION ALL "
-            "SELECT seq, target_seq, body FROM versions WHERE channel_id = ? AND seq > ? "
-            "AND seq != target_seq "
-            "ORDER BY 1 LIMIT ?",
-            (channel_id, after_seq, channel_id, after_seq, limit),
-        )
-        return [LogEvent(seq, target, unpack(body)) for seq, target, body in rows]
-
-    async def last_seq(self, channel_id: int) -> int:
-        row = await self._fetchone("SELECT last_seq FROM channels WHERE id = ?", (channel_id,))
-        return 0 if row is None else int(row[0])
-
     async def idempotent_seqs(self, channel_id: int, ids: Sequence[str]) -> dict[str, int]:
         if not ids:
             return {}
@@ -613,6 +593,7 @@ class _Writes:
         self.node_id = node_id
         self.last_seqs: dict[int, int] = {}
         self.first_seqs: dict[int, int] = {}
+        self.names: dict[int, tuple[str, str]] = {}
         self.presence_seqs: dict[int, int] = {}
         self.ids: dict[tuple[int, str], int] = {}
         self.messages: dict[tuple[int, int], tuple[int, bytes]] = {}
@@ -631,13 +612,14 @@ class _Writes:
         if not channel_ids:
             return
         rows = await self.conn.fetch(
-            "SELECT id, last_seq, last_presence_seq FROM channels WHERE id = ANY($1::bigint[]) "
-            "ORDER BY id FOR UPDATE",
+            "SELECT id, last_seq, last_presence_seq, app_id, name FROM channels "
+            "WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE",
             channel_ids,
         )
-        for cid, last_seq, last_presence in rows:
+        for cid, last_seq, last_presence, app_id, name in rows:
             self.last_seqs[cid] = last_seq
             self.presence_seqs[cid] = last_presence
+            self.names[cid] = (app_id, name)
         wanted = [
             (op.channel_id, mid)
             for op in ops
@@ -829,16 +811,20 @@ class _Writes:
             )
 
     def notifications(self) -> list[str]:
-        """The commit's NOTIFY payloads: this node's id and, per channel written, the seq range
-        it took, split to fit PostgreSQL's payload limit."""
-        ranges = [[cid, first, self.last_seqs[cid]] for cid, first in self.first_seqs.items()]
+        """The commit's NOTIFY payloads: this node's id and, per channel written, its app, name
+        and the seq range taken, split to fit PostgreSQL's payload limit."""
         payloads: list[str] = []
-        chunk: list[list[int]] = []
-        for entry in ranges:
-            chunk.append(entry)
-            if len(chunk) * 40 > _NOTIFY_BYTES:
+        chunk: list[list[Any]] = []
+        size = 0
+        for cid, first in self.first_seqs.items():
+            app_id, name = self.names[cid]
+            entry = [cid, first, self.last_seqs[cid], app_id, name]
+            entry_size = len(json.dumps(entry))
+            if chunk and size + entry_size > _NOTIFY_BYTES:
                 payloads.append(json.dumps({"node": self.node_id, "ranges": chunk}))
-                chunk = []
+                chunk, size = [], 0
+            chunk.append(entry)
+            size += entry_size
         if chunk:
             payloads.append(json.dumps({"node": self.node_id, "ranges": chunk}))
         return payloads

@@ -188,3 +188,22 @@ class LogReads(ABC):
             "SELECT node_id, body FROM presence_members WHERE channel_id = ?", (channel_id,)
         )
         return [(node_id, unpack(body)) for node_id, body in rows]
+
+    async def log_since(self, channel_id: int, after_seq: int, limit: int) -> list[LogEvent]:
+        """The log after `after_seq` as it was delivered live: each message as first published
+        (its version row when it has changed since) and each change as its operation."""
+        rows = await self._fetchall(
+            "SELECT m.seq, m.seq, coalesce(v.body, m.body) FROM messages m "
+            "LEFT JOIN versions v ON v.channel_id = m.channel_id AND v.seq = m.seq "
+            "WHERE m.channel_id = ? AND m.seq > ? "
+            "UNION ALL "
+            "SELECT seq, target_seq, body FROM versions WHERE channel_id = ? AND seq > ? "
+            "AND seq != target_seq "
+            "ORDER BY 1 LIMIT ?",
+            (channel_id, after_seq, channel_id, after_seq, limit),
+        )
+        return [LogEvent(seq, target, unpack(body)) for seq, target, body in rows]
+
+    async def last_seq(self, channel_id: int) -> int:
+        row = await self._fetchone("SELECT last_seq FROM channels WHERE id = ?", (channel_id,))
+        return 0 if row is None else int(row[0])

@@ -1,0 +1,100 @@
+"""What the other relay nodes commit, heard through PostgreSQL's LISTEN/NOTIFY.
+
+Every commit of a node ends with one NOTIFY naming the node and, per channel it wrote, the seq
+range it took (channel_relay.store.postgres). This node listens on a connection of its own and
+hands each range of another node to the channel, if it is loaded here: its sequencer reads the
+events from the log and delivers them in serial order (channel_relay.channels.sequencer).
+
+A notification can be lost only with the connection that would carry it: when the listening
+connection drops, the feed reconnects and then brings every loaded channel up to the last seq the
+log holds, so nothing committed meanwhile is missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+
+import asyncpg
+
+from channel_relay.channels.registry import ChannelRegistry
+from channel_relay.store.pg_schema import NOTIFY_CHANNEL
+from channel_relay.store.postgres import PostgresStore
+
+__all__ = ["ClusterFeed"]
+
+log = logging.getLogger(__name__)
+
+_RECONNECT_SECONDS = 0.5
+
+
+class ClusterFeed:
+    def __init__(self, store: PostgresStore, channels: ChannelRegistry) -> None:
+        self.store = store
+        self.channels = channels
+        self._task: asyncio.Task[None] | None = None
+        self._adopting: set[asyncio.Task[None]] = set()
+        self._lost: asyncio.Event = asyncio.Event()
+        # Set once the first LISTEN is in place (start() waits for it).
+        self._listening = asyncio.Event()
+
+    async def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+        await self._listening.wait()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        first = True
+        while True:
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await self.store.connect()
+                self._lost.clear()
+                conn.add_termination_listener(lambda _: self._lost.set())
+                await conn.add_listener(NOTIFY_CHANNEL, self._notified)
+                if not first:
+                    await self._resync()
+                first = False
+                self._listening.set()
+                await self._lost.wait()
+                log.warning("cluster feed: the listening connection was lost; reconnecting")
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("cluster feed: cannot listen (%s); retrying", exc)
+            finally:
+                if conn is not None and not conn.is_closed():
+                    conn.terminate()
+            await asyncio.sleep(_RECONNECT_SECONDS)
+
+    def _notified(self, conn: Any, pid: int, channel: str, payload: str) -> None:
+        try:
+            note = json.loads(payload)
+        except ValueError:
+            log.warning("cluster feed: unreadable notification %r", payload[:200])
+            return
+        if note.get("node") == self.store.node_id:
+            return  # this node's own commit: delivered as it completed
+        for channel_id, _first, last, app_id, name in note.get("ranges", ()):
+            loaded = self.channels.loaded_by_id(channel_id)
+            if loaded is not None:
+                loaded.sequencer.learned(last)
+                continue
+            unstored = self.channels.loaded(app_id, name)
+            if unstored is not None and not unstored.stored:
+                # Attached to here before any node wrote to it, and first written elsewhere.
+                task = asyncio.get_running_loop().create_task(self.channels.adopt(unstored))
+                self._adopting.add(task)
+                task.add_done_callback(self._adopting.discard)
+
+    async def _resync(self) -> None:
+        """After a reconnect: whatever was committed while nobody listened, from the log."""
+        for channel in self.channels.stored_channels():
+            channel.sequencer.learned(await self.store.last_seq(channel.log.channel_id))
