@@ -18,7 +18,9 @@ from rich.progress import Progress
 
 from channel_relay.cli.target import CliError
 from channel_relay.settings_loader import load_settings
+from channel_relay.store.base import Store
 from channel_relay.store.fixtures import FixtureError, export_fixture, import_fixture
+from channel_relay.store.postgres import PostgresStore
 from channel_relay.store.sqlite import SqliteStore
 
 __all__ = ["add_commands", "export_to", "import_from"]
@@ -45,26 +47,30 @@ def add_commands(commands: Any) -> None:
 
 def _database_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", help="the database (default: from --config, RELAY_DB, relay.db)")
-    parser.add_argument("--config", metavar="FILE", help="take the database path from this file")
+    parser.add_argument(
+        "--store",
+        metavar="URL",
+        help="a PostgreSQL store instead of a SQLite file (default: from --config, RELAY_STORE)",
+    )
+    parser.add_argument("--config", metavar="FILE", help="take the database from this file")
 
 
 def run_export(args: argparse.Namespace) -> int:
-    store = SqliteStore(_database(args, must_exist=True))
+    store, _ = _store(args, must_exist=True)
     summary = asyncio.run(_with_store(store, lambda s: export_to(s, args.file, args)))
     print(f"exported {summary} to {args.file}", file=sys.stderr)
     return 0
 
 
 def run_import(args: argparse.Namespace) -> int:
-    database = _database(args, must_exist=False)
-    if Path(database + "-wal").exists() and not args.force:
+    store, where = _store(args, must_exist=False)
+    if isinstance(store, SqliteStore) and Path(where + "-wal").exists() and not args.force:
         raise CliError(
-            f"{database}-wal exists: is the relay running? Stop it first "
+            f"{where}-wal exists: is the relay running? Stop it first "
             "(or use relay serve --import), or give --force"
         )
-    store = SqliteStore(database)
     summary = asyncio.run(_with_store(store, lambda s: import_from(s, args.file)))
-    print(f"imported {summary} from {args.file} into {database}", file=sys.stderr)
+    print(f"imported {summary} from {args.file} into {where}", file=sys.stderr)
     return 0
 
 
@@ -108,6 +114,18 @@ def _progress() -> Progress:
     return Progress(console=Console(stderr=True), transient=True)
 
 
+def _store(args: argparse.Namespace, *, must_exist: bool) -> tuple[Store, str]:
+    """The store the arguments name, and where it is (for messages): a PostgreSQL URL from
+    --store (or the settings, when no --db is given), else a SQLite file."""
+    url = args.store
+    if url is None and args.db is None:
+        url = load_settings(config=args.config, env=os.environ).store
+    if url is not None:
+        return PostgresStore(url), url
+    database = _database(args, must_exist=must_exist)
+    return SqliteStore(database), database
+
+
 def _database(args: argparse.Namespace, *, must_exist: bool) -> str:
     database = args.db
     if database is None:
@@ -119,7 +137,7 @@ def _database(args: argparse.Namespace, *, must_exist: bool) -> str:
     return database
 
 
-async def _with_store(store: SqliteStore, work: Any) -> Any:
+async def _with_store(store: Store, work: Any) -> Any:
     await store.open()
     try:
         return await work(store)

@@ -36,6 +36,14 @@ async def _fill(relay: Relay) -> None:
         await client.channels.get("other:2").publish("x", "y")
 
 
+def _source(relay: Relay) -> list[str]:
+    """The arguments that name `relay`'s store for relay export: its file or its database."""
+    if relay.settings.store is not None:
+        return ["--store", relay.settings.store]
+    assert relay.settings.db_path is not None
+    return ["--db", relay.settings.db_path]
+
+
 async def _snapshot(port: int, channel: str) -> dict[str, Any]:
     """What a client reads of a channel: history, the first message's versions, presence."""
     async with Realtime(KEY, url=f"http://127.0.0.1:{port}") as client:
@@ -59,8 +67,7 @@ async def test_export_then_import_keeps_serials_versions_and_presence(
     made = json.loads((await cli("apps", "create", "--json")).out)
 
     fixture = tmp_path / "fixture.jsonl"
-    db = str(tmp_path / "relay.db")
-    exported = await cli("export", str(fixture), "--db", db, "--channel", "chat:*", "--keys")
+    exported = await cli("export", str(fixture), *_source(relay), "--channel", "chat:*", "--keys")
     assert exported.code == 0, exported.err
     lines = [json.loads(line) for line in fixture.read_text().splitlines()]
     assert lines[0]["format"] == "channel-relay-fixture" and lines[0]["version"] == 1
@@ -93,7 +100,7 @@ async def test_serve_imports_at_start_and_exports_on_exit(
     await _fill(relay)
     before = await _snapshot(relay.port, "chat:1")
     fixture = tmp_path / "in.jsonl"
-    assert (await cli("export", str(fixture), "--db", str(tmp_path / "relay.db"))).code == 0
+    assert (await cli("export", str(fixture), *_source(relay))).code == 0
     saved = tmp_path / "out.jsonl"
     env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
     args = ["--memory", "--port", "0", "--key", KEY, "--import", str(fixture)]
