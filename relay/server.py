@@ -112,6 +112,9 @@ class Relay:
         self.channels.annotations = self.annotations
         self.live_stats = LiveStats(side_path)
         self.channels.on_published = self._published
+        self.channels.on_presence = lambda channel, events, fan_out: self.live_stats.presence(
+            channel.app_id, events, fan_out
+        )
         self.realtime.on_socket = self.live_stats.connection
         self.sandbox = Sandbox(
             self.store,

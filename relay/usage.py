@@ -131,6 +131,24 @@ class LiveStats:
             _merge(self._pending.setdefault(key, {}), entries)
         self._tallies = {}
 
+    def presence(self, app_id: str, events: list[dict[str, Any]], fan_out: int) -> None:
+        """Presence events a channel committed (and delivered to `fan_out` subscribers): they
+        count under `presence` and `all`, as Ably counts them."""
+        count = len(events)
+        data = sum(message_size(e) for e in events)
+        entries: dict[str, float] = {}
+        for direction, n, size in (
+            ("inbound.all", count, data),
+            ("outbound.all", count * fan_out, data * fan_out),
+            ("all", count * (1 + fan_out), data * (1 + fan_out)),
+        ):
+            for kind in ("all", "presence"):
+                entries[f"messages.{direction}.{kind}.count"] = n
+                entries[f"messages.{direction}.{kind}.data"] = size
+        for kind in ("all", "presence"):
+            entries[f"messages.persisted.{kind}.count"] = count
+        self._add(app_id, entries)
+
     def connection(self, app_id: str, change: int) -> None:
         """A socket of `app_id` opened (+1) or closed (-1)."""
         open_now = max(self._open.get(app_id, 0) + change, 0)

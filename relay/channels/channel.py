@@ -93,6 +93,8 @@ class Channel:
         self.metrics: Metrics | None = None
         # Told of every committed publish (push notifications for extras.push).
         self.on_published: Callable[[Channel, list[dict[str, Any]]], None] | None = None
+        # Told of every committed presence change, and how many it went to (live stats).
+        self.on_presence: Callable[[Channel, list[dict[str, Any]], int], None] | None = None
         # Subscribers that asked for vcdiff deltas (params.delta), and their bases.
         self.deltas = Deltas()
         # Publishes and changes under way (from their start to their completion): a channel

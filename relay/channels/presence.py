@@ -145,6 +145,8 @@ class Presence:
             changed = [event for event in events if _apply(self.members, event)]
             if changed:
                 self._fan_out(changed, publisher)
+                if self.channel.on_presence is not None:
+                    self.channel.on_presence(self.channel, changed, len(self.subscribers))
             done([None] * len(events), None)
 
         self.channel.submit(PresenceEvents(self.channel.log.channel_id, events, committed))

@@ -50,6 +50,7 @@ class ChannelRegistry:
         self.node_id = ""
         # Given to every channel: told of each committed publish (channel_relay.push).
         self.on_published: Callable[[Channel, list[dict[str, Any]]], None] | None = None
+        self.on_presence: Callable[[Channel, list[dict[str, Any]], int], None] | None = None
         # Message annotations, read by connections and the REST API.
         self.annotations: Annotations | None = None
         # Idle channels are unloaded every `sweep_interval` seconds, and sooner (at most once
@@ -193,6 +194,7 @@ class ChannelRegistry:
         channel.faults = self.faults
         channel.metrics = self.metrics
         channel.on_published = self.on_published
+        channel.on_presence = self.on_presence
         self._channels[key] = channel
         self._index(channel)
         if len(self._channels) > self.max_loaded:

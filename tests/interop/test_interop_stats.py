@@ -20,9 +20,13 @@ async def test_stats_of_the_current_interval_count_what_happened(
     ) + len('{"ephemeral":true}')
     # One subscriber: each message went out once more.
     assert entries["messages.outbound.all.messages.count"] == 3
-    assert entries["messages.all.all.count"] == 6
+    assert entries["messages.all.messages.count"] == 6
     # The ephemeral message is not stored.
     assert entries["messages.persisted.messages.count"] == 2
+    # One presence enter, delivered to its own (presence-subscribed) connection.
+    assert entries["messages.inbound.all.presence.count"] == 1
+    assert entries["messages.outbound.all.presence.count"] == 1
+    assert entries["messages.inbound.all.all.count"] == 4
     assert entries["connections.all.opened"] >= 1
     assert entries["connections.all.peak"] >= 1
     assert entries["channels.opened"] == 1

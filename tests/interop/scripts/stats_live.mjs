@@ -3,7 +3,7 @@
 import { args, collect, connected, realtime, rest, run } from '../lib/relay.mjs';
 
 run(async () => {
-  const client = realtime();
+  const client = realtime({ clientId: 'counted' });
   await connected(client);
   const inbox = collect(client.channels.get(args.channel), 3);
   await inbox.attached;
@@ -11,6 +11,7 @@ run(async () => {
   await channel.publish('a', 'xxxx');
   await channel.publish([{ name: 'b', data: 'yy' }, { name: 'c', data: 'z', extras: { ephemeral: true } }]);
   await inbox.done;
+  await client.channels.get(args.channel).presence.enter('here');
   const minute = (await rest().stats({ unit: 'minute', end: Date.now() })).items[0];
   const hour = (await rest().stats({ unit: 'hour', end: Date.now() })).items[0];
   return { minute, hour };
