@@ -183,3 +183,24 @@ async def test_bad_key_on_raw_connection_gets_error_frame_not_http_refusal(relay
         assert "channel" not in first or first["channel"] is None
     finally:
         await client.close()
+
+
+async def test_extras_only_msgpack_can_carry_are_refused_40032_and_json_readers_are_unharmed(
+    run_node: RunNode,
+) -> None:
+    out = await run_node("hostile_extras.mjs", args={"channel": "hostile-extras"})
+    for error in (out["binaryError"], out["nanError"]):
+        assert (error["code"], error["statusCode"]) == (40032, 400), error
+    assert out["received"] == ["after"]
+    assert out["history"] == ["after"]
+    assert (out["publisherState"], out["readerState"]) == ("connected", "connected")
+
+
+async def test_a_lone_surrogate_in_a_channel_or_message_name_is_refused_on_its_scope(
+    run_node: RunNode,
+) -> None:
+    out = await run_node("hostile_unicode.mjs", format="json", args={"channel": "unicode"})
+    assert (out["attachError"]["code"], out["attachError"]["statusCode"]) == (40010, 400)
+    assert (out["nameError"]["code"], out["nameError"]["statusCode"]) == (40016, 400)
+    assert out["history"] == ["after"]
+    assert out["state"] == "connected"
