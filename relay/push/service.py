@@ -20,6 +20,7 @@ from channel_relay.channels.channel import Channel
 from channel_relay.channels.registry import ChannelRegistry
 from channel_relay.protocol.errors import AblyError
 from channel_relay.push.devices import parse_device
+from channel_relay.push.render import render
 from channel_relay.push.store import PushStore
 
 __all__ = ["DEVICE_TOKEN_PREFIX", "Push"]
@@ -145,6 +146,7 @@ class Push:
                 "timestamp": now,
                 "recipient": recipient,
                 "payload": payload,
+                "body": render(recipient.get("transportType", ""), payload),
             }
             if device.get("clientId") is not None:
                 record["clientId"] = device["clientId"]

@@ -125,7 +125,8 @@ class SandboxApp:
     ) -> list[dict[str, Any]]:
         """The push notifications the relay recorded for this app's devices instead of handing
         them to APNs, FCM or web push, oldest first: each {deviceId, clientId, timestamp,
-        recipient, payload, channel (when a channel message's extras.push sent it)}. The same
+        recipient, payload, body (what that push service would have been sent, mapped as Ably
+        maps it), channel (when a channel message's extras.push sent it)}. The same
         as `GET /push/notifications` (filters deviceId, clientId)."""
         server = self.relay.relay
         assert server is not None, "the relay is not running"

@@ -89,6 +89,8 @@ async def test_devices_subscriptions_and_notifications_survive_a_restart(
     assert subs == [sub]
     assert [n["payload"] for n in notes] == [{"notification": {"title": "hi"}}]
     assert notes[0]["recipient"] == {"transportType": "apns", "deviceToken": "abc"}
+    # What APNs itself would have been sent.
+    assert notes[0]["body"] == {"aps": {"alert": {"title": "hi"}}}
     assert notes[0]["clientId"] == "eve"
 
 
