@@ -203,7 +203,8 @@ class Relay:
                 self.application(), access_log=None, shutdown_timeout=_SHUTDOWN_TIMEOUT
             )
             await self._runner.setup()
-            for sock in _bind(self.settings.host, self.settings.port):
+            reuse_port = self.settings.workers > 1
+            for sock in _bind(self.settings.host, self.settings.port, reuse_port):
                 self.port = sock.getsockname()[1]
                 await web.SockSite(self._runner, sock, ssl_context=ssl_context).start()
             self.retention.start()
@@ -281,7 +282,7 @@ class Relay:
         return web.json_response({"service": "channel-relay", "status": "ok"})
 
 
-def _bind(host: str, port: int) -> list[socket.socket]:
+def _bind(host: str, port: int, reuse_port: bool = False) -> list[socket.socket]:
     """Listening sockets on every address `host` resolves to, all on one port.
 
     ably-js users write `endpoint: 'localhost'`, which node may resolve to ::1 or 127.0.0.1:
@@ -294,6 +295,9 @@ def _bind(host: str, port: int) -> list[socket.socket]:
         for family, address in addresses:
             sock = socket.socket(family, socket.SOCK_STREAM)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                # --workers: every worker listens on the port; the kernel spreads connections.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             sock.bind((address, port))

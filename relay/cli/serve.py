@@ -21,10 +21,13 @@ import socket
 import sqlite3
 import ssl
 import sys
+from collections.abc import Callable
+from multiprocessing.synchronize import Event
 from typing import Any
 
 from channel_relay.cli.fixtures import export_to, import_from
 from channel_relay.cli.target import CliError
+from channel_relay.cli.workers import run_workers
 from channel_relay.config import Settings
 from channel_relay.logs import configure as configure_logging
 from channel_relay.server import Relay
@@ -65,19 +68,44 @@ def add_commands(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     configure_logging(settings.log_level, settings.log_format)
-    try:
-        asyncio.run(
-            serve(
-                settings,
-                _secret_source(args, settings),
-                import_file=args.import_file,
-                export_file=args.export_file,
+    worker = _Worker(_secret_source(args, settings), args.import_file, args.export_file)
+    if settings.workers > 1:
+        return run_workers(settings, worker)
+    return worker.serve(settings)
+
+
+class _Worker:
+    """One relay process: the only one, or one of `--workers` (the first of which imports
+    and exports fixtures)."""
+
+    def __init__(
+        self, secret_source: str | None, import_file: str | None, export_file: str | None
+    ) -> None:
+        self.secret_source = secret_source
+        self.import_file = import_file
+        self.export_file = export_file
+
+    def __call__(self, settings: Settings, first: bool, ready: Event) -> None:
+        configure_logging(settings.log_level, settings.log_format)
+        if not first:
+            self.import_file = self.export_file = None
+        sys.exit(self.serve(settings, ready.set))
+
+    def serve(self, settings: Settings, ready: Callable[[], None] | None = None) -> int:
+        try:
+            asyncio.run(
+                serve(
+                    settings,
+                    self.secret_source,
+                    import_file=self.import_file,
+                    export_file=self.export_file,
+                    ready=ready,
+                )
             )
-        )
-    except StartError as error:
-        print(f"relay: cannot start: {error}", file=sys.stderr)
-        return 1
-    return 0
+        except StartError as error:
+            print(f"relay: cannot start: {error}", file=sys.stderr)
+            return 1
+        return 0
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -95,10 +123,12 @@ async def serve(
     *,
     import_file: str | None = None,
     export_file: str | None = None,
+    ready: Callable[[], None] | None = None,
 ) -> None:
     """Run a relay on `settings` until SIGINT or SIGTERM. `secret_source` names where the
     first key's secret came from (None: generated here, so printed whole). `import_file` is a
-    fixture loaded before serving; `export_file` receives everything once stopped."""
+    fixture loaded before serving; `export_file` receives everything once stopped. `ready` is
+    called once the relay listens."""
     relay = Relay(settings)
     prepare = None
     if import_file is not None:
@@ -126,6 +156,8 @@ async def serve(
     _settle_gc()
     for line in banner(relay, secret_source):
         print(line, flush=True)
+    if ready is not None:
+        ready()
     stop = asyncio.Event()
     received: list[str] = []
     loop = asyncio.get_running_loop()
