@@ -57,7 +57,7 @@ async def _serve(*args: str) -> asyncio.subprocess.Process:
 
 async def test_workers_without_postgresql_are_refused_in_one_line() -> None:
     proc = await _serve("--workers", "2", "--port", "0")
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 2
     lines = err.decode().strip().splitlines()
     assert len(lines) == 1 and "--workers 2 needs --store postgresql://" in lines[0], lines
