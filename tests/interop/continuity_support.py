@@ -93,9 +93,11 @@ class RelayProcess:
             self.proc.send_signal(signal.SIGKILL)
 
 
-async def start_relay_process(db: Path, port: int = 0, key: str = KEY) -> RelayProcess:
-    """`python -m channel_relay serve` on 127.0.0.1:`port` (0: any free port) with `db` and `key`;
-    returns once it listens, with the port it listens on."""
+async def start_relay_process(
+    db: Path, port: int = 0, key: str = KEY, *extra: str
+) -> RelayProcess:
+    """`python -m channel_relay serve` on 127.0.0.1:`port` (0: any free port) with `db`, `key`
+    and `extra` arguments; returns once it listens, with the port it listens on."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -111,6 +113,7 @@ async def start_relay_process(db: Path, port: int = 0, key: str = KEY) -> RelayP
         key,
         "--log-level",
         "WARNING",
+        *extra,
         cwd=str(REPO),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
