@@ -93,9 +93,7 @@ class RelayProcess:
             self.proc.send_signal(signal.SIGKILL)
 
 
-async def start_relay_process(
-    db: Path, port: int = 0, key: str = KEY, *extra: str
-) -> RelayProcess:
+async def start_relay_process(db: Path, port: int = 0, key: str = KEY, *extra: str) -> RelayProcess:
     """`python -m channel_relay serve` on 127.0.0.1:`port` (0: any free port) with `db`, `key`
     and `extra` arguments; returns once it listens, with the port it listens on."""
     proc = await asyncio.create_subprocess_exec(
