@@ -125,3 +125,24 @@ def test_the_systemd_unit_is_hardened_and_keeps_state_in_its_state_directory() -
     assert service["CapabilityBoundingSet"] == ""
     assert int(service["TimeoutStopSec"]) > 10
     assert unit["Install"]["WantedBy"] == "multi-user.target"
+
+
+def test_the_cluster_compose_runs_three_nodes_on_one_postgresql_behind_haproxy() -> None:
+    text = (DEPLOY / "compose.cluster.yaml").read_text()
+    assert "image: postgres:" in text
+    assert re.search(r"RELAY_STORE: postgresql://\S+@postgres:5432/", text)
+    assert re.findall(r"^  (relay-[abc]): \*relay$", text, re.M) == [
+        "relay-a",
+        "relay-b",
+        "relay-c",
+    ]
+    assert "condition: service_healthy" in text
+    haproxy = (DEPLOY / "haproxy.cfg").read_text()
+    assert re.findall(r"^\s+server (relay-[abc]) \1:8080$", haproxy, re.M) == [
+        "relay-a",
+        "relay-b",
+        "relay-c",
+    ]
+    # Health-checked on readiness, and WebSockets outlive the request timeouts.
+    assert "option httpchk GET /readyz" in haproxy
+    assert re.search(r"^\s+timeout tunnel \d+[hm]$", haproxy, re.M)
