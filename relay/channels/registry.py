@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from channel_relay.channels.channel import Channel
 from channel_relay.channels.rules import ChannelRules
-from channel_relay.protocol.serials import new_epoch
+from channel_relay.protocol.serials import NO_LOG_EPOCH
 from channel_relay.store.base import UNSTORED, ChannelLog, Store
 
 if TYPE_CHECKING:
@@ -173,7 +173,7 @@ class ChannelRegistry:
     def _unstored(self, key: _Key) -> Channel:
         channel = self._channels.get(key)
         if channel is None:
-            log_ = ChannelLog(channel_id=UNSTORED, epoch=new_epoch(), last_seq=0)
+            log_ = ChannelLog(channel_id=UNSTORED, epoch=NO_LOG_EPOCH, last_seq=0)
             channel = self._admit(key, log_)
         channel.touched = self._generation
         return channel

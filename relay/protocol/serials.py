@@ -11,10 +11,15 @@ from __future__ import annotations
 import secrets
 import time
 
-__all__ = ["format_serial", "new_epoch", "parse_serial"]
+__all__ = ["NO_LOG_EPOCH", "format_serial", "new_epoch", "parse_serial"]
 
 _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
 _SEQ_WIDTH = 16
+
+# The epoch of a channel whose log does not exist yet (a log is created by its first write). It
+# sorts before every minted epoch, so the serial an attach to an empty channel reports comes
+# before every serial its log will hold, whichever node creates that log and whenever.
+NO_LOG_EPOCH = "0" * 12
 
 
 def _base36(n: int, width: int) -> str:

@@ -183,3 +183,24 @@ async def test_idle_channels_are_unloaded_and_reload_with_their_log(tmp_path: Pa
             assert published["serials"][0] > history[0]["serial"]
     finally:
         await relay.stop()
+
+
+async def test_an_attach_before_the_first_write_reports_a_serial_before_every_message(
+    relay: Relay,
+) -> None:
+    """Serials of a channel sort in its order (AI Transport and apps compare them): the serial
+    an attach to a never-written channel reports sorts before the messages published next,
+    even when its log is created within the same millisecond (epochs then differed only by
+    their random part, and sorted either way)."""
+    client, _ = await connect_raw(relay.port, APP_KEY, "json")
+    try:
+        first = await client.attach("fresh")
+        assert first["action"] == ATTACHED, first
+        async with aiohttp.ClientSession() as http:
+            code, published = await _call(
+                http, relay, "POST", "/channels/fresh/messages", _basic(), {"data": "one"}
+            )
+        assert code == 201
+        assert first["channelSerial"] < published["serials"][0]
+    finally:
+        await client.close()

@@ -438,8 +438,13 @@ class SdkLikeClient:
             await self._send({"action": DETACH, "channel": channel})
 
     async def wait_attached(self, channel: str, within: float = 5.0) -> None:
-        async with asyncio.timeout(within):
-            await self.attached.setdefault(channel, asyncio.Event()).wait()
+        try:
+            async with asyncio.timeout(within):
+                await self.attached.setdefault(channel, asyncio.Event()).wait()
+        except TimeoutError:
+            trace = "\n".join(self.trace[-40:])
+            message = f"{self.name}: {channel} not attached in {within} s\n{trace}"
+            raise AssertionError(message) from None
 
     async def publish(self, channel: str, name: str) -> None:
         serial = self._msg_serial
