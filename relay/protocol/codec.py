@@ -73,15 +73,7 @@ def encode_frame(message: dict[str, Any], fmt: Format) -> bytes | str:
     """Encode a ProtocolMessage for a connection speaking `fmt`."""
     if fmt == "msgpack":
         return _packb(message)
-    message = _payloads_to_json(message)
-    text = _json_encoder.encode(message)
-    if text.isascii():
-        return text
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return _json_ascii_encoder.encode(message)
-    return text
+    return _json_text(_payloads_to_json(message))
 
 
 def decode_body(body: bytes, fmt: Format) -> Any:
@@ -107,7 +99,20 @@ def encode_body(value: Any, fmt: Format) -> bytes:
         value = [to_json_data(v) if isinstance(v, dict) else v for v in value]
     elif isinstance(value, dict):
         value = to_json_data(value)
-    return _json_encoder.encode(value).encode()
+    return _json_text(value).encode()
+
+
+def _json_text(value: Any) -> str:
+    """JSON text that is valid UTF-8: a lone surrogate (echoed from what a JSON client sent)
+    is spelt as an escape."""
+    text = _json_encoder.encode(value)
+    if text.isascii():
+        return text
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return _json_ascii_encoder.encode(value)
+    return text
 
 
 def from_json_data(item: dict[str, Any]) -> None:

@@ -36,6 +36,7 @@ from channel_relay.protocol.serials import parse_serial
 from channel_relay.protocol.validation import (
     MUTATIONS,
     check_channel_name,
+    check_plain,
     parse_messages,
     parse_mutation,
 )
@@ -89,6 +90,7 @@ class RestApi:
         body = await read_body(request, self.settings.max_frame_size)
         if not isinstance(body, dict):
             raise AblyError(40001, 400, "Expected a TokenRequest or TokenParams object")
+        _check_plain_body(body)
         caller = None
         if "mac" not in body:
             caller = self._identify(request)
@@ -100,6 +102,7 @@ class RestApi:
         body = await read_body(request, self.settings.max_frame_size)
         if not isinstance(body, dict):
             raise AblyError(40001, 400, "Expected {targets: [...]}")
+        _check_plain_body(body)
         result = await self.auth.revoke(
             request.match_info["key_name"], caller, body.get("targets") or [], body
         )
@@ -364,6 +367,14 @@ def _api_version(request: web.Request) -> int:
         return int(request.headers.get("X-Ably-Version", "").partition(".")[0])
     except ValueError:
         return _CURRENT_API_VERSION
+
+
+def _check_plain_body(body: dict[str, Any]) -> None:
+    """A body the auth layer reads field by field must be plain JSON (valid Unicode, finite
+    numbers): what it takes from it ends up in tokens and responses."""
+    reason = check_plain(body)
+    if reason is not None:
+        raise AblyError(40001, 400, f"Invalid request body: {reason}")
 
 
 def _batch_result(outcomes: list[dict[str, Any]]) -> dict[str, Any]:

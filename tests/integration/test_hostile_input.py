@@ -301,3 +301,24 @@ async def test_a_request_line_or_header_over_8190_bytes_gets_the_ably_envelope(
     assert b"Content-Type: application/json" in head
     assert b"X-Ably-Errorcode: 40000" in head
     assert json.loads(body)["error"]["code"] == 40000
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "code"),
+    [
+        ("/keys/app1.key1/requestToken", '{"clientId":"\\udfff"}', 40001),
+        ("/keys/app1.key1/requestToken", '{"ttl":NaN}', 40001),
+        ("/keys/app1.key1/revokeTokens", '{"targets":["clientId:\\udfff"]}', 40001),
+        ("/messages", '{"channels":"\\udfff","messages":{"data":"x"}}', 40010),
+    ],
+    ids=["token-clientId", "token-ttl", "revoke-target", "batch-channel"],
+)
+async def test_rest_bodies_with_values_json_cannot_round_trip_are_refused_not_500(
+    relay: Relay, http: aiohttp.ClientSession, path: str, body: str, code: int
+) -> None:
+    headers = {**_auth(relay), "Content-Type": "application/json"}
+    async with http.post(f"{relay.url}{path}", data=body, headers=headers) as resp:
+        reply = await resp.json()
+    # A batch answers per channel (201 with each one's error); everything else is a 400.
+    error = reply["error"] if "error" in reply else reply[0]["results"][0]["error"]
+    assert error["code"] == code, reply
