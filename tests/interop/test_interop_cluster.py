@@ -99,3 +99,35 @@ async def test_clients_of_a_killed_node_reconnect_to_another_and_miss_nothing(
     _check_stream(on_c)
     _check_stream(via_failover)
     assert via_failover == on_c
+
+
+async def test_an_ai_transport_session_spans_three_nodes_and_a_cancel_from_one_reaches_the_agent(
+    cluster: list[RelayProcess], nodes: list[NodeProcess]
+) -> None:
+    """The agent on node A, the user's session on B, another device on C cancelling the run
+    mid-stream: the agent's pipe aborts and both devices see the run cancelled with the text
+    streamed so far."""
+    a, b, c = cluster
+    question, answer = "Why is the sky blue?", "Because air scatters blue light more than red."
+    script = await NodeProcess.start(
+        "ai_cancel.mjs",
+        port=a.port,
+        args={
+            "channel": "ai:cluster",
+            "question": question,
+            "answer": answer,
+            "cancelAt": 4,
+            "ports": {"agent": a.port, "sender": b.port, "other": c.port},
+        },
+        deadline=60,
+    )
+    nodes.append(script)
+    result = await script.finish(within=60)
+    assert result["errors"] == []
+    assert result["outcome"]["reason"] == "cancelled"
+    assert result["handleStatus"] == "cancelled"
+    for side in ("sender", "other"):
+        assert result[side]["runs"] == [
+            {"runId": result["runId"], "clientId": "alice", "status": "cancelled"}
+        ]
+    assert result["sender"]["conversation"] == result["other"]["conversation"]

@@ -45,8 +45,8 @@ export async function clientSession(channelName, { clientId, historyPageSize, cl
 }
 
 /** A connected agent session (own Realtime connection) on `channelName`. */
-export async function agentSession(channelName, { clientId = 'agent' } = {}) {
-  const client = realtime({ clientId });
+export async function agentSession(channelName, { clientId = 'agent', clientOptions = {} } = {}) {
+  const client = realtime({ clientId, ...clientOptions });
   const session = createAgentSession({ client, channelName });
   const errors = [];
   session.on('error', (err) => errors.push(String(err && err.message)));

@@ -18,11 +18,14 @@ import {
 } from '../lib/ai.mjs';
 import { args, run } from '../lib/relay.mjs';
 
+// args.ports (optional): {agent, sender, other}, a relay node each (the cluster test).
+const on = (who) => (args.ports ? { port: args.ports[who] } : {});
+
 run(async () => {
   const tokens = tokenize(args.answer);
-  const sender = await clientSession(args.channel, { clientId: 'alice' });
-  const other = await clientSession(args.channel, { clientId: 'dave' });
-  const agent = await agentSession(args.channel);
+  const sender = await clientSession(args.channel, { clientId: 'alice', clientOptions: on('sender') });
+  const other = await clientSession(args.channel, { clientId: 'dave', clientOptions: on('other') });
+  const agent = await agentSession(args.channel, { clientOptions: on('agent') });
   let produced = 0;
   let abortedAt = null;
   const handle = await sender.session.view.send(codec.createUserMessage(userMessage(args.question)));
