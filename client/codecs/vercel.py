@@ -8,8 +8,9 @@ Three jobs, each a pure function or a small class over plain dicts (no I/O):
 - Outputs: `encode_chunk` says how one UIMessageChunk (text-start, text-delta, tool-input-*,
   tool-output-available, data-*, start, finish, ...) goes on the wire: a discrete `ai-output`,
   or the create / append / closing append of a streamed message (text, reasoning, tool-input).
-  `OutputDecoder` turns received `ai-output` messages back into chunks, first sightings of a
-  stream included (a stream met mid-way yields its start chunk and the text so far).
+  `decode_discrete` and the stream_*_chunk builders turn received `ai-output` messages back
+  into chunks (driven by `codecs.codec.OutputDecoder`: a stream met mid-way yields its start
+  chunk and the text so far).
 - `fold_chunks` builds the assistant UIMessage from a chunk sequence, as useChat would.
 
 Codec header values are strings; booleans are "true"/"false" and structured values JSON text.
@@ -18,16 +19,17 @@ Codec header values are strings; booleans are "true"/"false" and structured valu
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from channel_relay.client.codecs import jsjson
+from channel_relay.client.codecs.codec import OutputDecoder, WireOp
 from channel_relay.client.errors import AblyError
 
 __all__ = [
+    "CODEC",
     "STREAM_KINDS",
     "Decoder",
-    "OutputDecoder",
+    "VercelCodec",
     "WireOp",
     "apply_tool_response",
     "approved_pending_tool_calls",
@@ -228,23 +230,6 @@ def decode_input_part(data: Any, codec: dict[str, str]) -> dict[str, Any]:
 # Outputs: encoding
 
 
-@dataclass(slots=True)
-class WireOp:
-    """What one chunk becomes on the wire.
-
-    op "discrete": publish an ai-output with `data` and `codec`. "create": open the stream
-    `stream_id` (an ai-output with data "" and status streaming). "append": append `data`.
-    "close": the closing append (data "", status complete) with `codec` as closing headers.
-    "none": nothing (a chunk the wire does not carry). `ephemeral`: keep out of history.
-    """
-
-    op: Literal["discrete", "create", "append", "close", "none"]
-    codec: dict[str, str] = field(default_factory=dict)
-    data: Any = ""
-    stream_id: str | None = None
-    ephemeral: bool = False
-
-
 def encode_chunk(chunk: Chunk, open_streams: set[str], message_id: str | None) -> WireOp:
     """The wire operation for one UIMessageChunk. `open_streams` holds the stream ids opened
     (a tool-input-available without one goes out discrete); `message_id` is the assistant
@@ -387,78 +372,6 @@ def decode_discrete(kind: str, codec: dict[str, str], data: Any) -> list[Chunk]:
     return [chunk]
 
 
-@dataclass(slots=True)
-class _Stream:
-    kind: str
-    stream_id: str
-    codec: dict[str, str]
-    text: str = ""
-    version: str = ""
-    status: str = "streaming"
-    closing: dict[str, str] = field(default_factory=dict)
-
-
-class OutputDecoder:
-    """Turns ai-output messages into UIMessageChunks, keeping each streamed message's text.
-
-    A stream is keyed by its message serial. An append whose version serial does not grow past
-    what was seen is dropped (a replay or history overlap), an update carries the whole text
-    (the first sighting of a stream, or history) and yields only what is new.
-    """
-
-    def __init__(self) -> None:
-        self.streams: dict[str, _Stream] = {}
-
-    def decode(
-        self,
-        serial: str,
-        version: str,
-        is_append: bool,
-        data: Any,
-        transport: dict[str, str],
-        codec: dict[str, str],
-    ) -> list[Chunk]:
-        kind = codec.get("kind", "")
-        if transport.get("stream") != "true" or kind not in STREAM_KINDS:
-            return decode_discrete(kind, codec, data)
-        text = data if isinstance(data, str) else ""
-        status = transport.get("status", "streaming")
-        stream = self.streams.get(serial)
-        chunks: list[Chunk] = []
-        if stream is None:
-            sid = transport.get("stream-id") or codec.get("id") or codec.get("toolCallId") or ""
-            stream = _Stream(kind, sid, dict(codec), version=version)
-            self.streams[serial] = stream
-            chunks.append(stream_start_chunk(kind, codec))
-            delta = text
-        else:
-            if version and stream.version and version <= stream.version:
-                return []
-            stream.version = version or stream.version
-            if stream.status != "streaming":
-                return []
-            if is_append:
-                delta = text
-            elif text.startswith(stream.text):
-                delta = text[len(stream.text) :]
-            else:
-                # A rewrite (updateMessage recovery): the whole text is new.
-                stream.text, delta = "", text
-        if delta:
-            stream.text += delta
-            chunks.append(stream_delta_chunk(kind, stream.codec, stream.stream_id, delta))
-        if status == "complete":
-            stream.status = status
-            stream.closing = dict(codec)
-            chunks.append(
-                stream_end_chunk(kind, stream.codec, codec, stream.stream_id, stream.text)
-            )
-        elif status == "cancelled":
-            # A cancelled stream closes silently, as the SDK's decoder does.
-            stream.status = status
-        return chunks
-
-
 # Lifecycle phases a decoder synthesises for a run met mid-way (stream or tool call first).
 _PHASES = ("start", "start-step")
 
@@ -472,7 +385,7 @@ class Decoder:
     """
 
     def __init__(self) -> None:
-        self.outputs = OutputDecoder()
+        self.outputs = OutputDecoder(CODEC)
         self._emitted: dict[str, set[str]] = {}
 
     def decode(
@@ -755,3 +668,62 @@ def _tool_part(chunk: Chunk) -> dict[str, Any]:
         if chunk.get(key) is not None:
             part[key] = chunk[key]
     return part
+
+
+class VercelCodec:
+    """The Vercel AI SDK UIMessage codec as a `Codec` (JS `createUIMessageCodec()`): outputs
+    are UIMessageChunks, inputs VercelInputs, messages UIMessages."""
+
+    stream_kinds = STREAM_KINDS
+
+    def encode_output(self, event: Chunk, open_streams: set[str], message_id: str | None) -> WireOp:
+        return encode_chunk(event, open_streams, message_id)
+
+    def encode_input(
+        self, event: dict[str, Any]
+    ) -> tuple[bool, list[tuple[Any, dict[str, str], dict[str, str]]]]:
+        return encode_input(event)
+
+    def decode_discrete(self, kind: str, codec: dict[str, str], data: Any) -> list[Chunk]:
+        return decode_discrete(kind, codec, data)
+
+    def stream_start(self, kind: str, codec: dict[str, str]) -> list[Chunk]:
+        return [stream_start_chunk(kind, codec)]
+
+    def stream_delta(
+        self, kind: str, codec: dict[str, str], stream_id: str, delta: str
+    ) -> list[Chunk]:
+        return [stream_delta_chunk(kind, codec, stream_id, delta)]
+
+    def stream_end(
+        self, kind: str, codec: dict[str, str], closing: dict[str, str], stream_id: str, text: str
+    ) -> list[Chunk]:
+        return [stream_end_chunk(kind, codec, closing, stream_id, text)]
+
+    def fold(self, events: list[Chunk], message_id: str) -> UIMessage:
+        return fold_chunks(events, message_id, "assistant")
+
+    def decode_input_part(self, data: Any, codec: dict[str, str]) -> dict[str, Any]:
+        return decode_input_part(data, codec)
+
+    def apply_input(self, message: UIMessage, codec: dict[str, str], kind: str, data: Any) -> None:
+        apply_tool_response(message, codec, kind, data)
+
+    def tool_outputs(self, events: list[Chunk]) -> list[tuple[str, str, Any]]:
+        outputs: list[tuple[str, str, Any]] = []
+        for chunk in events:
+            call = chunk.get("toolCallId") or ""
+            if chunk.get("type") == "tool-output-available":
+                outputs.append((call, "tool-result", {"output": chunk.get("output")}))
+            elif chunk.get("type") == "tool-output-error":
+                outputs.append((call, "tool-result-error", {"message": chunk.get("errorText")}))
+        return outputs
+
+    def holds_tool_call(self, message: UIMessage, tool_call_id: str) -> bool:
+        return any(p.get("toolCallId") == tool_call_id for p in message.get("parts", []))
+
+    def fork_seed(self, data: Any) -> dict[str, Any] | None:
+        return fork_seed(data)
+
+
+CODEC = VercelCodec()

@@ -24,7 +24,8 @@ from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from channel_relay.client.codecs import jsjson
+from channel_relay.client.codecs import jsjson, vercel
+from channel_relay.client.codecs.codec import Codec
 from channel_relay.client.errors import AblyError
 from channel_relay.client.events import Subscription
 from channel_relay.client.message import Message
@@ -75,9 +76,12 @@ class AgentSession:
         *,
         history_page_size: int = 100,
         report_status: bool = False,
+        codec: Codec = vercel.CODEC,
     ) -> None:
         self.client = client
-        self.session = Session(client, channel_name, history_page_size=history_page_size)
+        self.session = Session(
+            client, channel_name, history_page_size=history_page_size, codec=codec
+        )
         # Agent presence: {"status": idle | thinking | streaming}, leaving means offline.
         self.report_status = report_status
         self.status: str | None = None
@@ -429,7 +433,9 @@ class _StreamWriter:
             step_id=step_id,
             step_client_id=run.client_id,
         )
-        self.encoder = Encoder(headers=headers, message_id=run.message_id)
+        self.encoder = Encoder(
+            headers=headers, message_id=run.message_id, codec=run.agent.session.codec
+        )
         self.serials: dict[str, str] = {}
         self.pending: list[Awaitable[Any]] = []
 

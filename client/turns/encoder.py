@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from channel_relay.client.codecs import vercel
+from channel_relay.client.codecs.codec import Codec
 from channel_relay.client.errors import AblyError
 from channel_relay.client.message import Message
 from channel_relay.client.turns.wire import AI_INPUT, AI_OUTPUT, ai_extras
@@ -150,9 +151,13 @@ class EncoderCore:
         ]
 
 
+@dataclass(slots=True)
 class Encoder(EncoderCore):
-    """The Vercel UIMessage codec's encoder (JS `codec.createEncoder(writer, options)`):
-    `output()` for the agent's UIMessageChunks, `input()` for a client's inputs."""
+    """A codec's encoder (JS `codec.createEncoder(writer, options)`): `output()` for the
+    agent's output events, `input()` for a client's inputs; `codec` is the Vercel UIMessage
+    codec unless given."""
+
+    codec: Codec = vercel.CODEC
 
     def output(
         self,
@@ -161,7 +166,7 @@ class Encoder(EncoderCore):
         headers: dict[str, str] | None = None,
         codec_message_id: str | None = None,
     ) -> list[Write]:
-        op = vercel.encode_chunk(chunk, set(self.streams), self.message_id)
+        op = self.codec.encode_output(chunk, set(self.streams), self.message_id)
         opts: dict[str, Any] = {"headers": headers, "codec_message_id": codec_message_id}
         sid = op.stream_id or ""
         if op.op == "discrete":
@@ -185,7 +190,7 @@ class Encoder(EncoderCore):
         headers: dict[str, str] | None = None,
         codec_message_id: str | None = None,
     ) -> Write:
-        batch, parts = vercel.encode_input(event)
+        batch, parts = self.codec.encode_input(event)
         messages = [
             self.discrete(
                 AI_INPUT,

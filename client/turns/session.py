@@ -31,6 +31,8 @@ from types import MappingProxyType
 from typing import Any
 
 from channel_relay.client.channel import Channel
+from channel_relay.client.codecs import vercel
+from channel_relay.client.codecs.codec import Codec
 from channel_relay.client.errors import AblyError
 from channel_relay.client.events import EventEmitter, Subscription
 from channel_relay.client.message import Message, PresenceMessage
@@ -204,16 +206,23 @@ class Session(EventEmitter):
     late joiner), "turn_end" (Turn), "chunks" (Turn, Node, chunks) for streamed output,
     "active_turns" (mapping), "agent_status" (clientId, idle | thinking | streaming | offline)
     from agent presence (`agents` holds the latest per clientId), "update" () on any change of
-    the tree.
+    the tree. `codec` is the content codec of the channel (the Vercel UIMessage codec unless
+    given; see `channel_relay.client.codecs.codec.Codec`).
     """
 
     def __init__(
-        self, client: Realtime, channel_name: str, *, history_page_size: int = 100
+        self,
+        client: Realtime,
+        channel_name: str,
+        *,
+        history_page_size: int = 100,
+        codec: Codec = vercel.CODEC,
     ) -> None:
         super().__init__()
         self.client = client
+        self.codec = codec
         self.channel: Channel = client.channels.get(channel_name)
-        self.tree = ConversationTree()
+        self.tree = ConversationTree(codec)
         self.view = View(self.tree, self)
         self.turns: dict[str, Turn] = {}
         self.history_page_size = history_page_size
@@ -351,7 +360,9 @@ class Session(EventEmitter):
             event_id=event_id,
         )
         event = {"kind": "user-message", "message": message}
-        wire = Encoder().input(event, headers=headers, codec_message_id=cmid).messages
+        wire = (
+            Encoder(codec=self.codec).input(event, headers=headers, codec_message_id=cmid).messages
+        )
         turn = ActiveTurn(self, cmid, event_id)
         self._own_inputs[cmid] = turn
         await self._publish(wire)
@@ -374,7 +385,9 @@ class Session(EventEmitter):
         )
         turn = ActiveTurn(self, cmid, event_id)
         self._own_inputs[cmid] = turn
-        write = Encoder().input({"kind": "regenerate"}, headers=headers, codec_message_id=cmid)
+        write = Encoder(codec=self.codec).input(
+            {"kind": "regenerate"}, headers=headers, codec_message_id=cmid
+        )
         await self._publish(write.messages)
         view.selection.pop(node.parent, None)
         return turn
@@ -416,7 +429,7 @@ class Session(EventEmitter):
         payload: dict[str, Any] = {"toolCallId": tool_call_id, "approved": approved}
         if reason:
             payload["reason"] = reason
-        write = Encoder().input(
+        write = Encoder(codec=self.codec).input(
             {"kind": "tool-approval-response", "payload": payload},
             headers=headers,
             codec_message_id=node.codec_message_id,
@@ -445,7 +458,7 @@ class Session(EventEmitter):
             event_id=event_id,
         )
         event = {"kind": "user-message", "message": _user_message(message)}
-        write = Encoder().input(event, headers=headers, codec_message_id=cmid)
+        write = Encoder(codec=self.codec).input(event, headers=headers, codec_message_id=cmid)
         steer = Steer(cmid, turn_id)
         self._steers[cmid] = steer
         serials = await self._publish(write.messages)
@@ -476,7 +489,7 @@ class Session(EventEmitter):
         target = next(
             e["codecMessageId"]
             for e in entries
-            if any(p.get("toolCallId") == tool_call_id for p in e["message"]["parts"])
+            if self.codec.holds_tool_call(e["message"], tool_call_id)
         )
         payload: dict[str, Any] = {"toolCallId": tool_call_id}
         if error is None:
@@ -495,7 +508,7 @@ class Session(EventEmitter):
             supersedes=run.run_id,
             event_id=event_id,
         )
-        write = Encoder().input(
+        write = Encoder(codec=self.codec).input(
             {"kind": kind, "payload": payload}, headers=headers, codec_message_id=target
         )
         turn = ActiveTurn(self, target, event_id)
@@ -505,9 +518,7 @@ class Session(EventEmitter):
 
     def _tool_node(self, tool_call_id: str) -> Node:
         for node in reversed(list(self.tree.nodes.values())):
-            if node.role == "assistant" and any(
-                p.get("toolCallId") == tool_call_id for p in node.message["parts"]
-            ):
+            if node.role == "assistant" and self.codec.holds_tool_call(node.message, tool_call_id):
                 return node
         raise KeyError(f"no message holds tool call {tool_call_id!r}")
 

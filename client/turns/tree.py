@@ -19,6 +19,7 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from channel_relay.client.codecs import vercel
+from channel_relay.client.codecs.codec import Codec, OutputDecoder, stream_events
 from channel_relay.client.events import EventEmitter, Subscription
 from channel_relay.client.message import Message
 from channel_relay.client.turns.wire import (
@@ -42,9 +43,11 @@ ENDED = frozenset({"complete", "cancelled", "error"})
 
 @dataclass(eq=False)
 class Node:
-    """A message in the tree. `message` is the UIMessage ({id, role, parts}) built so far."""
+    """A message in the tree. `message` is the domain message ({id, role, parts}; a UIMessage
+    with the Vercel codec) its codec built so far."""
 
     codec_message_id: str
+    codec: Codec
     role: str
     parent: str | None = None
     fork_of: str | None = None
@@ -73,31 +76,18 @@ class Node:
             parts = [e[1] for e in entries if e[0] == "part"]
             return {"id": message_id, "role": "user", "parts": parts}
         seeded = next((e[1] for e in entries if e[0] == "seed"), None)
-        chunks: list[dict[str, Any]] = []
+        events: list[dict[str, Any]] = []
         for entry in entries:
             if entry[0] == "chunks":
-                chunks.extend(entry[1])
+                events.extend(entry[1])
             elif entry[0] == "stream":
-                stream = entry[1]
-                chunks.append(vercel.stream_start_chunk(stream.kind, stream.codec))
-                if stream.text:
-                    chunks.append(
-                        vercel.stream_delta_chunk(
-                            stream.kind, stream.codec, stream.stream_id, stream.text
-                        )
-                    )
-                if stream.status == "complete":
-                    chunks.append(
-                        vercel.stream_end_chunk(
-                            stream.kind, stream.codec, stream.closing, stream.stream_id, stream.text
-                        )
-                    )
-        message = vercel.fold_chunks(chunks, self.codec_message_id, "assistant")
+                events.extend(stream_events(self.codec, entry[1]))
+        message = self.codec.fold(events, self.codec_message_id)
         if seeded is not None:
             message = {**seeded, "parts": [dict(p) for p in seeded["parts"]] + message["parts"]}
         for entry in entries:
             if entry[0] == "response":
-                vercel.apply_tool_response(message, entry[1], entry[2], entry[3])
+                self.codec.apply_input(message, entry[1], entry[2], entry[3])
         return message
 
 
@@ -133,15 +123,17 @@ class ConversationTree(EventEmitter):
     suspend or end; "chunks" (run, node, chunks) for live output; "input" (node); "invocation"
     (event-id, messages) once per input that arrives live and asks an agent for work (a user
     message, regenerate, approval or tool result; not a steer, not history); "steer" (run,
-    codec-message-id); "cancel" (transport headers); "active_turns" (mapping); "update" ()."""
+    codec-message-id); "cancel" (transport headers); "active_turns" (mapping); "update" ().
+    `codec` reads the content of the messages (the Vercel UIMessage codec by default)."""
 
-    def __init__(self) -> None:
+    def __init__(self, codec: Codec = vercel.CODEC) -> None:
         super().__init__()
+        self.codec = codec
         self.nodes: dict[str, Node] = {}
         self.runs: dict[str, Run] = {}
         self.inputs_by_event_id: dict[str, list[Message]] = {}
         self._children: dict[str | None, list[Node]] = {}
-        self._decoder = vercel.OutputDecoder()
+        self._decoder = OutputDecoder(codec)
         self._seen: set[str] = set()
         self._superseded: set[str] = set()
         self._active: dict[str, set[str]] = {}
@@ -195,6 +187,7 @@ class ConversationTree(EventEmitter):
             if node is None:
                 node = Node(
                     cmid,
+                    self.codec,
                     transport.get("role", "user"),
                     parent=transport.get("parent"),
                     fork_of=transport.get("fork-of"),
@@ -204,7 +197,7 @@ class ConversationTree(EventEmitter):
                 self._add(node)
             elif message.serial and (node.serial is None or message.serial < node.serial):
                 self._reorder(node, message.serial)
-            part = vercel.decode_input_part(message.data, codec)
+            part = self.codec.decode_input_part(message.data, codec)
             node._entries[message.serial or ""] = ("part", part, codec.get("messageId", cmid))
             node._cache = None
             self.emit("input", node)
@@ -223,7 +216,7 @@ class ConversationTree(EventEmitter):
         steer = run.steers.setdefault(
             cmid, {"id": codec.get("messageId", cmid), "role": "user", "parts": []}
         )
-        steer["parts"].append(vercel.decode_input_part(message.data, codec))
+        steer["parts"].append(self.codec.decode_input_part(message.data, codec))
         self.emit("steer", run, cmid)
 
     def _apply_fork(
@@ -237,13 +230,14 @@ class ConversationTree(EventEmitter):
             self._superseded.add(superseded)
             if superseded in self.runs:
                 self.runs[superseded].superseded = True
-        seed = vercel.fork_seed(message.data) or {"messages": []}
+        seed = self.codec.fork_seed(message.data) or {"messages": []}
         parent = transport.get("parent")
         for entry in seed["messages"]:
             seeded = entry["codecMessageId"]
             if seeded not in self.nodes:
                 node = Node(
                     seeded,
+                    self.codec,
                     "assistant",
                     parent=parent,
                     serial=message.serial,
@@ -317,6 +311,7 @@ class ConversationTree(EventEmitter):
         if node is None:
             node = Node(
                 cmid,
+                self.codec,
                 "assistant",
                 parent=transport.get("parent"),
                 fork_of=transport.get("fork-of"),
@@ -354,24 +349,15 @@ class ConversationTree(EventEmitter):
     ) -> None:
         # A resumed run answers a tool call in a new assistant message; the result belongs to
         # the part that holds the call, in the earlier message of the same run.
-        for chunk in chunks:
-            kind = chunk.get("type")
-            if kind not in ("tool-output-available", "tool-output-error"):
-                continue
-            call = chunk.get("toolCallId")
-            if any(p.get("toolCallId") == call for p in node.message["parts"]):
+        for call, kind, data in self.codec.tool_outputs(chunks):
+            if self.codec.holds_tool_call(node.message, call):
                 continue
             for cmid in reversed(run.messages):
                 target = self.nodes.get(cmid)
                 if target is None or target is node:
                     continue
-                if any(p.get("toolCallId") == call for p in target.message["parts"]):
-                    if kind == "tool-output-available":
-                        response = ("tool-result", {"output": chunk.get("output")})
-                    else:
-                        response = ("tool-result-error", {"message": chunk.get("errorText")})
-                    codec = {"toolCallId": call or ""}
-                    target._entries[serial] = ("response", codec, *response)
+                if self.codec.holds_tool_call(target.message, call):
+                    target._entries[serial] = ("response", {"toolCallId": call}, kind, data)
                     target._cache = None
                     break
 

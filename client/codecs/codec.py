@@ -1,0 +1,201 @@
+"""The codec interface: what the turn layer asks of a content codec (the Python face of
+@ably/ai-transport's `defineCodec`), and the codec-agnostic output decoder driving it.
+
+The turn layer owns the wire around the content: transport headers, runs, steps, streams
+(create, appends, closing append), the conversation tree. A codec owns the content: how one
+domain event (a Vercel UIMessageChunk, your own) becomes a discrete `ai-output` or one
+operation on a streamed one, how a client input becomes `ai-input` parts, which events a
+stream or a discrete message decodes to, and how the events of an assistant message fold back
+into the domain message. Events and messages are plain dicts (messages {id, role, parts}); the
+codec headers (`extras.ai.codec`) are strings, `kind` first.
+
+`channel_relay.client.codecs.vercel.CODEC` is the Vercel AI SDK UIMessage codec, the default of
+`Session`, `AgentSession` and `Encoder`; pass another `Codec` to speak another content model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+__all__ = ["Codec", "InputPart", "OutputDecoder", "Stream", "WireOp", "stream_events"]
+
+Event = dict[str, Any]
+DomainMessage = dict[str, Any]
+# One ai-input message of an input: (data, codec headers, transport headers of the payload).
+InputPart = tuple[Any, dict[str, str], dict[str, str]]
+
+
+@dataclass(slots=True)
+class WireOp:
+    """What one output event becomes on the wire.
+
+    op "discrete": publish an ai-output with `data` and `codec` (a `stream_id` here names a
+    stream that never opened, as a tool input sent whole). "create": open the stream
+    `stream_id` (an ai-output with data "" and status streaming). "append": append `data`.
+    "close": the closing append (data "", status complete) with `codec` as closing headers.
+    "none": nothing (an event the wire does not carry). `ephemeral`: keep out of history.
+    """
+
+    op: Literal["discrete", "create", "append", "close", "none"]
+    codec: dict[str, str] = field(default_factory=dict)
+    data: Any = ""
+    stream_id: str | None = None
+    ephemeral: bool = False
+
+
+class Codec(Protocol):
+    """A content codec: pure functions over dicts; the turn layer does the I/O.
+
+    `stream_kinds`: the codec `kind`s whose ai-outputs stream (JS `stream` descriptors); every
+    other kind is discrete (JS `event` descriptors).
+    """
+
+    stream_kinds: Container[str]
+
+    def encode_output(self, event: Event, open_streams: set[str], message_id: str | None) -> WireOp:
+        """The wire operation for one output event. `open_streams`: the stream ids this
+        writer opened; `message_id`: the assistant message id, for events that carry one."""
+        ...
+
+    def encode_input(self, event: Event) -> tuple[bool, list[InputPart]]:
+        """How one client input goes on the `ai-input` wire: (one atomic batch?, parts).
+        Inputs are {kind, ...}: user-message {message}, regenerate, and the tool inputs
+        tool-result, tool-result-error, tool-approval-response {payload}."""
+        ...
+
+    def decode_discrete(self, kind: str, codec: dict[str, str], data: Any) -> list[Event]:
+        """The events of one discrete ai-output."""
+        ...
+
+    def stream_start(self, kind: str, codec: dict[str, str]) -> list[Event]:
+        """The events opening a stream, from its opening codec headers."""
+        ...
+
+    def stream_delta(
+        self, kind: str, codec: dict[str, str], stream_id: str, delta: str
+    ) -> list[Event]: ...
+
+    def stream_end(
+        self, kind: str, codec: dict[str, str], closing: dict[str, str], stream_id: str, text: str
+    ) -> list[Event]:
+        """The events closing a complete stream (`closing`: its closing codec headers, `text`:
+        all it streamed). A cancelled stream closes without events."""
+        ...
+
+    def fold(self, events: list[Event], message_id: str) -> DomainMessage:
+        """The assistant message a sequence of output events builds."""
+        ...
+
+    def decode_input_part(self, data: Any, codec: dict[str, str]) -> dict[str, Any]:
+        """One part of a user message from one of its `ai-input` messages."""
+        ...
+
+    def apply_input(
+        self, message: DomainMessage, codec: dict[str, str], kind: str, data: Any
+    ) -> None:
+        """Fold a client's tool input (approval response, tool result) into the assistant
+        message holding the tool call."""
+        ...
+
+    def tool_outputs(self, events: list[Event]) -> list[tuple[str, str, Any]]:
+        """The tool results among output events, as (tool call id, input kind, input data):
+        an agent's answer to a call made in an earlier message of its run."""
+        ...
+
+    def holds_tool_call(self, message: DomainMessage, tool_call_id: str) -> bool: ...
+
+    def fork_seed(self, data: Any) -> dict[str, Any] | None:
+        """The validated `forkSeed` of a tool-result envelope ({messages: [{codecMessageId,
+        message}]}), or None."""
+        ...
+
+
+@dataclass(slots=True)
+class Stream:
+    """A streamed ai-output as a reader has seen it so far."""
+
+    kind: str
+    stream_id: str
+    codec: dict[str, str]
+    text: str = ""
+    version: str = ""
+    status: str = "streaming"
+    closing: dict[str, str] = field(default_factory=dict)
+
+
+def stream_events(codec: Codec, stream: Stream) -> list[Event]:
+    """The events a stream seen so far amounts to (its start, all its text as one delta, its
+    end once complete): how a message is rebuilt from any mix of live appends and history."""
+    events = codec.stream_start(stream.kind, stream.codec)
+    if stream.text:
+        events += codec.stream_delta(stream.kind, stream.codec, stream.stream_id, stream.text)
+    if stream.status == "complete":
+        events += codec.stream_end(
+            stream.kind, stream.codec, stream.closing, stream.stream_id, stream.text
+        )
+    return events
+
+
+class OutputDecoder:
+    """Turns ai-output messages into a codec's output events, keeping each streamed message's
+    text (the JS decoder core, with the codec's build hooks).
+
+    A stream is keyed by its message serial. An append whose version serial does not grow past
+    what was seen is dropped (a replay or history overlap), an update carries the whole text
+    (the first sighting of a stream, or history) and yields only what is new.
+    """
+
+    def __init__(self, codec: Codec) -> None:
+        self.codec = codec
+        self.streams: dict[str, Stream] = {}
+
+    def decode(
+        self,
+        serial: str,
+        version: str,
+        is_append: bool,
+        data: Any,
+        transport: dict[str, str],
+        codec: dict[str, str],
+    ) -> list[Event]:
+        kind = codec.get("kind", "")
+        if transport.get("stream") != "true" or kind not in self.codec.stream_kinds:
+            return self.codec.decode_discrete(kind, codec, data)
+        text = data if isinstance(data, str) else ""
+        status = transport.get("status", "streaming")
+        stream = self.streams.get(serial)
+        events: list[Event] = []
+        if stream is None:
+            sid = transport.get("stream-id") or codec.get("id") or codec.get("toolCallId") or ""
+            stream = Stream(kind, sid, dict(codec), version=version)
+            self.streams[serial] = stream
+            events += self.codec.stream_start(kind, codec)
+            delta = text
+        else:
+            if version and stream.version and version <= stream.version:
+                return []
+            stream.version = version or stream.version
+            if stream.status != "streaming":
+                return []
+            if is_append:
+                delta = text
+            elif text.startswith(stream.text):
+                delta = text[len(stream.text) :]
+            else:
+                # A rewrite (updateMessage recovery): the whole text is new.
+                stream.text, delta = "", text
+        if delta:
+            stream.text += delta
+            events += self.codec.stream_delta(kind, stream.codec, stream.stream_id, delta)
+        if status == "complete":
+            stream.status = status
+            stream.closing = dict(codec)
+            events += self.codec.stream_end(
+                kind, stream.codec, codec, stream.stream_id, stream.text
+            )
+        elif status == "cancelled":
+            # A cancelled stream closes silently, as the SDK's decoder does.
+            stream.status = status
+        return events
