@@ -233,6 +233,8 @@ class AgentRun:
         # the input's own parent.
         kind = self.input_codec.get("kind")
         self.parent = headers.get("parent") if kind == "regenerate" else self.input_codec_message_id
+        # The assistant message the current pipe writes: each pipe writes a new one, as the JS
+        # run does (an agent loop's second pass follows the first in the run's thread).
         self.message_id = str(uuid.uuid4())
         self.cancelled = asyncio.Event()
         self.cancel_request: dict[str, str] | None = None
@@ -346,12 +348,15 @@ class AgentRun:
     # Streaming
 
     async def pipe(self, chunks: AsyncIterable[dict[str, Any]] | Iterable[dict[str, Any]]) -> str:
-        """Publish a UIMessageChunk stream as one step; returns complete or cancelled.
+        """Publish a UIMessageChunk stream as one step, in a new assistant message of the run;
+        returns complete or cancelled.
 
         Appends are sent without waiting for each ACK (in order on the one connection); every
         ACK is awaited before returning. A live cancel stops reading `chunks`.
         """
         step_id = f"{self.invocation_id}-step-{self._step}"
+        if self._step:
+            self.message_id = str(uuid.uuid4())
         self._step += 1
         step_headers = {
             "run-id": self.run_id,

@@ -4,9 +4,13 @@ Nodes are messages keyed by codec-message-id: user inputs (`ai-input` user-messa
 assistant messages (the `ai-output`s of a run). Each node hangs under its `parent` header;
 nodes sharing a parent are siblings, ordered by channel serial: an edit (a new input with
 `fork-of`) is a sibling of the input it edits, a regenerate (a run with `msg-regenerate`) gives
-the assistant message a sibling. Runs (turns) are tracked by run-id from their lifecycle events;
-outputs of a run whose `ai-run-start` was not seen (a late joiner's first page) synthesise the
-run from their headers. A View is one reader's branch selection over the shared tree.
+the assistant message a sibling. The messages of one run follow each other instead: a run that
+answers in several messages (an agent loop's passes, a steer answered) and the user messages
+steered into it form one thread in serial order, as the JS run node's messages do, with a
+steer no output has answered yet at its end. Runs (turns) are tracked by run-id from their
+lifecycle events; outputs of a run whose `ai-run-start` was not seen (a late joiner's first
+page) synthesise the run from their headers. A View is one reader's branch selection over the
+shared tree.
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ class Node:
     codec: Codec
     role: str
     parent: str | None = None
+    # The parent header (`parent` is where the node hangs: within a run, the message before it).
+    wire_parent: str | None = None
     fork_of: str | None = None
     serial: str | None = None
     client_id: str | None = None
@@ -68,6 +74,10 @@ class Node:
     def text(self) -> str:
         """The text parts of the message, joined."""
         return "".join(p.get("text", "") for p in self.message["parts"] if p.get("type") == "text")
+
+    def __post_init__(self) -> None:
+        if self.wire_parent is None:
+            self.wire_parent = self.parent
 
     def _build(self) -> dict[str, Any]:
         entries = [self._entries[k] for k in sorted(self._entries)]
@@ -213,10 +223,26 @@ class ConversationTree(EventEmitter):
         # A user message sent into a running turn: the agent folds it into the run it is
         # doing, so it is no branch of the conversation, it belongs to the run.
         run, _ = self._run(transport["run-id"], transport)
+        part = self.codec.decode_input_part(message.data, codec)
         steer = run.steers.setdefault(
             cmid, {"id": codec.get("messageId", cmid), "role": "user", "parts": []}
         )
-        steer["parts"].append(self.codec.decode_input_part(message.data, codec))
+        steer["parts"].append(part)
+        node = self.nodes.get(cmid)
+        if node is None:
+            node = Node(
+                cmid,
+                self.codec,
+                "user",
+                serial=message.serial,
+                client_id=message.client_id,
+                run_id=run.run_id,
+            )
+            # Placed by _thread, once the run's place in the tree is known.
+            self.nodes[cmid] = node
+        node._entries[message.serial or ""] = ("part", part, codec.get("messageId", cmid))
+        node._cache = None
+        self._thread(run)
         self.emit("steer", run, cmid)
 
     def _apply_fork(
@@ -264,6 +290,7 @@ class ConversationTree(EventEmitter):
             run.parent = transport.get("parent", run.parent)
             run.fork_of = transport.get("fork-of", run.fork_of)
             run.regenerates = transport.get("msg-regenerate", run.regenerates)
+            self._thread(run)
         if transport.get("input-codec-message-id") and name in (RUN_START, RUN_RESUME):
             run.input_codec_message_id = transport["input-codec-message-id"]
         run.invocation_id = transport.get("invocation-id", run.invocation_id)
@@ -301,7 +328,8 @@ class ConversationTree(EventEmitter):
             self._seen.add(serial)
         run_id = transport.get("run-id", "")
         run, created = self._run(run_id, transport)
-        run.consumed_steers.update(_steer_ids(transport))
+        consumed = set(_steer_ids(transport)) - run.consumed_steers
+        run.consumed_steers.update(consumed)
         if created:
             run.synthesized = True
             self._update_active(run)
@@ -322,8 +350,12 @@ class ConversationTree(EventEmitter):
             )
             self._add(node)
             run.messages.append(cmid)
+            self._thread(run)
         elif serial < (node.serial or _LAST):
             self._reorder(node, serial)
+            self._thread(run)
+        elif consumed:
+            self._thread(run)
         chunks = self._decoder.decode(
             serial,
             message.version_serial or serial,
@@ -402,6 +434,26 @@ class ConversationTree(EventEmitter):
         node.serial = serial
         self._children[node.parent].sort(key=_order)
 
+    def _thread(self, run: Run) -> None:
+        # The run's messages and steers in serial order (an unanswered steer last), each under
+        # the one before; the first hangs where the run's first assistant message says.
+        members = [self.nodes[c] for c in (*run.messages, *run.steers) if c in self.nodes]
+        members.sort(key=lambda n: (_unanswered(run, n), _order(n)))
+        answers = sorted((n for n in members if n.role == "assistant"), key=_order)
+        if not answers and run.parent is None:
+            return
+        parent = answers[0].wire_parent if answers else run.parent
+        for node in members:
+            placed = node in self._children.get(node.parent, ())
+            if node.parent != parent or not placed:
+                if placed:
+                    self._children[node.parent].remove(node)
+                node.parent = parent
+                siblings = self._children.setdefault(parent, [])
+                siblings.append(node)
+                siblings.sort(key=_order)
+            parent = node.codec_message_id
+
     def children(self, parent: str | None) -> list[Node]:
         """The nodes under `parent` (None: the roots), oldest first. The messages of a run a
         client tool-result fork superseded are left out: the fork replaces them."""
@@ -426,6 +478,11 @@ def _steer_ids(transport: dict[str, str]) -> list[str]:
     except ValueError:
         return []
     return [i for i in ids if isinstance(i, str)] if isinstance(ids, list) else []
+
+
+def _unanswered(run: Run, node: Node) -> bool:
+    cmid = node.codec_message_id
+    return cmid in run.steers and cmid not in run.consumed_steers
 
 
 def _order(node: Node) -> str:

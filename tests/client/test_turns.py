@@ -367,19 +367,31 @@ async def test_a_steer_reaches_the_running_turn_and_reports_it_was_consumed(
 
     server = asyncio.create_task(serve())
     turn = await phone.send("Name a colour")
-    await turn.started
+    await wait_until(
+        laptop,
+        lambda: (
+            laptop.view.conversation()[-1:]
+            == [{"role": "assistant", "text": "Thinking about it. "}]
+        ),
+    )
     steer = await laptop.steer(turn.run_id, "Mention red as well")
     assert steer.serial is not None
     steered.set()
     taken = await server
     assert [p["text"] for p in taken[0]["parts"]] == ["Mention red as well"]
     assert await steer.outcome(10) == (True, "complete")
-    # A steer is no branch of the conversation: the views show one question, one turn.
+    # A steer is no branch of the conversation: it is threaded into the turn, between the
+    # answer it interrupted and the answer it got (each pipe writes a new message, as in JS).
     await wait_until(phone, lambda: phone.tree.runs[turn.run_id].status == "complete")
-    assert phone.view.conversation() == [
+    thread = [
         {"role": "user", "text": "Name a colour"},
-        {"role": "assistant", "text": "Thinking about it. Red too."},
+        {"role": "assistant", "text": "Thinking about it. "},
+        {"role": "user", "text": "Mention red as well"},
+        {"role": "assistant", "text": "Red too."},
     ]
+    for device in (phone, laptop):
+        await wait_until(device, lambda d=device: d.view.conversation() == thread)
+    assert [run.run_id for run in phone.view.runs()] == [turn.run_id]
 
 
 async def test_a_client_tool_result_forks_and_supersedes_the_turn_that_asked(

@@ -639,3 +639,90 @@ async def test_a_js_cancel_sent_before_the_python_agent_started_stops_the_run(
     assert result["runs"] == [
         {"runId": result["runId"], "clientId": "alice", "status": "cancelled"}
     ]
+
+
+STEER = "Answer in French, please"
+STEER_ANSWER = ["Le ciel ", "est ", "bleu."]
+
+
+async def test_a_js_steer_reaches_the_python_agents_running_turn(
+    run_node: RunNode, relay: Relay, py_client: list[Realtime]
+) -> None:
+    channel = "ai:py-steer"
+    agent = AgentSession(_realtime(relay, py_client, "py-agent"), channel)
+    await agent.connect()
+    invocations = agent.invocations()
+    steered = asyncio.Event()
+    agent.session.tree.on("steer", lambda _run, _cmid: steered.set())
+
+    async def serve() -> list[dict[str, Any]]:
+        async with await agent.accept(await invocations.get(20)) as run:
+            assert await run.stream_text(TOKENS) == "complete"
+            async with asyncio.timeout(20):
+                await steered.wait()  # the turn stays open until the user steers it
+            steers = run.take_steers()
+            await run.stream_text(STEER_ANSWER, text_id="txt-2")
+            return steers
+
+    served = asyncio.create_task(serve())
+    result = await run_node(
+        "client_py_agent.mjs",
+        args={
+            "channel": channel,
+            "mode": "steer",
+            "question": QUESTION,
+            "answer": "".join(TOKENS),
+            "steer": STEER,
+        },
+    )
+    steers = await served
+    thread = [
+        {"role": "user", "text": QUESTION},
+        {"role": "assistant", "text": "".join(TOKENS)},
+        {"role": "user", "text": STEER},
+        {"role": "assistant", "text": "".join(STEER_ANSWER)},
+    ]
+    await wait_until(agent.session, lambda: agent.session.view.conversation() == thread)
+    await agent.close()
+    assert result["errors"] == []
+    assert steers == [{"id": ANY, "role": "user", "parts": [{"type": "text", "text": STEER}]}]
+    assert result["published"] is True
+    # The JS client learns from the answer's steer-codec-message-ids that the agent took it.
+    assert result["outcome"] == {"consumed": True, "runTerminalReason": "complete"}
+    # Both SDKs thread the steer into the run, between the answers it came between.
+    assert result["conversation"] == thread
+
+
+async def test_a_python_steer_reaches_the_js_agents_running_turn(
+    run_node: RunNode, relay: Relay, py_client: list[Realtime]
+) -> None:
+    (alice,) = await _sessions(relay, py_client, "ai:js-steer", "alice")
+    node = await _js_agent(run_node, alice, [{"tokens": TOKENS, "steerTokens": STEER_ANSWER}])
+    turn = await alice.send(QUESTION)
+    await wait_until(alice, lambda: alice.view.conversation()[-1]["text"] == "".join(TOKENS))
+    steer = await alice.steer(turn.run_id, STEER)
+    assert steer.serial is not None
+    # The JS agent's loop (run.hasInput()) drains the steer and stamps its next answer with it.
+    assert await steer.outcome(20) == (True, "complete")
+    assert await turn.done(20) == "complete"
+    result = await node
+    assert result["errors"] == []
+    assert result["outcomes"] == [
+        {
+            "index": 0,
+            "kind": "user-message",
+            "runId": turn.run_id,
+            "reason": "complete",
+            "invocationId": ANY,
+            "historyPages": 0,
+            "passes": 2,
+        }
+    ]
+    run = alice.tree.runs[turn.run_id]
+    assert [p["text"] for p in run.steers[steer.codec_message_id]["parts"]] == [STEER]
+    assert alice.view.conversation() == [
+        {"role": "user", "text": QUESTION},
+        {"role": "assistant", "text": "".join(TOKENS)},
+        {"role": "user", "text": STEER},
+        {"role": "assistant", "text": "".join(STEER_ANSWER)},
+    ]

@@ -93,9 +93,17 @@ export function tokenStream(tokens, { delayMs = 5, onToken, signal, textId = 'tx
 /**
  * Serve one invocation the way an agent route does: create the run from the invocation
  * (the pointer a client's run hands out), start it, pipe `source(run)` and end it with the
- * pipe's outcome (or suspend when `suspend` is set). Resolves with what happened.
+ * pipe's outcome (or suspend when `suspend` is set). With `steerSource` the run then waits for
+ * a steer (the onSteer hook) and answers it as the SDK's agent loop does: another pass of
+ * `steerSource(run)` while `run.hasInput()`. Resolves with what happened.
  */
-export async function serve(agent, invocation, { source, suspend = false, hooks = {}, coldStart = false } = {}) {
+export async function serve(agent, invocation, { source, suspend = false, hooks = {}, coldStart = false, steerSource } = {}) {
+  let steered = Promise.resolve();
+  if (steerSource) {
+    steered = new Promise((resolve) => {
+      hooks = { ...hooks, onSteer: () => resolve() };
+    });
+  }
   const run = agent.session.createRun(Invocation.fromJSON(invocation), {}, hooks);
   trace('agent: run created for input event', invocation.inputEventId);
   let pages = 0;
@@ -110,17 +118,26 @@ export async function serve(agent, invocation, { source, suspend = false, hooks 
   }
   await withTimeout(run.start(), 'agent run.start()');
   trace('agent: run started', run.runId);
-  const piped = await run.pipe(source(run));
+  let piped = await run.pipe(source(run));
+  let passes = 1;
+  if (steerSource && piped.reason === 'complete') {
+    await withTimeout(steered, 'a steer into the run');
+    while (run.hasInput() && piped.reason === 'complete') {
+      trace('agent: answering a steer');
+      piped = await run.pipe(steerSource(run));
+      passes += 1;
+    }
+  }
   // A source that honours the abort signal may close before pipe() notices the signal (a race in
   // the SDK's pipeStream); the run was cancelled all the same.
   const result = run.abortSignal.aborted ? { ...piped, reason: 'cancelled' } : piped;
   trace('agent: pipe returned', result.reason);
   if (suspend && result.reason === 'complete') {
     await run.suspend();
-    return { runId: run.runId, reason: 'suspend', invocationId: run.invocationId, historyPages: pages };
+    return { runId: run.runId, reason: 'suspend', invocationId: run.invocationId, historyPages: pages, passes };
   }
   await run.end(result.reason === 'error' ? { reason: 'error' } : { reason: result.reason });
-  return { runId: run.runId, reason: result.reason, invocationId: run.invocationId, historyPages: pages };
+  return { runId: run.runId, reason: result.reason, invocationId: run.invocationId, historyPages: pages, passes };
 }
 
 /** Split `text` into tokens of 1..3 words (keeping the spaces), deterministic. */

@@ -2,7 +2,8 @@
 // sessions publish. The agent watches the channel for `ai-input` messages (as an agent route
 // would receive their invocation {inputEventId, sessionName}) and serves the i-th invocation
 // with `args.answers[i]`: {tokens, delayMs} streams one text part, {chunks, delayMs} pipes the
-// given UIMessageChunks; `suspend: true` suspends the run afterwards instead of ending it.
+// given UIMessageChunks; `suspend: true` suspends the run afterwards instead of ending it;
+// `steerTokens` keeps the run open for a steer and answers it with a second text part.
 // A steer (a user message carrying a run-id) is no invocation. Runs are served concurrently and
 // honour cancels (the pipe stops when the run's abort signal fires). Stops after one run per
 // answer; reports each run's outcome. It enters presence as `agent-watch` once it listens,
@@ -42,7 +43,11 @@ run(async () => {
       return args.reportStatus ? reportStreaming(stream) : stream;
     };
     if (args.reportStatus) agent.session.presence.update({ status: 'thinking' });
-    serve(agent, invocation, { source, suspend: Boolean(answer.suspend) }).then(async (outcome) => {
+    // {steerTokens}: after the first answer the run waits for a steer and streams these.
+    const steerSource = answer.steerTokens
+      ? (r) => tokenStream(answer.steerTokens, { delayMs: 2, signal: r.abortSignal, textId: 'txt-steer' })
+      : undefined;
+    serve(agent, invocation, { source, suspend: Boolean(answer.suspend), steerSource }).then(async (outcome) => {
       if (args.reportStatus) await agent.session.presence.update({ status: 'idle' });
       outcomes.push({ index, kind, ...outcome });
       if (outcomes.length >= args.answers.length) done();

@@ -8,6 +8,8 @@
 //   branches  alice sends, regenerates the answer, edits the question; then selects branches;
 //   cancel    alice and bob send concurrently; alice cancels her run, bob's ends complete;
 //   early     alice sends and cancels at once, before the agent took the input up;
+//   steer     alice sends; once the answer reads `args.answer` she steers `args.steer` into the
+//             running turn (run.steer) and waits for its outcome and the run's end;
 //   late      alice sends; once she sees text, bob joins (entering presence as `joined`, the cue
 //             for the test to drop his socket) and follows the run to its end.
 // Reports what the JS side sees: conversations, runs, messages with their parts, live deltas.
@@ -21,6 +23,7 @@ import {
   recordDeltas,
   runStatus,
   runsOf,
+  textOf,
   until,
   userMessage,
 } from '../lib/ai.mjs';
@@ -184,6 +187,23 @@ const scenarios = {
     await withTimeout(handle.started, 'the Python agent to start the cancelled run');
     await runStatus(alice.session, handle.runId, ENDED);
     return { runId: handle.runId, runs: runsOf(alice.session.view), errors: alice.errors };
+  },
+
+  async steer() {
+    const alice = await clientSession(args.channel, { clientId: 'alice' });
+    const handle = await ask(alice.session, args.question);
+    await until(alice.session, () => lastOf(alice.session.view, 'assistant') && textOf(lastOf(alice.session.view, 'assistant').message) === args.answer, 'the first answer');
+    const steer = handle.steer(codec.createUserMessage(userMessage(args.steer)));
+    const published = await withTimeout(steer.published, 'the steer publish');
+    const outcome = await withTimeout(steer.outcome, 'the steer outcome');
+    await runStatus(alice.session, handle.runId, ENDED);
+    return {
+      runId: handle.runId,
+      published: typeof published.serial === 'string',
+      outcome,
+      conversation: conversation(alice.session.view),
+      errors: alice.errors,
+    };
   },
 
   async late() {
