@@ -84,12 +84,13 @@ ConnectRaw = Callable[..., Awaitable[RawClient]]
 async def connect_raw(
     port: int, key: str, format: str = "json", **params: str
 ) -> tuple[RawClient, dict[str, Any]]:
-    """Open a raw connection; return it with the first protocol message (CONNECTED or ERROR)."""
+    """Open a raw connection; return it with the first protocol message (CONNECTED, or the
+    ERROR or DISCONNECTED that refuses it)."""
     query = {"key": key, "format": format, "v": "6", "heartbeats": "true", **params}
     url = f"ws://127.0.0.1:{port}/?" + "&".join(f"{k}={v}" for k, v in query.items())
     ws = await websockets.connect(url, max_size=None, open_timeout=5)
     client = RawClient(ws, format)
-    first = await client.recv_action(4, 9)
+    first = await client.recv_action(4, 6, 9)
     return client, first
 
 

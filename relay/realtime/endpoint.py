@@ -130,9 +130,7 @@ class RealtimeEndpoint:
             log.info(
                 "connection refused: %s (%d)", error.message, error.code, extra={"code": error.code}
             )
-            frame = {"action": Action.ERROR, "error": error.to_dict()}
-            FrameWriter(ws, transport).write(ws_frame(encode_frame(frame, fmt)))
-            await ws.close()
+            await _last_word(ws, transport, {"action": Action.ERROR, "error": error.to_dict()}, fmt)
             return ws
         self.open_sockets += 1
         if self.on_socket is not None:
@@ -168,6 +166,14 @@ class RealtimeEndpoint:
                 self._record(store.forget_connections(self.node_id, [cid]))
             elif connection.ws is ws:
                 self._record(store.drop_connections(self.node_id, [cid], now_ms()))
+        except Exception:
+            # Past the upgrade nothing may reach aiohttp, whose error path would write an HTTP
+            # 500 into the WebSocket: the relay's own failure is a DISCONNECTED, and the SDK
+            # reconnects.
+            log.exception("serving a connection failed", extra={"app_id": identity.app_id})
+            error = AblyError(50002, 500, "Internal connection error")
+            frame = {"action": Action.DISCONNECTED, "error": error.to_dict()}
+            await _last_word(ws, transport, frame, fmt)
         finally:
             self.open_sockets -= 1
             if self.on_socket is not None:
@@ -339,6 +345,14 @@ async def _logged(write: Awaitable[None]) -> None:
         await write
     except Exception:
         log.exception("recording connection state in the store failed")
+
+
+async def _last_word(
+    ws: web.WebSocketResponse, transport: asyncio.Transport, frame: dict[str, Any], fmt: Format
+) -> None:
+    """Send `frame` on a socket that serves no connection, then close it."""
+    FrameWriter(ws, transport).write(ws_frame(encode_frame(frame, fmt)))
+    await ws.close()
 
 
 class _Socket(web.WebSocketResponse):

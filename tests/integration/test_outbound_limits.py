@@ -24,8 +24,6 @@ from channel_relay.server import Relay
 ACK, NACK, DISCONNECTED, ERROR, ATTACHED, MESSAGE = 1, 2, 6, 9, 11, 15
 TEXT, CLOSE = 0x1, 0x8
 
-pytestmark = pytest.mark.usefixtures("no_tracebacks")
-
 
 @pytest.fixture
 async def tight_relay(tmp_path: Path) -> AsyncIterator[Relay]:
@@ -50,6 +48,7 @@ async def _publish_until_acked(publisher: RawClient, channel: str, count: int, s
         assert (reply["action"], reply["msgSerial"]) == (ACK, serial), reply
 
 
+@pytest.mark.usefixtures("no_tracebacks")
 async def test_a_frame_over_twice_max_frame_size_fails_with_40009_not_a_bare_close(
     relay: Relay, raw: ConnectRaw, fmt: str
 ) -> None:
@@ -64,6 +63,7 @@ async def test_a_frame_over_twice_max_frame_size_fails_with_40009_not_a_bare_clo
     assert (await bystander.attach("after"))["action"] == ATTACHED
 
 
+@pytest.mark.usefixtures("no_tracebacks")
 async def test_a_slow_consumer_gets_disconnected_42915_as_its_last_frame(
     tight_relay: Relay,
 ) -> None:
@@ -86,6 +86,7 @@ async def test_a_slow_consumer_gets_disconnected_42915_as_its_last_frame(
     assert 0 < len(delivered) < 300, "it was disconnected part way, having received a prefix"
 
 
+@pytest.mark.usefixtures("no_tracebacks")
 async def test_twenty_stalled_subscribers_stay_under_the_relay_wide_budget(
     tight_relay: Relay,
 ) -> None:
@@ -114,6 +115,7 @@ async def test_twenty_stalled_subscribers_stay_under_the_relay_wide_budget(
         socket.close()
 
 
+@pytest.mark.usefixtures("no_tracebacks")
 async def test_a_history_page_of_big_messages_is_bounded_in_bytes_and_links_the_rest(
     relay: Relay,
 ) -> None:
@@ -140,3 +142,24 @@ async def test_a_history_page_of_big_messages_is_bounded_in_bytes_and_links_the_
             next_url = str(resp.url.join(link["url"])) if link else None
     assert names == [f"{index:04}" for index in range(count)], "every message once, in order"
     assert pages >= 2
+
+
+async def test_a_relay_failure_while_connecting_is_disconnected_50002_not_an_http_500(
+    relay: Relay, raw: ConnectRaw, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    bystander = await raw("json")
+
+    async def broken(*args: object) -> None:
+        raise RuntimeError("store unavailable")
+
+    monkeypatch.setattr(relay.realtime, "_resume_or_new", broken)
+    client, first = await connect_raw(relay.port, relay.default_key, "msgpack")
+    assert first["action"] == DISCONNECTED, first
+    assert (first["error"]["code"], first["error"]["statusCode"]) == (50002, 500)
+    with pytest.raises(websockets.ConnectionClosed):
+        await client.recv()
+    assert [r.getMessage() for r in caplog.records if r.exc_info] == [
+        "serving a connection failed"
+    ], "logged once, by the relay, not by aiohttp"
+    monkeypatch.undo()
+    assert (await bystander.attach("after"))["action"] == ATTACHED
