@@ -394,6 +394,49 @@ async def test_a_steer_reaches_the_running_turn_and_reports_it_was_consumed(
     assert [run.run_id for run in phone.view.runs()] == [turn.run_id]
 
 
+async def test_a_steer_no_answer_took_yet_stays_at_the_end_of_the_turn(
+    world: dict[str, Any],
+) -> None:
+    phone, laptop, agent = world["phone"], world["laptop"], world["agent"]
+    agent.stop()
+    session: AgentSession = agent.session
+    steered = asyncio.Event()
+    session.session.tree.on("steer", lambda _run, _cmid: steered.set())
+    first_done = asyncio.Event()
+    answer = asyncio.Event()
+
+    async def serve() -> None:
+        invocations = session.invocations()
+        async with await session.accept(await invocations.get(10)) as run:
+            await steered.wait()  # the steer is on the channel before any output
+            await run.stream_text(["Blue."])  # an answer that did not take the steer
+            first_done.set()
+            await answer.wait()
+            run.take_steers()
+            await run.stream_text(["And red."])
+
+    server = asyncio.create_task(serve())
+    turn = await phone.send("Name a colour")
+    await turn.started
+    await laptop.steer(turn.run_id, "Mention red as well")
+    await first_done.wait()
+    # As the JS view orders a run's messages: an unanswered steer moves to the end, so the
+    # agent's next prompt ends on the user's words.
+    question = {"role": "user", "text": "Name a colour"}
+    steer = {"role": "user", "text": "Mention red as well"}
+    blue = {"role": "assistant", "text": "Blue."}
+    for device in (phone, laptop):
+        await wait_until(device, lambda d=device: d.view.conversation() == [question, blue, steer])
+    answer.set()
+    await server
+    # Answered, it takes its place in serial order: it was sent before the first answer.
+    red = {"role": "assistant", "text": "And red."}
+    for device in (phone, laptop):
+        await wait_until(
+            device, lambda d=device: d.view.conversation() == [question, steer, blue, red]
+        )
+
+
 async def test_a_client_tool_result_forks_and_supersedes_the_turn_that_asked(
     world: dict[str, Any],
 ) -> None:
