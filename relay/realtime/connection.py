@@ -361,7 +361,7 @@ class Connection:
         if len(self._attaching) >= _MAX_ATTACHING:
             await asyncio.wait(list(self._attaching.values()), return_when=asyncio.FIRST_COMPLETED)
         previous = self._attaching.get(name)
-        task = asyncio.create_task(self._attach_after(previous, message))
+        task = asyncio.create_task(self._attach_after(previous, message, self.writer))
         self._attaching[name] = task
 
         def done(finished: asyncio.Task[None]) -> None:
@@ -371,11 +371,16 @@ class Connection:
         task.add_done_callback(done)
 
     async def _attach_after(
-        self, previous: asyncio.Task[None] | None, message: dict[str, Any]
+        self,
+        previous: asyncio.Task[None] | None,
+        message: dict[str, Any],
+        writer: FrameWriter | None,
     ) -> None:
         if previous is not None:
             await asyncio.wait([previous])
-        await self._act(message)
+        if self.writer is writer:
+            # Otherwise the socket it came on is gone: the SDK attaches again on the new one.
+            await self._act(message)
 
     async def _act(self, message: dict[str, Any]) -> bool:
         """Handle one decoded frame under the failure rule; False once the connection ended."""

@@ -381,3 +381,27 @@ async def test_remain_present_for_sets_how_long_a_dropped_connections_members_st
     await member.ws.close()  # the socket goes; no CLOSE was sent
     left = await observer.recv_action(14)
     assert [(p["action"], p["clientId"]) for p in left["presence"]] == [(3, "brief")]
+
+
+async def test_pipelined_attaches_are_all_answered_and_later_frames_wait_for_them(
+    raw: ConnectRaw, fmt: str
+) -> None:
+    """Attaches are acted on side by side (bulk attaches overlap their store lookups), yet a
+    channel's own frames stay in order and any other frame is answered after every ATTACH
+    sent before it."""
+    client = await raw(fmt)
+    names = [f"bulk-{index}" for index in range(300)]
+    for name in names:
+        await client.send({"action": ATTACH, "channel": name})
+    await client.send({"action": 12, "channel": names[0]})
+    await client.send({"action": ATTACH, "channel": names[0]})
+    await client.send({"action": HEARTBEAT, "id": "after-attaches"})
+    replies: list[tuple[int, str]] = []
+    async with asyncio.timeout(30):
+        while True:
+            reply = await client.recv()
+            if reply["action"] == HEARTBEAT and reply.get("id") == "after-attaches":
+                break
+            replies.append((reply["action"], reply.get("channel", "")))
+    assert sorted(c for a, c in replies if a == ATTACHED and c != names[0]) == sorted(names[1:])
+    assert [a for a, c in replies if c == names[0]] == [ATTACHED, 13, ATTACHED]
