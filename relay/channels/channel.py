@@ -45,7 +45,8 @@ PublishDone = Callable[[list[str | None] | None, AblyError | None], None]
 """Called once a publish is durable, with its serials (one per message, None for an ephemeral
 one), or with the error."""
 
-# Aggregates of recently changed messages, as their commits returned them (GET message reads).
+# Aggregates of recently changed messages, as commits left them: what a change another node
+# committed is applied to, to deliver its aggregate without reading the store.
 _RECENT_AGGREGATES = 1_000
 
 
@@ -308,19 +309,9 @@ class Channel:
         self.submit(Mutate(self.log.channel_id, self.log.epoch, parsed[1], apply, committed))
 
     async def message(self, seq: int) -> dict[str, Any] | None:
-        """The latest aggregate of the message first published at `seq`."""
-        cached = self._aggregates.get(seq)
-        if cached is not None:
-            self._aggregates.move_to_end(seq)
-            return cached
-        message = await self.store.message(self.log.channel_id, seq)
-        # A change committed while we were reading is newer than what we read.
-        cached = self._aggregates.get(seq)
-        if cached is not None:
-            return cached
-        if message is not None:
-            self._keep_aggregate(seq, message)
-        return message
+        """The latest aggregate of the message first published at `seq`, read from the store:
+        another node may have changed it a moment ago, before this one heard of it."""
+        return await self.store.message(self.log.channel_id, seq)
 
     def trimmed(self, upto_seq: int) -> None:
         """Retention removed every event up to `upto_seq`: resumes from before it are refused
