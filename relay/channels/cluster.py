@@ -16,10 +16,12 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Awaitable, Coroutine
 from typing import Any
 
 import asyncpg
 
+from channel_relay.channels.channel import Channel
 from channel_relay.channels.registry import ChannelRegistry
 from channel_relay.store.pg_schema import NOTIFY_CHANNEL
 from channel_relay.store.postgres import PostgresStore
@@ -36,7 +38,8 @@ class ClusterFeed:
         self.store = store
         self.channels = channels
         self._task: asyncio.Task[None] | None = None
-        self._adopting: set[asyncio.Task[None]] = set()
+        # Adoptions and presence catch-ups under way.
+        self._tasks: set[asyncio.Task[None]] = set()
         self._lost: asyncio.Event = asyncio.Event()
         # Set once the first LISTEN is in place (start() waits for it).
         self._listening = asyncio.Event()
@@ -90,11 +93,34 @@ class ClusterFeed:
             unstored = self.channels.loaded(app_id, name)
             if unstored is not None and not unstored.stored:
                 # Attached to here before any node wrote to it, and first written elsewhere.
-                task = asyncio.get_running_loop().create_task(self.channels.adopt(unstored))
-                self._adopting.add(task)
-                task.add_done_callback(self._adopting.discard)
+                self._spawn(self.channels.adopt(unstored))
+        # Presence changes: the channel reads them from the log (channel_relay.channels.presence).
+        for channel_id, last, app_id, name in note.get("presence", ()):
+            loaded = self.channels.loaded_by_id(channel_id)
+            if loaded is not None:
+                self._spawn(loaded.presence.catch_up(last))
+                continue
+            unstored = self.channels.loaded(app_id, name)
+            if unstored is not None and not unstored.stored:
+                self._spawn(self._adopt_presence(unstored, last))
+
+    async def _adopt_presence(self, channel: Channel, last: int) -> None:
+        await self.channels.adopt(channel)
+        await channel.presence.catch_up(last)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(_logged(work))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _resync(self) -> None:
         """After a reconnect: whatever was committed while nobody listened, from the log."""
         for channel in self.channels.stored_channels():
             channel.sequencer.learned(await self.store.last_seq(channel.log.channel_id))
+
+
+async def _logged(work: Awaitable[None]) -> None:
+    try:
+        await work
+    except Exception:
+        log.exception("cluster feed: applying another node's commit failed")

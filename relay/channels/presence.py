@@ -3,6 +3,7 @@ change it, stored as presence history and delivered to presence subscribers afte
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from channel_relay.channels.outgoing import Outgoing, Subscriber
 from channel_relay.protocol.actions import Action, PresenceAction
 from channel_relay.protocol.errors import AblyError
-from channel_relay.store.base import PresenceEvents
+from channel_relay.store.base import HistoryQuery, PresenceEvents
 from channel_relay.store.errors import store_error
 
 if TYPE_CHECKING:
@@ -21,6 +22,11 @@ if TYPE_CHECKING:
 __all__ = ["Presence", "PresenceDone", "member_key"]
 
 log = logging.getLogger(__name__)
+
+# Presence events read per query while catching up with other nodes.
+_CATCH_UP_PAGE = 500
+# How many ids of its own committed events a channel's presence remembers.
+_COMMITTED_HERE = 1_000
 
 PresenceDone = Callable[[list[str | None] | None, AblyError | None], None]
 _COMPARED = ("data", "encoding", "extras")
@@ -41,6 +47,12 @@ class Presence:
         self.subscribers: dict[Subscriber, None] = {}
         # Members loaded from the store that another node serves (see `restore`).
         self._foreign: set[str] = set()
+        # The presence seq up to which other nodes' events are applied here (`catch_up`).
+        self.seen_seq = 0
+        self._catching_up = asyncio.Lock()
+        # Ids of the events this node committed lately: catching up skips them (applied here
+        # already; applying an old one again could resurrect a member that left since).
+        self._committed_here: dict[str, None] = {}
 
     def subscribe(self, subscriber: Subscriber) -> None:
         self.subscribers[subscriber] = None
@@ -58,6 +70,40 @@ class Presence:
             self._projected[key] = member
             if owner != node_id:
                 self._foreign.add(key)
+
+    async def catch_up(self, last_seq: int) -> None:
+        """Apply and deliver the presence events other nodes committed on this channel, up to
+        presence seq `last_seq` (their commit's notification named it). Events of this node
+        are among them: they were applied when they committed, and are skipped."""
+        async with self._catching_up:
+            while self.seen_seq < last_seq:
+                rows = await self.channel.store.presence_history(
+                    HistoryQuery(
+                        channel_id=self.channel.log.channel_id,
+                        limit=_CATCH_UP_PAGE,
+                        forwards=True,
+                        min_seq=self.seen_seq + 1,
+                        max_seq=last_seq,
+                    )
+                )
+                if not rows:
+                    return
+                self.seen_seq = rows[-1].seq
+                changed = []
+                for row in rows:
+                    event = row.message
+                    if event.get("id") in self._committed_here:
+                        continue
+                    _apply(self._projected, event)
+                    if _apply(self.members, event):
+                        changed.append(event)
+                        key = member_key(event)
+                        if event["action"] == PresenceAction.LEAVE:
+                            self._foreign.discard(key)
+                        else:
+                            self._foreign.add(key)
+                if changed:
+                    self._fan_out(changed, None)
 
     def leave_members(self, members: list[dict[str, Any]]) -> None:
         """Members whose node died: announced as leaving, by this node."""
@@ -142,6 +188,10 @@ class Presence:
                 self._projected = dict(self.members)
                 done(None, store_error("Presence", error))
                 return
+            for event in events:
+                self._committed_here[event["id"]] = None
+            while len(self._committed_here) > _COMMITTED_HERE:
+                del self._committed_here[next(iter(self._committed_here))]
             changed = [event for event in events if _apply(self.members, event)]
             if changed:
                 self._fan_out(changed, publisher)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from channel_relay.channels.channel import Channel
 from channel_relay.channels.rules import ChannelRules
 from channel_relay.protocol.serials import NO_LOG_EPOCH
-from channel_relay.store.base import UNSTORED, ChannelLog, Store
+from channel_relay.store.base import UNSTORED, ChannelLog, HistoryQuery, Store
 
 if TYPE_CHECKING:
     from channel_relay.channels.annotations import Annotations
@@ -162,12 +162,16 @@ class ChannelRegistry:
         log_ = await self.store.find_channel(*key)
         if log_ is None:
             return None
+        # The latest presence seq first: an event committed before the members are read is
+        # among them, and applying it again when catching up changes nothing.
+        latest = await self.store.presence_history(HistoryQuery(log_.channel_id, limit=1))
         members = await self.store.presence_members(log_.channel_id)
         loaded = self._channels.get(key)
         if loaded is not None:
             return loaded
         channel = self._admit(key, log_)
         channel.presence.restore(members, self.node_id)
+        channel.presence.seen_seq = latest[0].seq if latest else 0
         return channel
 
     def _unstored(self, key: _Key) -> Channel:

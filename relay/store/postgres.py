@@ -595,6 +595,8 @@ class _Writes:
         self.first_seqs: dict[int, int] = {}
         self.names: dict[int, tuple[str, str]] = {}
         self.presence_seqs: dict[int, int] = {}
+        # Channels this transaction added presence events to (their notification names them).
+        self.presence_written: set[int] = set()
         self.ids: dict[tuple[int, str], int] = {}
         self.messages: dict[tuple[int, int], tuple[int, bytes]] = {}
         self.idempotency: list[tuple[int, str, int]] = []
@@ -721,6 +723,7 @@ class _Writes:
             leaves = event["action"] == PresenceAction.LEAVE
             self.members[(cid, member)] = None if leaves else event
         self.presence_seqs[cid] = last
+        self.presence_written.add(cid)
 
     async def finish(self) -> None:
         conn = self.conn
@@ -827,6 +830,15 @@ class _Writes:
             size += entry_size
         if chunk:
             payloads.append(json.dumps({"node": self.node_id, "ranges": chunk}))
+        # Presence: per channel, the last presence seq; other nodes read up to it.
+        presence = [
+            [cid, self.presence_seqs[cid], *self.names[cid]]
+            for cid in sorted(self.presence_written)
+        ]
+        step = max(1, _NOTIFY_BYTES // 300)
+        for start in range(0, len(presence), step):
+            entries = presence[start : start + step]
+            payloads.append(json.dumps({"node": self.node_id, "presence": entries}))
         return payloads
 
 

@@ -153,3 +153,29 @@ async def test_a_connection_resumes_through_another_node_and_its_resent_publish_
             await resumed.close()
         status, history = await _call(b, "GET", "/channels/moving/messages", _basic())
         assert (status, [m["serial"] for m in history]) == (200, [serial])
+
+
+async def test_presence_changes_on_one_node_reach_subscribers_on_another_live(
+    tmp_path: Path, engine: str | None
+) -> None:
+    async with _nodes(tmp_path, engine) as (a, b):
+        # The channel is loaded on both nodes before anyone enters.
+        observer, _ = await connect_raw(b.port, APP_KEY, "json", clientId="observer")
+        await observer.send({"action": ATTACH, "channel": "live"})
+        await observer.recv_action(ATTACHED)
+        alice, _ = await connect_raw(a.port, APP_KEY, "json", clientId="alice")
+        await alice.attach("live")
+        for serial, action in enumerate((ENTER, LEAVE)):
+            await alice.send(
+                {
+                    "action": PRESENCE,
+                    "channel": "live",
+                    "msgSerial": serial,
+                    "presence": [{"action": action, "data": "here"}],
+                }
+            )
+            await alice.recv_action(ACK)
+            heard = await observer.recv_action(PRESENCE, within=20)
+            assert [(m["clientId"], m["action"]) for m in heard["presence"]] == [("alice", action)]
+        await alice.close()
+        await observer.close()
