@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from channel_relay.channels.channel import Channel
@@ -60,8 +60,8 @@ class ChannelRegistry:
         self._channels: dict[_Key, Channel] = {}
         # Loaded channels by the id of their log (entries of unloaded ones are dropped on use).
         self._by_id: dict[int, Channel] = {}
-        self._loading: dict[_Key, asyncio.Future[Channel | None]] = {}
-        self._storing: dict[_Key, asyncio.Future[None]] = {}
+        self._loading: dict[_Key, asyncio.Task[Channel | None]] = {}
+        self._storing: dict[_Key, asyncio.Task[None]] = {}
         self._generation = 1
         self._last_sweep = 0.0
         self._sweeper: asyncio.Task[None] | None = None
@@ -232,20 +232,16 @@ class ChannelRegistry:
 
 
 async def _once(
-    pending: dict[_Key, asyncio.Future[_T]], key: _Key, work: Callable[[], Awaitable[_T]]
+    pending: dict[_Key, asyncio.Task[_T]], key: _Key, work: Callable[[], Coroutine[Any, Any, _T]]
 ) -> _T:
-    """`work()` for `key`, done once however many ask while it runs: they all get its result."""
-    future = pending.get(key)
-    if future is None:
-        future = asyncio.get_running_loop().create_future()
-        pending[key] = future
-        try:
-            future.set_result(await work())
-        except BaseException as exc:
-            future.set_exception(exc)
-            # Nobody else may be waiting; retrieve it so asyncio does not warn.
-            future.exception()
-            raise
-        finally:
-            del pending[key]
-    return await asyncio.shield(future)
+    """`work()` for `key`, done once however many ask while it runs: they all get its result.
+
+    The work runs in its own task, so a caller cancelled while waiting (its socket dropped
+    during an ATTACH) neither stops it nor hands its cancellation to the other callers: that
+    silently ended their ATTACHes without a reply."""
+    task = pending.get(key)
+    if task is None:
+        task = asyncio.get_running_loop().create_task(work())
+        pending[key] = task
+        task.add_done_callback(lambda _: pending.pop(key))
+    return await asyncio.shield(task)

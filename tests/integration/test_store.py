@@ -241,6 +241,21 @@ async def test_the_registry_loads_a_channel_once_for_concurrent_users(store: Sto
     assert len(registry) == 1
 
 
+async def test_a_channel_load_outlives_the_user_that_started_it(store: Store) -> None:
+    # A subscriber whose socket drops while its ATTACH loads the channel is cancelled; another
+    # connection attaching the same channel meanwhile must still get it (and its ATTACHED).
+    await store.channel("app", "dropped-while-loading")
+    registry = ChannelRegistry(store, lambda _app, _name: ChannelRules())
+    first = asyncio.create_task(registry.attach("app", "dropped-while-loading"))
+    second = asyncio.create_task(registry.attach("app", "dropped-while-loading"))
+    await asyncio.sleep(0)
+    assert not first.done() and not second.done()
+    first.cancel()
+    channel = await second
+    assert channel.stored
+    assert await registry.attach("app", "dropped-while-loading") is channel
+
+
 async def test_channels_are_scoped_per_app(store: Store) -> None:
     one = await store.channel("app1", "same-name")
     two = await store.channel("app2", "same-name")
