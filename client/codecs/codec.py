@@ -11,15 +11,26 @@ codec headers (`extras.ai.codec`) are strings, `kind` first.
 
 `channel_relay.client.codecs.vercel.CODEC` is the Vercel AI SDK UIMessage codec, the default of
 `Session`, `AgentSession` and `Encoder`; pass another `Codec` to speak another content model.
+A `WireCodec` is the wire half alone (encoding, and decoding to events), enough for `Encoder`
+and `OutputDecoder`: `channel_relay.client.codecs.openai.CODEC` is one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Container
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-__all__ = ["Codec", "InputPart", "OutputDecoder", "Stream", "WireOp", "stream_events"]
+__all__ = [
+    "Codec",
+    "InputPart",
+    "MessageDecoder",
+    "OutputDecoder",
+    "Stream",
+    "WireCodec",
+    "WireOp",
+    "stream_events",
+]
 
 Event = dict[str, Any]
 DomainMessage = dict[str, Any]
@@ -45,8 +56,8 @@ class WireOp:
     ephemeral: bool = False
 
 
-class Codec(Protocol):
-    """A content codec: pure functions over dicts; the turn layer does the I/O.
+class WireCodec(Protocol):
+    """The wire of a codec: what the `Encoder` and the `OutputDecoder` need.
 
     `stream_kinds`: the codec `kind`s whose ai-outputs stream (JS `stream` descriptors); every
     other kind is discrete (JS `event` descriptors).
@@ -83,6 +94,10 @@ class Codec(Protocol):
         """The events closing a complete stream (`closing`: its closing codec headers, `text`:
         all it streamed). A cancelled stream closes without events."""
         ...
+
+
+class Codec(WireCodec, Protocol):
+    """A content codec: pure functions over dicts; the turn layer does the I/O."""
 
     def fold(self, events: list[Event], message_id: str) -> DomainMessage:
         """The assistant message a sequence of output events builds."""
@@ -125,7 +140,7 @@ class Stream:
     closing: dict[str, str] = field(default_factory=dict)
 
 
-def stream_events(codec: Codec, stream: Stream) -> list[Event]:
+def stream_events(codec: WireCodec, stream: Stream) -> list[Event]:
     """The events a stream seen so far amounts to (its start, all its text as one delta, its
     end once complete): how a message is rebuilt from any mix of live appends and history."""
     events = codec.stream_start(stream.kind, stream.codec)
@@ -147,7 +162,7 @@ class OutputDecoder:
     (the first sighting of a stream, or history) and yields only what is new.
     """
 
-    def __init__(self, codec: Codec) -> None:
+    def __init__(self, codec: WireCodec) -> None:
         self.codec = codec
         self.streams: dict[str, Stream] = {}
 
@@ -199,3 +214,59 @@ class OutputDecoder:
             # A cancelled stream closes silently, as the SDK's decoder does.
             stream.status = status
         return events
+
+
+class MessageDecoder:
+    """What a JS codec's `createDecoder()` does: inbound messages to (inputs, outputs).
+
+    `decode_input` reads one `ai-input` message (data, codec headers, transport headers). A
+    codec whose decode lifecycle repairs a mid-run join overrides `discrete_lead_in` (events
+    before a discrete output of a run) and `stream_lead_in` (before a stream's first sight).
+    """
+
+    def __init__(
+        self,
+        codec: WireCodec,
+        decode_input: Callable[[Any, dict[str, str], dict[str, str]], list[dict[str, Any]]],
+    ) -> None:
+        self.codec = codec
+        self.outputs = OutputDecoder(codec)
+        self._decode_input = decode_input
+
+    def decode(
+        self,
+        name: str | None,
+        data: Any,
+        transport: dict[str, str],
+        codec: dict[str, str],
+        *,
+        serial: str = "",
+        version: str = "",
+        action: str = "create",
+    ) -> tuple[list[dict[str, Any]], list[Event]]:
+        """`action`: create, append or update (a message.update, e.g. a first sight). An
+        append carries no name: it belongs to the stream its serial opened."""
+        tracked = serial in self.outputs.streams
+        if name == "ai-input" and not tracked:
+            if action != "create" or transport.get("stream") == "true":
+                return [], []
+            return self._decode_input(data, codec, transport), []
+        if name != "ai-output" and not tracked:
+            return [], []
+        run_id = transport.get("run-id", "")
+        if action == "create" and transport.get("stream") != "true":
+            kind = codec.get("kind", "")
+            lead_in = self.discrete_lead_in(kind, run_id)
+            return [], lead_in + self.codec.decode_discrete(kind, codec, data)
+        events = self.outputs.decode(
+            serial, version or serial, action == "append", data, transport, codec
+        )
+        if not tracked and serial in self.outputs.streams:
+            events = self.stream_lead_in(run_id) + events
+        return [], events
+
+    def discrete_lead_in(self, kind: str, run_id: str) -> list[Event]:
+        return []
+
+    def stream_lead_in(self, run_id: str) -> list[Event]:
+        return []

@@ -22,7 +22,7 @@ import json
 from typing import Any
 
 from channel_relay.client.codecs import jsjson
-from channel_relay.client.codecs.codec import OutputDecoder, WireOp
+from channel_relay.client.codecs.codec import MessageDecoder, WireOp
 from channel_relay.client.errors import AblyError
 
 __all__ = [
@@ -376,7 +376,7 @@ def decode_discrete(kind: str, codec: dict[str, str], data: Any) -> list[Chunk]:
 _PHASES = ("start", "start-step")
 
 
-class Decoder:
+class Decoder(MessageDecoder):
     """What the SDK's `codec.createDecoder()` does: inbound messages to (inputs, outputs).
 
     Outputs are UIMessageChunks; a run whose first sight is a stream or a tool call gets the
@@ -385,48 +385,16 @@ class Decoder:
     """
 
     def __init__(self) -> None:
-        self.outputs = OutputDecoder(CODEC)
+        super().__init__(CODEC, decode_input)
         self._emitted: dict[str, set[str]] = {}
 
-    def decode(
-        self,
-        name: str | None,
-        data: Any,
-        transport: dict[str, str],
-        codec: dict[str, str],
-        *,
-        serial: str = "",
-        version: str = "",
-        action: str = "create",
-    ) -> tuple[list[dict[str, Any]], list[Chunk]]:
-        """`action`: create, append or update (a message.update, e.g. a first sight). An
-        append carries no name: it belongs to the stream its serial opened."""
-        tracked = serial in self.outputs.streams
-        if name == "ai-input" and not tracked:
-            if action != "create" or transport.get("stream") == "true":
-                return [], []
-            return decode_input(data, codec, transport), []
-        if name != "ai-output" and not tracked:
-            return [], []
-        if action == "create" and transport.get("stream") != "true":
-            kind = codec.get("kind", "")
-            return [], self._lifecycle(kind, transport.get("run-id", "")) + decode_discrete(
-                kind, codec, data
-            )
-        chunks = self.outputs.decode(
-            serial, version or serial, action == "append", data, transport, codec
-        )
-        if not tracked and serial in self.outputs.streams:
-            chunks = self._ensure(transport.get("run-id", "")) + chunks
-        return [], chunks
-
-    def _ensure(self, run_id: str) -> list[Chunk]:
+    def stream_lead_in(self, run_id: str) -> list[Chunk]:
         emitted = self._emitted.setdefault(run_id, set())
         missing = [phase for phase in _PHASES if phase not in emitted]
         emitted.update(missing)
         return [{"type": phase} for phase in missing]
 
-    def _lifecycle(self, kind: str, run_id: str) -> list[Chunk]:
+    def discrete_lead_in(self, kind: str, run_id: str) -> list[Chunk]:
         if kind in _PHASES:
             self._emitted.setdefault(run_id, set()).add(kind)
         elif kind == "finish-step":
@@ -434,7 +402,7 @@ class Decoder:
         elif kind in ("finish", "error", "abort"):
             self._emitted.pop(run_id, None)
         elif kind == "tool-input":
-            return self._ensure(run_id)
+            return self.stream_lead_in(run_id)
         return []
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from channel_relay.client.codecs import vercel
-from channel_relay.client.codecs.codec import Codec
+from channel_relay.client.codecs.codec import WireCodec
 from channel_relay.client.errors import AblyError
 from channel_relay.client.message import Message
 from channel_relay.client.turns.wire import AI_INPUT, AI_OUTPUT, ai_extras
@@ -157,7 +157,7 @@ class Encoder(EncoderCore):
     agent's output events, `input()` for a client's inputs; `codec` is the Vercel UIMessage
     codec unless given."""
 
-    codec: Codec = vercel.CODEC
+    codec: WireCodec = vercel.CODEC
 
     def output(
         self,

@@ -1,7 +1,8 @@
-"""The Python Vercel codec is byte-exact with @ably/ai-transport 0.8.0's: golden vectors made
-by the SDK's own encoder and decoder (scripts/client_codec_vectors.mjs over
-scripts/client_codec_corpus.json) must come out of the Python encoder as the same bytes, and
-the Python decoder must rebuild the same chunks and inputs from them."""
+"""The Python codecs are byte-exact with @ably/ai-transport 0.8.0's: golden vectors made by the
+SDK's own encoder and decoder (scripts/client_codec_vectors.mjs over
+scripts/client_codec_corpus.json for the Vercel codec, scripts/client_codec_corpus_openai.json
+for the OpenAI Responses codec's wire) must come out of the Python encoder as the
+same bytes, and the Python decoder must rebuild the same events and inputs from them."""
 
 from __future__ import annotations
 
@@ -12,13 +13,23 @@ from typing import Any
 import pytest
 from interop_support import RunNode
 
-from channel_relay.client.codecs import jsjson
-from channel_relay.client.codecs.vercel import Decoder
+from channel_relay.client.codecs import jsjson, openai, vercel
+from channel_relay.client.codecs.codec import WireCodec
+from channel_relay.client.errors import AblyError
 from channel_relay.client.message import Message, decode_data
 from channel_relay.client.turns.encoder import Encoder, Write
 from channel_relay.client.turns.wire import codec_headers, transport_headers
 
-CORPUS = Path(__file__).parent / "scripts" / "client_codec_corpus.json"
+SCRIPTS = Path(__file__).parent / "scripts"
+# The wire codec and the decoder class of each codec the golden vectors cover.
+CODECS: dict[str, tuple[WireCodec, type[vercel.Decoder | openai.Decoder]]] = {
+    "vercel": (vercel.CODEC, vercel.Decoder),
+    "openai": (openai.CODEC, openai.Decoder),
+}
+CORPORA = {
+    "vercel": SCRIPTS / "client_codec_corpus.json",
+    "openai": SCRIPTS / "client_codec_corpus_openai.json",
+}
 
 
 def _recorded(writes: list[Write]) -> list[dict[str, Any]]:
@@ -42,9 +53,9 @@ def _recorded(writes: list[Write]) -> list[dict[str, Any]]:
     return out
 
 
-def _decoded(recorded: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _decoded(codec: str, recorded: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Deliver the recorded writes to a fresh Python decoder, as the node script does."""
-    decoder = Decoder()
+    decoder = CODECS[codec][1]()
     out = []
     version = 0
     for write in recorded:
@@ -71,10 +82,14 @@ def _decoded(recorded: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _python_vectors(corpus: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+def _python_vectors(codec: str, corpus: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     result: dict[str, list[dict[str, Any]]] = {"outputs": [], "inputs": []}
     for item in corpus["outputs"]:
-        encoder = Encoder(headers=dict(item["headers"]), message_id=item["messageId"])
+        encoder = Encoder(
+            headers=dict(item["headers"]),
+            message_id=item["messageId"],
+            codec=CODECS[codec][0],
+        )
         writes: list[Write] = []
         for chunk in item["chunks"]:
             writes += encoder.output(chunk, codec_message_id=item["codecMessageId"])
@@ -82,31 +97,47 @@ def _python_vectors(corpus: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
             writes += encoder.cancel_streams()
         recorded = _recorded(writes)
         result["outputs"].append(
-            {"name": item["name"], "writes": recorded, "decoded": _decoded(recorded)}
+            {"name": item["name"], "writes": recorded, "decoded": _decoded(codec, recorded)}
         )
     for item in corpus["inputs"]:
-        write = Encoder().input(
+        write = Encoder(codec=CODECS[codec][0]).input(
             item["input"], headers=dict(item["headers"]), codec_message_id=item["codecMessageId"]
         )
         recorded = _recorded([write])
         result["inputs"].append(
-            {"name": item["name"], "writes": recorded, "decoded": _decoded(recorded)}
+            {"name": item["name"], "writes": recorded, "decoded": _decoded(codec, recorded)}
         )
     return result
 
 
-@pytest.fixture(scope="module")
-def corpus() -> dict[str, Any]:
-    return json.loads(CORPUS.read_text(encoding="utf-8"))
+def _python_rejects(codec: str, corpus: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for item in corpus.get("rejects", []):
+        encoder = Encoder(codec=CODECS[codec][0])
+        code = None
+        try:
+            if "input" in item:
+                encoder.input(item["input"])
+            else:
+                encoder.output(item["output"])
+        except AblyError as error:
+            code = error.code
+        out.append({"name": item["name"], "code": code, "writes": []})
+    return out
 
 
+@pytest.mark.parametrize("codec", sorted(CORPORA))
 async def test_python_codec_writes_the_bytes_the_js_sdk_writes_and_decodes_alike(
-    run_node: RunNode, corpus: dict[str, Any]
+    run_node: RunNode, codec: str
 ) -> None:
-    golden = await run_node("client_codec_vectors.mjs", args={"corpus": str(CORPUS)})
-    ours = _python_vectors(corpus)
+    corpus = json.loads(CORPORA[codec].read_text(encoding="utf-8"))
+    golden = await run_node(
+        "client_codec_vectors.mjs", args={"corpus": str(CORPORA[codec]), "codec": codec}
+    )
+    ours = _python_vectors(codec, corpus)
     for direction in ("outputs", "inputs"):
         assert len(ours[direction]) == len(golden[direction])
         for mine, theirs in zip(ours[direction], golden[direction], strict=True):
             assert mine["writes"] == theirs["writes"], mine["name"]
             assert mine["decoded"] == theirs["decoded"], mine["name"]
+    assert _python_rejects(codec, corpus) == golden["rejects"]

@@ -1,18 +1,21 @@
-// Golden vectors for the Python Vercel codec, made by @ably/ai-transport's own encoder and
-// decoder. Every case of client_codec_corpus.json (args.corpus: its path) goes through
-// `createUIMessageCodec().createEncoder(writer, {extras: {headers}, messageId})` with a writer
+// Golden vectors for the Python codecs, made by @ably/ai-transport's own encoder and decoder.
+// args.codec picks the codec: "vercel" (createUIMessageCodec()) or "openai" (ResponsesCodec).
+// Every case of the corpus (args.corpus: its path) goes through
+// `codec.createEncoder(writer, {extras: {headers}, messageId})` with a writer
 // that records each channel operation; each recorded message is put in wire form as ably-js
 // sends it on the JSON protocol (object data as JSON.stringify text with encoding "json") and
 // reported as its exact JSON text. The recorded messages are then delivered, as the relay
 // delivers them (create, then appends with growing version serials), to a fresh decoder
-// whose outputs and inputs are reported too. No relay is involved.
+// whose outputs and inputs are reported too. The corpus's `rejects` are events the encoder
+// refuses. No relay is involved.
 import { readFileSync } from 'node:fs';
 
+import { ResponsesCodec } from '@ably/ai-transport/openai';
 import { createUIMessageCodec } from '@ably/ai-transport/vercel';
 
 import { args, run } from '../lib/relay.mjs';
 
-const codec = createUIMessageCodec();
+const codec = { vercel: () => createUIMessageCodec(), openai: () => ResponsesCodec }[args.codec]();
 
 /** The message as ably-js puts it on the JSON wire. */
 function wire(message) {
@@ -94,5 +97,19 @@ run(async () => {
     await encoder.publishInput(item.input, { extras: { headers: item.headers }, messageId: item.codecMessageId });
     inputs.push({ name: item.name, writes: writer.writes, decoded: decodeAll(writer.writes) });
   }
-  return { outputs, inputs };
+  // Events the encoder refuses: the Ably error code it throws, nothing written.
+  const rejects = [];
+  for (const item of corpus.rejects ?? []) {
+    const writer = recorder();
+    const encoder = codec.createEncoder(writer);
+    let code = null;
+    try {
+      if (item.input) await encoder.publishInput(item.input);
+      else await encoder.publishOutput(item.output);
+    } catch (error) {
+      code = error.code;
+    }
+    rejects.push({ name: item.name, code, writes: writer.writes });
+  }
+  return { outputs, inputs, rejects };
 });
