@@ -145,7 +145,8 @@ class Connection:
         self.draining = False
         # Inbound rate (settings.max_inbound_rate): messages counted in the current second.
         self._rate_second = 0
-        # ATTACHes being acted on, by channel name (Connection._attach_soon).
+        # ATTACHes of the current socket being acted on, by channel name (_attach_soon); each
+        # socket has its own, so an old socket ending cancels none of a newer one's.
         self._attaching: dict[str, asyncio.Task[None]] = {}
         self._rate_count = 0
 
@@ -171,6 +172,7 @@ class Connection:
             self._presence_grace = None
         self.ws, self.format, self.echo = ws, fmt, echo
         self.writer = FrameWriter(ws, transport)
+        self._attaching = {}
         self._shedding = False
         self.connection_key = f"{secrets.token_urlsafe(12)}!{self.connection_id}"
         self.dropped_at = None
@@ -303,6 +305,7 @@ class Connection:
         """Handle the current socket's frames until it closes, then leave every channel."""
         ws = self.ws
         assert ws is not None
+        attaching = self._attaching
         try:
             async for frame in ws:
                 if frame.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
@@ -317,11 +320,11 @@ class Connection:
                     # (the SDK resends what matters there); handling it now would reorder
                     # publishes and attaches and answer on the new socket.
                     break
-                if not await self._on_frame(frame.data):
+                if not await self._on_frame(frame.data, ws):
                     break
         finally:
-            for attaching in self._attaching.values():
-                attaching.cancel()
+            for task in attaching.values():
+                task.cancel()
             if self.ws is ws:
                 self._detach_all()
                 self.writer = None
@@ -332,7 +335,7 @@ class Connection:
                         self.presence_grace_ms / 1000, self._presence_expired
                     )
 
-    async def _on_frame(self, data: bytes | str) -> bool:
+    async def _on_frame(self, data: bytes | str, ws: web.WebSocketResponse) -> bool:
         """Act on one frame; False once the connection has ended.
 
         The one rule for failures: whatever goes wrong while handling a frame becomes an Ably
@@ -347,26 +350,35 @@ class Connection:
             return False
         name = message.get("channel")
         if message.get("action") == Action.ATTACH and isinstance(name, str) and name:
-            await self._attach_soon(name, message)
+            await self._attach_soon(name, message, ws)
             return True
         if self._attaching:
             await asyncio.wait(list(self._attaching.values()))
+            if self.ws is not ws:
+                # Resumed on a newer socket while this one's attaches finished: the frame is
+                # stale (see serve).
+                return False
         return await self._act(message)
 
-    async def _attach_soon(self, name: str, message: dict[str, Any]) -> None:
+    async def _attach_soon(
+        self, name: str, message: dict[str, Any], ws: web.WebSocketResponse
+    ) -> None:
         """Start acting on an ATTACH without waiting for it: attaches run side by side, so a
         client attaching thousands of channels waits for the store's lookups together, not one
         after the other. Attaches of one channel still run in order, any other frame waits for
         every attach before it, and at most _MAX_ATTACHING run at once."""
-        if len(self._attaching) >= _MAX_ATTACHING:
-            await asyncio.wait(list(self._attaching.values()), return_when=asyncio.FIRST_COMPLETED)
-        previous = self._attaching.get(name)
+        attaching = self._attaching
+        if len(attaching) >= _MAX_ATTACHING:
+            await asyncio.wait(list(attaching.values()), return_when=asyncio.FIRST_COMPLETED)
+            if self.ws is not ws:
+                return
+        previous = attaching.get(name)
         task = asyncio.create_task(self._attach_after(previous, message, self.writer))
-        self._attaching[name] = task
+        attaching[name] = task
 
         def done(finished: asyncio.Task[None]) -> None:
-            if self._attaching.get(name) is finished:
-                del self._attaching[name]
+            if attaching.get(name) is finished:
+                del attaching[name]
 
         task.add_done_callback(done)
 
