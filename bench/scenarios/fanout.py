@@ -189,8 +189,8 @@ def _rows(
         note=note,
     )
     if big:
-        row.target = ">= 60% of ceiling"
-        row.met = None if row.ratio is None else row.ratio >= 0.6
+        row.target = ">= 90% of ceiling"
+        row.met = None if row.ratio is None else row.ratio >= 0.9
     if rmax and cmax:
         row.note = (
             f"relay {rmax['rate']:.0f} msg/s, ceiling {cmax['rate']:.0f} msg/s; load cpu "

@@ -68,10 +68,10 @@ def run(ctx: Context) -> list[Row]:
         relay and relay["kib_per_connection"],
         ceiling["kib_per_connection"],
         "bare aiohttp idle WebSockets",
-        "<= 30 KB",
+        "<= 16 KiB",
         note=note,
     )
-    row.met = None if row.relay is None else row.relay * 1024 <= 30_000
+    row.met = None if row.relay is None else row.relay <= 16
     if relay and not note:
         row.note = (
             f"relay RSS {relay['rss_before_kib'] / 1024:.0f} -> "
