@@ -357,10 +357,16 @@ class ResponsesWireCodec:
         raise _unsupported("event type", kind)
 
     def decode_discrete(self, kind: str, codec: dict[str, str], data: Any) -> list[Event]:
-        if kind in ("response.output_item.added", "response.output_item.done"):
-            return [{"type": kind, "item": data["item"]}]
-        if kind == "function_call_output":
-            return [{"type": kind, "item": data["item"]}]
+        if kind in (
+            "response.output_item.added",
+            "response.output_item.done",
+            "function_call_output",
+        ):
+            # Another publisher's malformed envelope decodes without its item rather than
+            # breaking the reader (JS reads `data.item` and strips it when undefined).
+            if isinstance(data, dict) and "item" in data:
+                return [{"type": kind, "item": data["item"]}]
+            return [{"type": kind}]
         if kind == "tool-approval-request":
             return [
                 {

@@ -1,5 +1,6 @@
-"""The wire codec in isolation: JSON text as JS writes it, and the Vercel UIMessage codec's
-encoder and decoder (golden vectors from the JS SDK: tests/interop/test_interop_client_codec.py)."""
+"""The wire codecs in isolation: JSON text as JS writes it, the Vercel UIMessage and OpenAI
+Responses codecs' encoders and decoders (golden vectors from the JS SDK:
+tests/interop/test_interop_client_codec.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 
 import pytest
 
-from channel_relay.client.codecs import jsjson
+from channel_relay.client.codecs import jsjson, openai
 from channel_relay.client.codecs.vercel import (
     Decoder,
     approved_pending_tool_calls,
@@ -235,3 +236,47 @@ def test_pending_and_approved_tool_calls_are_read_off_the_last_assistant_message
         {"toolCallId": "3", "toolName": "pay", "input": {}}
     ]
     assert pending_tool_calls([{"role": "user", "parts": []}]) == []
+
+
+def test_an_openai_reader_joining_mid_stream_gets_the_item_its_text_belongs_to() -> None:
+    # A first sight by update (history or a late join) of a message's text stream: the item
+    # the JS decode lifecycle synthesises comes first, so a reducer has somewhere to put it.
+    codec = {
+        "kind": "output_text",
+        "item_id": "msg_1",
+        "output_index": "2",
+        "content_index": "0",
+        "part": '{"type":"output_text","text":"","annotations":[]}',
+    }
+    transport = {"stream": "true", "status": "streaming", "stream-id": "msg_1:0"}
+    _, outputs = openai.Decoder().decode(
+        "ai-output", "Héllo", transport, codec, serial="s1", version="s1:v2", action="update"
+    )
+    assert [event["type"] for event in outputs] == [
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.output_text.delta",
+    ]
+    assert outputs[0]["item"] == {
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "status": "in_progress",
+        "content": [],
+    }
+    assert outputs[0]["output_index"] == 2
+    assert outputs[2] == {
+        "type": "response.output_text.delta",
+        "item_id": "msg_1",
+        "content_index": 0,
+        "delta": "Héllo",
+    }
+
+
+def test_an_openai_item_envelope_without_its_item_decodes_without_breaking_the_reader() -> None:
+    decoder = openai.Decoder()
+    for data in ("not an envelope", None, {"other": 1}):
+        _, outputs = decoder.decode(
+            "ai-output", data, {}, {"kind": "response.output_item.done"}, serial="s1"
+        )
+        assert outputs == [{"type": "response.output_item.done"}]
