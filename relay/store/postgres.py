@@ -49,7 +49,7 @@ from channel_relay.store.pg_schema import CHANNEL_TABLES, NOTIFY_CHANNEL, PG_SCH
 from channel_relay.store.reads import LogReads
 from channel_relay.store.rows import pack, unpack
 
-__all__ = ["PostgresStore", "is_postgres_url"]
+__all__ = ["PostgresStore"]
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +64,6 @@ _REVOCATIONS_LOCK = 0x7265766F6B65
 Conn = asyncpg.Connection
 _Outcome = tuple[Any, BaseException | None]
 _PLACEHOLDER = re.compile(r"\?")
-
-
-def is_postgres_url(url: str | None) -> bool:
-    return url is not None and url.startswith(("postgresql://", "postgres://"))
 
 
 def _numbered(sql: str) -> str:
@@ -94,12 +90,12 @@ class PostgresStore(LogReads):
     """The PostgreSQL implementation of `channel_relay.store.base.Store`.
 
     `node_id` names this relay process in the notifications it sends, so it can tell its own
-    commits (already delivered locally) from the other nodes'.
+    commits (already delivered locally) from the other nodes' (the relay sets its own).
     """
 
-    def __init__(self, url: str, node_id: str | None = None) -> None:
+    def __init__(self, url: str) -> None:
         self.url = url
-        self.node_id = node_id or secrets.token_hex(6)
+        self.node_id = secrets.token_hex(6)
         self._pool: asyncpg.Pool | None = None
         self._writer: Conn | None = None
         self._queue: collections.deque[_Op | None] = collections.deque()
