@@ -240,7 +240,10 @@ class Channel:
 
         # Even a publish with nothing to store goes through the store's queue, so that its
         # completion keeps its place among the publisher's others (ACKs stay in order).
-        self.submit(Publish(self.log.channel_id, self.log.epoch, stored, client_ids, committed))
+        ephemeral = [m for m in messages if _is_ephemeral(m)]
+        self.submit(
+            Publish(self.log.channel_id, self.log.epoch, stored, client_ids, committed, ephemeral)
+        )
 
     async def mutate(
         self,
@@ -365,6 +368,12 @@ class Channel:
             deliver(self.delivered_seq)
         else:
             self.sequencer.committed(seqs[0], seqs[-1], deliver)
+
+    def deliver_ephemeral(self, messages: list[dict[str, Any]]) -> None:
+        """Ephemeral messages another node published here (never stored, so never in the log:
+        delivered as they arrive, outside serial order)."""
+        publisher = messages[0].get("connectionId")
+        self._fan_out_when_due(lambda: self._fan_out(messages, publisher))
 
     async def _deliver_logged(self, event: LogEvent) -> None:
         """Deliver an event another node committed, read from the log: a message as first

@@ -1,7 +1,8 @@
 """What the other relay nodes commit, heard through PostgreSQL's LISTEN/NOTIFY.
 
 Every commit of a node ends with one NOTIFY naming the node and, per channel it wrote, the seq
-range it took (channel_relay.store.postgres). This node listens on a connection of its own and
+range it took, and carrying the ephemeral messages it published (never stored, so never in the
+log) when they fit (channel_relay.store.postgres). This node listens on a connection of its own and
 hands each range of another node to the channel, if it is loaded here: its sequencer reads the
 events from the log and delivers them in serial order (channel_relay.channels.sequencer).
 
@@ -25,6 +26,7 @@ from channel_relay.channels.channel import Channel
 from channel_relay.channels.registry import ChannelRegistry
 from channel_relay.store.pg_schema import NOTIFY_CHANNEL
 from channel_relay.store.postgres import PostgresStore
+from channel_relay.store.rows import unpack_list
 
 __all__ = ["ClusterFeed"]
 
@@ -85,6 +87,10 @@ class ClusterFeed:
             return
         if note.get("node") == self.store.node_id:
             return  # this node's own commit: delivered as it completed
+        for channel_id, app_id, name, body in note.get("ephemeral", ()):
+            channel = self.channels.loaded_by_id(channel_id) or self.channels.loaded(app_id, name)
+            if channel is not None:
+                channel.deliver_ephemeral(unpack_list(body))
         for channel_id, _first, last, app_id, name in note.get("ranges", ()):
             loaded = self.channels.loaded_by_id(channel_id)
             if loaded is not None:

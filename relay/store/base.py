@@ -101,6 +101,9 @@ class Publish:
     messages: Sequence[dict[str, Any]]
     idempotent_ids: Sequence[str | None]
     done: Callable[[PublishResult | None, BaseException | None], None]
+    # Messages delivered but never stored (extras.ephemeral): a store shared by several nodes
+    # hands them to the others with the commit's notification.
+    ephemeral: Sequence[dict[str, Any]] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ and is replaced for the next one. Reads use a pool beside the writer's connectio
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import json
 import logging
@@ -590,6 +591,7 @@ class _Writes:
         self.last_seqs: dict[int, int] = {}
         self.first_seqs: dict[int, int] = {}
         self.names: dict[int, tuple[str, str]] = {}
+        self.ephemeral: list[tuple[int, Sequence[dict[str, Any]]]] = []
         self.presence_seqs: dict[int, int] = {}
         # Channels this transaction added presence events to (their notification names them).
         self.presence_written: set[int] = set()
@@ -677,6 +679,8 @@ class _Writes:
                 self.idempotency.append((cid, mid, seq))
             seqs.append(seq)
             fresh.append(True)
+        if op.ephemeral:
+            self.ephemeral.append((cid, op.ephemeral))
         return PublishResult(seqs, fresh)
 
     async def mutate(self, op: Mutate) -> MutateResult:
@@ -811,30 +815,36 @@ class _Writes:
 
     def notifications(self) -> list[str]:
         """The commit's NOTIFY payloads: this node's id and, per channel written, its app, name
-        and the seq range taken, split to fit PostgreSQL's payload limit."""
-        payloads: list[str] = []
-        chunk: list[list[Any]] = []
-        size = 0
+        and the seq range taken; ephemeral messages (base64 msgpack) that fit; per channel with
+        new presence events, its last presence seq. Split to fit PostgreSQL's payload limit."""
+        entries: list[tuple[str, list[Any]]] = []
         for cid, first in self.first_seqs.items():
             app_id, name = self.names[cid]
-            entry = [cid, first, self.last_seqs[cid], app_id, name]
+            entries.append(("ranges", [cid, first, self.last_seqs[cid], app_id, name]))
+        for cid, messages in self.ephemeral:
+            app_id, name = self.names[cid]
+            body = base64.b64encode(pack(list(messages))).decode()
+            if len(body) > _NOTIFY_BYTES:
+                log.warning("ephemeral messages too large to reach other nodes on %s", name)
+                continue
+            entries.append(("ephemeral", [cid, app_id, name, body]))
+        # Presence: per channel, the last presence seq; other nodes read up to it.
+        entries.extend(
+            ("presence", [cid, self.presence_seqs[cid], *self.names[cid]])
+            for cid in sorted(self.presence_written)
+        )
+        payloads: list[str] = []
+        chunk: dict[str, list[Any]] = {}
+        size = 0
+        for kind, entry in entries:
             entry_size = len(json.dumps(entry))
             if chunk and size + entry_size > _NOTIFY_BYTES:
-                payloads.append(json.dumps({"node": self.node_id, "ranges": chunk}))
-                chunk, size = [], 0
-            chunk.append(entry)
+                payloads.append(json.dumps({"node": self.node_id, **chunk}))
+                chunk, size = {}, 0
+            chunk.setdefault(kind, []).append(entry)
             size += entry_size
         if chunk:
-            payloads.append(json.dumps({"node": self.node_id, "ranges": chunk}))
-        # Presence: per channel, the last presence seq; other nodes read up to it.
-        presence = [
-            [cid, self.presence_seqs[cid], *self.names[cid]]
-            for cid in sorted(self.presence_written)
-        ]
-        step = max(1, _NOTIFY_BYTES // 300)
-        for start in range(0, len(presence), step):
-            entries = presence[start : start + step]
-            payloads.append(json.dumps({"node": self.node_id, "presence": entries}))
+            payloads.append(json.dumps({"node": self.node_id, **chunk}))
         return payloads
 
 

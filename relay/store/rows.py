@@ -3,19 +3,26 @@ str and bytes data kept apart) and the tail of a paged history query."""
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import msgpack
 
 from channel_relay.store.base import HistoryQuery
 
-__all__ = ["pack", "page_clause", "unpack"]
+__all__ = ["pack", "page_clause", "unpack", "unpack_list"]
 
 pack = msgpack.Packer(use_bin_type=True).pack
 
 
 def unpack(body: bytes) -> dict[str, Any]:
     return msgpack.unpackb(body, raw=False)
+
+
+def unpack_list(text: str) -> list[dict[str, Any]]:
+    """Messages packed with `pack` and sent as base64 text (in a notification)."""
+    messages: list[dict[str, Any]] = msgpack.unpackb(base64.b64decode(text), raw=False)
+    return messages
 
 
 def page_clause(query: HistoryQuery, *, with_time: bool) -> tuple[str, list[Any]]:

@@ -174,3 +174,14 @@ async def test_a_lost_listen_connection_misses_nothing(
     received = ["m0", *(m["data"] for m in await _received(subscriber, 19))]
     assert received == published
     await subscriber.close()
+
+
+async def test_ephemeral_messages_reach_subscribers_on_other_nodes(
+    nodes: list[Relay], http: aiohttp.ClientSession
+) -> None:
+    a, b, _ = nodes
+    subscriber = await _subscriber(b, "typing")
+    await _publish(http, a, "typing", {"name": "typing", "extras": {"ephemeral": True}})
+    (message,) = await _received(subscriber, 1)
+    assert message["name"] == "typing" and "serial" not in message
+    await subscriber.close()
