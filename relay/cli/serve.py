@@ -145,6 +145,14 @@ async def serve(
             summary = await export_to(store, out, argparse.Namespace(keys=True))
             print(f"exported {summary} to {out}", flush=True)
 
+    # Handlers first: a SIGINT or SIGTERM that arrives while starting or right after the banner
+    # drains the relay like any other, instead of interrupting it mid-way.
+    stop = asyncio.Event()
+    received: list[str] = []
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, lambda sig=sig: (received.append(sig.name), stop.set()))
     try:
         await relay.start(prepare)
     except Exception as exc:
@@ -158,12 +166,6 @@ async def serve(
         print(line, flush=True)
     if ready is not None:
         ready()
-    stop = asyncio.Event()
-    received: list[str] = []
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, lambda sig=sig: (received.append(sig.name), stop.set()))
     try:
         await stop.wait()
         print(
