@@ -77,7 +77,14 @@ class Context:
         return relay_available(self.relay_src)
 
     @contextlib.contextmanager
-    def relay(self, db: Path | None = None) -> Iterator[ServerProcess]:
+    def relay(
+        self,
+        db: Path | None = None,
+        store: str | None = None,
+        workers: int = 1,
+        cpus: set[int] | None = None,
+    ) -> Iterator[ServerProcess]:
+        """A relay pinned to the server core (or `cpus`), on SQLite or the PostgreSQL `store`."""
         if not self.relay_ok:
             raise Unavailable("relay not built yet (relay/server.py missing)")
         if db is None:
@@ -85,7 +92,8 @@ class Context:
             os.close(fd)
             os.unlink(name)
             db = Path(name)
-        server = start_relay(db, self.server_cpus, self.relay_src)
+        cpus = self.server_cpus if cpus is None else cpus
+        server = start_relay(db, cpus, self.relay_src, store=store, workers=workers)
         try:
             yield server
         finally:
@@ -130,4 +138,14 @@ def seq_checks(seq: dict[str, Any] | None) -> str:
     return f"LOST {seq['lost']} DUP {seq['dups']} REORDER {seq['reordered']}"
 
 
-__all__ += ["seq_checks"]
+def ack_checks(res: dict[str, Any] | None) -> str:
+    """'ok' or what went wrong, from a durable publisher's result (ACK order, NACKs, unACKed)."""
+    if res is None:
+        return ""
+    checks = seq_checks(res["ack_seq"])
+    if res["nacks"] or res["unacked"] or res["fatal"]:
+        checks += f" NACK {res['nacks']} UNACKED {res['unacked']}"
+    return checks
+
+
+__all__ += ["ack_checks", "seq_checks"]

@@ -143,10 +143,19 @@ class ServerProcess:
         self.stop()
 
 
-def start_relay(db: Path, cpus: set[int], src: Path = ROOT, timeout: float = 30.0) -> ServerProcess:
-    """`python -m channel_relay serve` from the checkout `src` (default: this one), free port."""
+def start_relay(
+    db: Path,
+    cpus: set[int],
+    src: Path = ROOT,
+    timeout: float = 30.0,
+    store: str | None = None,
+    workers: int = 1,
+) -> ServerProcess:
+    """`python -m channel_relay serve` from the checkout `src` (default: this one), free port;
+    on the PostgreSQL database `store` instead of the SQLite file `db` when given."""
     argv = [sys.executable, "-m", "channel_relay", "serve", "--host", "127.0.0.1", "--port", "0"]
-    argv += ["--db", str(db), "--key", BENCH_KEY]
+    argv += ["--store", store] if store else ["--db", str(db)]
+    argv += ["--key", BENCH_KEY, "--workers", str(workers)]
     ready = r"relay listening on http://127\.0\.0\.1:(\d+)"
     server = ServerProcess("relay", argv, ready, cpus, cwd=src)
     if src != ROOT:

@@ -30,6 +30,10 @@ class Sizes:
     sdk_subscribers: int
     sdk_rate: float
     sdk_s: float
+    cluster_nodes: int
+    cluster_subscribers: int
+    cluster_rate: float
+    cluster_s: float
 
 
 FULL = Sizes(
@@ -54,6 +58,10 @@ FULL = Sizes(
     sdk_subscribers=20,
     sdk_rate=50.0,
     sdk_s=5.0,
+    cluster_nodes=3,
+    cluster_subscribers=1000,
+    cluster_rate=50.0,
+    cluster_s=5.0,
 )
 
 QUICK = Sizes(
@@ -78,4 +86,8 @@ QUICK = Sizes(
     sdk_subscribers=2,
     sdk_rate=20.0,
     sdk_s=1.0,
+    cluster_nodes=3,
+    cluster_subscribers=6,
+    cluster_rate=20.0,
+    cluster_s=0.5,
 )

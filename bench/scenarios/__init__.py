@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from . import durable, fanout, history, idle, resume, sdk, streaming
+from . import cluster, durable, fanout, history, idle, resume, sdk, streaming
 
 __all__ = ["SCENARIOS"]
 
-SCENARIOS = {m.NAME: m for m in (fanout, durable, streaming, history, resume, idle, sdk)}
+SCENARIOS = {m.NAME: m for m in (fanout, durable, streaming, history, resume, idle, sdk, cluster)}

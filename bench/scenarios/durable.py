@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..context import Context, Row, Unavailable, seq_checks
+from ..context import Context, Row, Unavailable, ack_checks
 from ..servers import ServerProcess
 
-__all__ = ["NAME", "run", "sqlite_ceiling"]
+__all__ = ["NAME", "measure", "run", "sqlite_ceiling"]
 
 NAME = "durable"
 
 
-def _measure(ctx: Context, server: ServerProcess) -> dict[str, Any]:
+def measure(ctx: Context, server: ServerProcess) -> dict[str, Any]:
     sizes = ctx.sizes
     params = {
         "endpoint": ctx.endpoint(server),
@@ -56,13 +56,13 @@ def sqlite_ceiling(ctx: Context, history_messages: int = 0) -> dict[str, Any]:
 
 def run(ctx: Context) -> list[Row]:
     with ctx.ceiling() as server:
-        echo = _measure(ctx, server)
+        echo = measure(ctx, server)
     sqlite = sqlite_ceiling(ctx)
     relay: dict[str, Any] | None = None
     note = ""
     try:
         with ctx.relay() as server:
-            relay = _measure(ctx, server)
+            relay = measure(ctx, server)
     except Unavailable as exc:
         note = str(exc)
     ctx.details[NAME] = {"echo_ceiling": echo, "sqlite_ceiling": sqlite, "relay": relay}
@@ -71,9 +71,7 @@ def run(ctx: Context) -> list[Row]:
         f"{sizes.durable_publishers} pubs x {sizes.durable_channels} ch, "
         f"window {sizes.durable_window}"
     )
-    checks = seq_checks(relay["ack_seq"]) if relay else ""
-    if relay and (relay["nacks"] or relay["unacked"] or relay["fatal"]):
-        checks += f" NACK {relay['nacks']} UNACKED {relay['unacked']}"
+    checks = ack_checks(relay)
     rate = Row(
         NAME,
         case,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SCENARIOS = {"fanout", "durable", "streaming", "history", "resume", "idle", "sdk"}
+SCENARIOS = {"fanout", "durable", "streaming", "history", "resume", "idle", "sdk", "cluster"}
 ROW_KEYS = {
     "scenario",
     "case",
