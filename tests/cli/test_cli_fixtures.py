@@ -108,13 +108,19 @@ async def test_serve_imports_at_start_and_exports_on_exit(
         sys.executable, "-m", "channel_relay", "serve", *args, "--export-on-exit", str(saved),
         env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    assert proc.stdout is not None
-    async with asyncio.timeout(30):
-        first = (await proc.stdout.readline()).decode()
-        assert first.startswith("imported 2 channel(s)"), first
-        listening = (await proc.stdout.readline()).decode()
-    port = int(listening.rsplit(":", 1)[1])
-    assert await _snapshot(port, "chat:1") == before
+    try:
+        assert proc.stdout is not None
+        async with asyncio.timeout(30):
+            first = (await proc.stdout.readline()).decode()
+            assert first.startswith("imported 2 channel(s)"), first
+            listening = (await proc.stdout.readline()).decode()
+        port = int(listening.rsplit(":", 1)[1])
+        assert await _snapshot(port, "chat:1") == before
+    except BaseException:
+        # A failed check must not leave the relay running after the test.
+        proc.kill()
+        await proc.wait()
+        raise
     proc.terminate()
     async with asyncio.timeout(30):
         out, _ = await proc.communicate()
