@@ -17,7 +17,6 @@ is untouched: serials keep growing after a channel is emptied.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING
 from channel_relay.channels.registry import ChannelRegistry
 from channel_relay.channels.rules import ChannelRules
 from channel_relay.store.base import Store
+from channel_relay.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from channel_relay.metrics import Metrics
@@ -58,11 +58,8 @@ class Retention:
         self._task = asyncio.create_task(self._run(), name="relay-retention")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:

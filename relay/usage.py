@@ -9,7 +9,6 @@ largest value seen; all others are sums.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import sqlite3
@@ -19,6 +18,7 @@ from typing import Any
 
 from channel_relay.protocol.validation import message_size
 from channel_relay.store.side import SideDatabase
+from channel_relay.tasks import cancel_and_wait
 
 __all__ = ["LiveStats", "merged"]
 
@@ -77,11 +77,8 @@ class LiveStats:
         self._flusher = asyncio.get_running_loop().create_task(self._flush_periodically())
 
     async def close(self) -> None:
-        if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
-            self._flusher = None
+        await cancel_and_wait(self._flusher)
+        self._flusher = None
         await self.flush()
         await self._db.close()
 

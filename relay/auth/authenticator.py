@@ -10,7 +10,6 @@ memory (verification never awaits) from the store, which every node polls for ne
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -28,6 +27,7 @@ from channel_relay.auth.keys import KeyLookup
 from channel_relay.auth.revocation import RevocationRegistry
 from channel_relay.auth.tokens import TokenDetails, issue_token, request_token
 from channel_relay.protocol.errors import AblyError
+from channel_relay.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from channel_relay.store.base import Store
@@ -60,11 +60,8 @@ class Authenticator:
         self._poll = asyncio.get_running_loop().create_task(self._poll_revocations())
 
     async def stop(self) -> None:
-        if self._poll is not None:
-            self._poll.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._poll
-            self._poll = None
+        await cancel_and_wait(self._poll)
+        self._poll = None
 
     async def refresh_revocations(self) -> bool:
         """Apply revocations committed since the last look; whether there were any."""

@@ -14,7 +14,6 @@ log holds, so nothing committed meanwhile is missed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Coroutine
@@ -27,6 +26,7 @@ from channel_relay.channels.registry import ChannelRegistry
 from channel_relay.store.pg_schema import NOTIFY_CHANNEL
 from channel_relay.store.postgres import PostgresStore
 from channel_relay.store.rows import unpack_list
+from channel_relay.tasks import cancel_and_wait
 
 __all__ = ["ClusterFeed"]
 
@@ -51,11 +51,8 @@ class ClusterFeed:
         await self._listening.wait()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         first = True

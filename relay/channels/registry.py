@@ -9,7 +9,6 @@ has not been looked up for a whole sweep interval, so memory follows what is in 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -17,6 +16,7 @@ from channel_relay.channels.channel import Channel
 from channel_relay.channels.rules import ChannelRules
 from channel_relay.protocol.serials import NO_LOG_EPOCH
 from channel_relay.store.base import UNSTORED, ChannelLog, HistoryQuery, Store
+from channel_relay.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from channel_relay.channels.annotations import Annotations
@@ -73,11 +73,8 @@ class ChannelRegistry:
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_periodically())
 
     async def stop(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-            self._sweeper = None
+        await cancel_and_wait(self._sweeper)
+        self._sweeper = None
 
     def forget(self, app_id: str) -> list[Channel]:
         """Drop the app's live channels (its data is being removed); returns them."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import secrets
@@ -23,6 +22,7 @@ from channel_relay.protocol.errors import AblyError
 from channel_relay.realtime.connection import CONNECTION_KEY, Connection
 from channel_relay.realtime.frames import FrameWriter, ws_frame
 from channel_relay.realtime.outbound import OutboundBudget
+from channel_relay.tasks import cancel_and_wait
 
 __all__ = ["RealtimeEndpoint"]
 
@@ -86,10 +86,7 @@ class RealtimeEndpoint:
         both stored and left unacknowledged (the SDK would publish it again).
         """
         self._stopping = True
-        if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
+        await cancel_and_wait(self._ticker)
         live = [c for c in self.connections.values() if c.ws is not None]
         for connection in self.connections.values():
             connection.draining = True
