@@ -7,7 +7,11 @@
   balancer stops sending new clients before the relay hands the connected ones over. A write
   that succeeded stands for 30 s: probes in between make none (a probe every second must not
   cost a durable write, an fsync, every second); after a failed one, every probe writes again,
-  so recovery shows at once.
+  so recovery shows at once. Publishes failing count too, whatever the probe says (a small row
+  can fit where a message does not, channel_relay.store.health): from a commit that failed for
+  the engine's reasons, every probe writes a row as large as a message, and the relay is ready
+  again once that write or a publish commits. On PostgreSQL, a node whose LISTEN connection is
+  lost is not ready until it listens again (it cannot hear the other nodes' commits).
 - /metrics is the Prometheus text format (channel_relay.metrics).
 
 None of them needs a key: expose the port to monitoring, not to the internet at large, or
@@ -56,8 +60,19 @@ class OpsApi:
         return web.json_response({"status": "ok"})
 
     async def readyz(self, request: web.Request) -> web.Response:
-        if not self.relay.accepting:
+        relay = self.relay
+        if not relay.accepting:
             return _not_ready("shutting down")
+        if relay.cluster is not None and not relay.cluster.listening:
+            return _not_ready("not listening for the other nodes' commits (database unreachable)")
+        health = relay.store.health
+        commits_failing = health.failure
+        if commits_failing is not None:
+            failure = await self._write_check(relay.settings.max_message_size)
+            if failure is not None:
+                return _not_ready(f"publishes are failing: {commits_failing}")
+            health.recovered()
+            self._written_at = time.monotonic()
         written = self._written_at
         if written is None or time.monotonic() - written >= _WRITE_CHECK_INTERVAL:
             self._written_at = None
@@ -65,14 +80,14 @@ class OpsApi:
             if failure is not None:
                 return _not_ready(failure)
             self._written_at = time.monotonic()
-        if not self.relay.accepting:
+        if not relay.accepting:
             return _not_ready("shutting down")
         return web.json_response({"status": "ready"})
 
-    async def _write_check(self) -> str | None:
+    async def _write_check(self, size: int = 0) -> str | None:
         try:
             async with asyncio.timeout(_READY_WRITE_TIMEOUT):
-                await self.relay.store.ping()
+                await self.relay.store.ping(size)
         except TimeoutError:
             return f"database write took over {_READY_WRITE_TIMEOUT} s"
         except Exception as exc:

@@ -43,12 +43,18 @@ class ClusterFeed:
         # Adoptions and presence catch-ups under way.
         self._tasks: set[asyncio.Task[None]] = set()
         self._lost: asyncio.Event = asyncio.Event()
-        # Set once the first LISTEN is in place (start() waits for it).
+        # Set while a LISTEN is in place (start() waits for the first).
         self._listening = asyncio.Event()
 
     async def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
         await self._listening.wait()
+
+    @property
+    def listening(self) -> bool:
+        """False from the loss of the listening connection until it is back and caught up:
+        meanwhile this node does not hear what the others commit (readiness)."""
+        return self._listening.is_set()
 
     async def stop(self) -> None:
         await cancel_and_wait(self._task)
@@ -68,6 +74,7 @@ class ClusterFeed:
                 first = False
                 self._listening.set()
                 await self._lost.wait()
+                self._listening.clear()
                 log.warning("cluster feed: the listening connection was lost; reconnecting")
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("cluster feed: cannot listen (%s); retrying", exc)

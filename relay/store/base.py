@@ -11,10 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from channel_relay.auth.keys import ApiKey
 from channel_relay.auth.revocation import Revocation
+
+if TYPE_CHECKING:
+    from channel_relay.store.health import WriteHealth
 
 __all__ = [
     "DEFAULT_KEY_SETTING",
@@ -171,6 +174,8 @@ class Store(Protocol):
     node_id: str
     # Called after each commit with (operations, seconds): metrics.
     on_commit: Callable[[int, float], None] | None
+    # Whether commits are failing (readiness).
+    health: WriteHealth
 
     async def open(self) -> None: ...
 
@@ -306,8 +311,9 @@ class Store(Protocol):
 
     # Operations: readiness, shutdown, retention
 
-    async def ping(self) -> None:
-        """A tiny durable write through the writer: raises when the database cannot be written."""
+    async def ping(self, size: int = 0) -> None:
+        """A durable write of one row, of about `size` bytes, through the writer: raises when
+        the database cannot be written."""
 
     async def flush(self) -> None:
         """Return once everything submitted before the call is committed and reported."""

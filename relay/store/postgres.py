@@ -46,6 +46,7 @@ from channel_relay.store.base import (
     WriteOp,
 )
 from channel_relay.store.commit_hook import CommitHook, report_commit
+from channel_relay.store.health import WriteHealth, ready_check_value
 from channel_relay.store.pg_schema import CHANNEL_TABLES, NOTIFY_CHANNEL, PG_SCHEMA, SCHEMA_LOCK
 from channel_relay.store.reads import LogReads
 from channel_relay.store.rows import pack, unpack
@@ -104,6 +105,7 @@ class PostgresStore(LogReads):
         self._task: asyncio.Task[None] | None = None
         # Called after each commit with (operations, seconds): metrics.
         self.on_commit: CommitHook | None = None
+        self.health = WriteHealth()
 
     async def open(self) -> None:
         self._pool = await asyncpg.create_pool(
@@ -414,13 +416,13 @@ class PostgresStore(LogReads):
 
     # Operations: readiness, shutdown, retention
 
-    async def ping(self) -> None:
-        now = str(int(time.time() * 1000))
+    async def ping(self, size: int = 0) -> None:
+        value = ready_check_value(size)
         await self._write(
             lambda conn: conn.execute(
                 "INSERT INTO settings (name, value) VALUES ('ready_check', $1) "
                 "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-                now,
+                value,
             )
         )
 
@@ -513,6 +515,7 @@ class PostgresStore(LogReads):
                     await self._drop_writer()
                     outcomes = [(None, exc)] * len(ops)
                 report_commit(self.on_commit, len(ops), time.perf_counter() - started)
+                self.health.record(ops, outcomes)
                 _complete(ops, outcomes)
             if stop:
                 return

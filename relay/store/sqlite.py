@@ -49,6 +49,7 @@ from channel_relay.store.base import (
     WriteOp,
 )
 from channel_relay.store.commit_hook import CommitHook, report_commit
+from channel_relay.store.health import WriteHealth, ready_check_value
 from channel_relay.store.reads import LogReads
 from channel_relay.store.rows import pack, unpack
 from channel_relay.store.schema import SCHEMA
@@ -103,6 +104,7 @@ class SqliteStore(LogReads):
         self.node_id = ""
         # Called by the writer thread after each commit with (operations, seconds): metrics.
         self.on_commit: CommitHook | None = None
+        self.health = WriteHealth()
 
     async def open(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -311,11 +313,12 @@ class SqliteStore(LogReads):
 
     # Operations: readiness, shutdown, retention
 
-    async def ping(self) -> None:
+    async def ping(self, size: int = 0) -> None:
+        value = ready_check_value(size)
         await self._write(
             lambda db: db.execute(
                 "INSERT OR REPLACE INTO settings (name, value) VALUES ('ready_check', ?)",
-                (str(int(time.time() * 1000)),),
+                (value,),
             )
         )
 
@@ -442,7 +445,9 @@ class SqliteStore(LogReads):
         pending = list(in_flight)
         stop = self._take_queued(pending, limit=None)
         if pending:
-            self._loop.call_soon_threadsafe(_complete, pending, [(None, error)] * len(pending))
+            self._loop.call_soon_threadsafe(
+                _complete, pending, [(None, error)] * len(pending), self.health
+            )
         return stop
 
     def _take_queued(self, into: list[_Op], limit: int | None) -> bool:
@@ -471,7 +476,7 @@ class SqliteStore(LogReads):
             started = time.perf_counter()
             outcomes = _commit(db, in_flight, self.node_id)
             report_commit(self.on_commit, len(in_flight), time.perf_counter() - started)
-            self._loop.call_soon_threadsafe(_complete, list(in_flight), outcomes)
+            self._loop.call_soon_threadsafe(_complete, list(in_flight), outcomes, self.health)
             in_flight.clear()
             if stop:
                 return True
@@ -733,8 +738,9 @@ class _Writes:
         )
 
 
-def _complete(ops: list[_Op], outcomes: list[_Outcome]) -> None:
+def _complete(ops: list[_Op], outcomes: list[_Outcome], health: WriteHealth) -> None:
     """On the event loop: report each op's outcome, in submission order."""
+    health.record(ops, outcomes)
     for op, (result, error) in zip(ops, outcomes, strict=True):
         if isinstance(op, _Call):
             _settle(op.future, result, error)

@@ -61,7 +61,7 @@ async def test_readyz_is_503_once_shutdown_begins_and_when_the_database_cannot_w
     assert (status, json.loads(body)["reason"]) == (503, "shutting down")
     relay.accepting = True
 
-    async def broken() -> None:
+    async def broken(size: int = 0) -> None:
         raise OSError("disk full")
 
     relay.store.ping = broken  # type: ignore[method-assign]
