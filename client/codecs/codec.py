@@ -6,8 +6,13 @@ The turn layer owns the wire around the content: transport headers, runs, steps,
 domain event (a Vercel UIMessageChunk, your own) becomes a discrete `ai-output` or one
 operation on a streamed one, how a client input becomes `ai-input` parts, which events a
 stream or a discrete message decodes to, and how the events of an assistant message fold back
-into the domain message. Events and messages are plain dicts (messages {id, role, parts}); the
-codec headers (`extras.ai.codec`) are strings, `kind` first.
+into domain messages (usually one; JS `getMessages` may return several for a node). Events and
+messages are plain dicts (messages {id, role, parts}); the codec headers (`extras.ai.codec`) are
+strings, `kind` first.
+
+Most codecs are best declared with `channel_relay.client.codecs.define.define_codec` (the JS
+`defineCodec`: descriptor tables, header fields, a reducer, a lifecycle policy); a hand-written
+class implementing `Codec` works as well.
 
 `channel_relay.client.codecs.vercel.CODEC` is the Vercel AI SDK UIMessage codec, the default of
 `Session`, `AgentSession` and `Encoder`; pass another `Codec` to speak another content model.
@@ -24,6 +29,8 @@ from typing import Any, Literal, Protocol
 __all__ = [
     "Codec",
     "InputPart",
+    "LifecyclePolicy",
+    "LifecycleTracker",
     "MessageDecoder",
     "OutputDecoder",
     "Stream",
@@ -97,10 +104,18 @@ class WireCodec(Protocol):
 
 
 class Codec(WireCodec, Protocol):
-    """A content codec: pure functions over dicts; the turn layer does the I/O."""
+    """A content codec: pure functions over dicts; the turn layer does the I/O.
 
-    def fold(self, events: list[Event], message_id: str) -> DomainMessage:
-        """The assistant message a sequence of output events builds."""
+    `adapter_tag`: the codec's Ably agent identifier (JS `adapterTag`), sent as
+    `<tag>/<version>` in the channel's `agent` attach param by sessions using it; None for none.
+    """
+
+    adapter_tag: str | None
+
+    def fold(self, events: list[Event], message_id: str) -> list[DomainMessage]:
+        """The assistant messages a sequence of output events of one codec-message-id builds,
+        in order (JS `getMessages` over the node's projection): usually one; empty when the
+        events build none yet."""
         ...
 
     def decode_input_part(self, data: Any, codec: dict[str, str]) -> dict[str, Any]:
@@ -125,6 +140,49 @@ class Codec(WireCodec, Protocol):
         """The validated `forkSeed` of a tool-result envelope ({messages: [{codecMessageId,
         message}]}), or None."""
         ...
+
+
+@dataclass(slots=True)
+class LifecycleTracker:
+    """Which lifecycle phases a decoder has seen per scope (a run), and the events that stand
+    in for the ones it missed (JS `createLifecycleTracker`): `phases` is the ordered list of
+    (key, build) where build(context) returns the phase's synthetic events."""
+
+    phases: list[tuple[str, Callable[[dict[str, Any]], list[Event]]]]
+    _emitted: dict[str, set[str]] = field(default_factory=dict)
+
+    def ensure_phases(self, scope: str, context: dict[str, Any]) -> list[Event]:
+        """The synthetic events of every phase not seen yet in `scope`, now marked seen."""
+        emitted = self._emitted.setdefault(scope, set())
+        events: list[Event] = []
+        for key, build in self.phases:
+            if key not in emitted:
+                emitted.add(key)
+                events += build(context)
+        return events
+
+    def mark_emitted(self, scope: str, key: str) -> None:
+        self._emitted.setdefault(scope, set()).add(key)
+
+    def reset_phase(self, scope: str, key: str) -> None:
+        """Make a repeating phase (a step) due again."""
+        self._emitted.get(scope, set()).discard(key)
+
+    def clear_scope(self, scope: str) -> None:
+        self._emitted.pop(scope, None)
+
+
+@dataclass(slots=True)
+class LifecyclePolicy:
+    """A decoder's repair of a run it meets mid-way (JS `LifecyclePolicy`, made fresh per decoder
+    by a codec's `decoder_lifecycle`): `on_discrete[kind](run_id, codec headers)` runs before a
+    discrete output of that kind is decoded, `on_stream_start(run_id, codec headers)` before a
+    stream's first sight; each returns events to put before the decoded ones."""
+
+    on_discrete: dict[str, Callable[[str, dict[str, str]], list[Event]]] = field(
+        default_factory=dict
+    )
+    on_stream_start: Callable[[str, dict[str, str]], list[Event]] | None = None
 
 
 @dataclass(slots=True)
@@ -219,18 +277,20 @@ class OutputDecoder:
 class MessageDecoder:
     """What a JS codec's `createDecoder()` does: inbound messages to (inputs, outputs).
 
-    `decode_input` reads one `ai-input` message (data, codec headers, transport headers). A
-    codec whose decode lifecycle repairs a mid-run join overrides `discrete_lead_in` (events
-    before a discrete output of a run) and `stream_lead_in` (before a stream's first sight).
+    `decode_input` reads one `ai-input` message (data, codec headers, transport headers).
+    `lifecycle` repairs a mid-run join: the events it puts before a discrete output of a run
+    (`discrete_lead_in`) or before a stream's first sight (`stream_lead_in`).
     """
 
     def __init__(
         self,
         codec: WireCodec,
         decode_input: Callable[[Any, dict[str, str], dict[str, str]], list[dict[str, Any]]],
+        lifecycle: LifecyclePolicy | None = None,
     ) -> None:
         self.codec = codec
         self.outputs = OutputDecoder(codec)
+        self.lifecycle = lifecycle
         self._decode_input = decode_input
 
     def decode(
@@ -256,17 +316,19 @@ class MessageDecoder:
         run_id = transport.get("run-id", "")
         if action == "create" and transport.get("stream") != "true":
             kind = codec.get("kind", "")
-            lead_in = self.discrete_lead_in(kind, run_id)
+            lead_in = self.discrete_lead_in(kind, run_id, codec)
             return [], lead_in + self.codec.decode_discrete(kind, codec, data)
         events = self.outputs.decode(
             serial, version or serial, action == "append", data, transport, codec
         )
         if not tracked and serial in self.outputs.streams:
-            events = self.stream_lead_in(run_id) + events
+            events = self.stream_lead_in(run_id, codec) + events
         return [], events
 
-    def discrete_lead_in(self, kind: str, run_id: str) -> list[Event]:
-        return []
+    def discrete_lead_in(self, kind: str, run_id: str, codec: dict[str, str]) -> list[Event]:
+        repair = self.lifecycle.on_discrete.get(kind) if self.lifecycle else None
+        return repair(run_id, codec) if repair is not None else []
 
-    def stream_lead_in(self, run_id: str) -> list[Event]:
-        return []
+    def stream_lead_in(self, run_id: str, codec: dict[str, str]) -> list[Event]:
+        start = self.lifecycle.on_stream_start if self.lifecycle else None
+        return start(run_id, codec) if start is not None else []

@@ -19,10 +19,16 @@ Codec header values are strings; booleans are "true"/"false" and structured valu
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from channel_relay.client.codecs import jsjson
-from channel_relay.client.codecs.codec import MessageDecoder, WireOp
+from channel_relay.client.codecs.codec import (
+    LifecyclePolicy,
+    LifecycleTracker,
+    MessageDecoder,
+    WireOp,
+)
 from channel_relay.client.errors import AblyError
 
 __all__ = [
@@ -36,6 +42,7 @@ __all__ = [
     "decode_discrete",
     "decode_input",
     "decode_input_part",
+    "decoder_lifecycle",
     "encode_chunk",
     "encode_input",
     "encode_user_message",
@@ -372,38 +379,62 @@ def decode_discrete(kind: str, codec: dict[str, str], data: Any) -> list[Chunk]:
     return [chunk]
 
 
-# Lifecycle phases a decoder synthesises for a run met mid-way (stream or tool call first).
-_PHASES = ("start", "start-step")
+def decoder_lifecycle() -> LifecyclePolicy:
+    """The SDK's Vercel decode lifecycle: a run whose first sight is a stream or a tool call gets
+    the `start` / `start-step` it missed, once per run (`start-step` again after a
+    `finish-step`, everything again after its `finish`, `error` or `abort`)."""
+    tracker = LifecycleTracker(
+        [
+            ("start", lambda ctx: [_strip({"type": "start", "messageId": ctx.get("messageId")})]),
+            ("start-step", lambda ctx: [{"type": "start-step"}]),
+        ]
+    )
+
+    def mark(phase: str) -> Callable[[str, dict[str, str]], list[Chunk]]:
+        def seen(run_id: str, codec: dict[str, str]) -> list[Chunk]:
+            tracker.mark_emitted(run_id, phase)
+            return []
+
+        return seen
+
+    def step_done(run_id: str, codec: dict[str, str]) -> list[Chunk]:
+        tracker.reset_phase(run_id, "start-step")
+        return []
+
+    def clear(run_id: str, codec: dict[str, str]) -> list[Chunk]:
+        tracker.clear_scope(run_id)
+        return []
+
+    def ensure(run_id: str, codec: dict[str, str]) -> list[Chunk]:
+        return tracker.ensure_phases(run_id, {"messageId": codec.get("messageId")})
+
+    return LifecyclePolicy(
+        on_discrete={
+            "start": mark("start"),
+            "start-step": mark("start-step"),
+            "finish-step": step_done,
+            "finish": clear,
+            "error": clear,
+            "abort": clear,
+            "tool-input": ensure,
+        },
+        on_stream_start=ensure,
+    )
+
+
+def _strip(chunk: Chunk) -> Chunk:
+    return {k: v for k, v in chunk.items() if v is not None}
 
 
 class Decoder(MessageDecoder):
     """What the SDK's `codec.createDecoder()` does: inbound messages to (inputs, outputs).
 
-    Outputs are UIMessageChunks; a run whose first sight is a stream or a tool call gets the
-    `start` / `start-step` it missed, once per run (again after its `finish`), as the SDK's
-    decode lifecycle does. Inputs are the JS VercelInput shapes (see `decode_input`).
+    Outputs are UIMessageChunks, repaired by `decoder_lifecycle` for a run met mid-way. Inputs
+    are the JS VercelInput shapes (see `decode_input`).
     """
 
     def __init__(self) -> None:
-        super().__init__(CODEC, decode_input)
-        self._emitted: dict[str, set[str]] = {}
-
-    def stream_lead_in(self, run_id: str) -> list[Chunk]:
-        emitted = self._emitted.setdefault(run_id, set())
-        missing = [phase for phase in _PHASES if phase not in emitted]
-        emitted.update(missing)
-        return [{"type": phase} for phase in missing]
-
-    def discrete_lead_in(self, kind: str, run_id: str) -> list[Chunk]:
-        if kind in _PHASES:
-            self._emitted.setdefault(run_id, set()).add(kind)
-        elif kind == "finish-step":
-            self._emitted.get(run_id, set()).discard("start-step")
-        elif kind in ("finish", "error", "abort"):
-            self._emitted.pop(run_id, None)
-        elif kind == "tool-input":
-            return self.stream_lead_in(run_id)
-        return []
+        super().__init__(CODEC, decode_input, decoder_lifecycle())
 
 
 def decode_input(
@@ -643,6 +674,7 @@ class VercelCodec:
     are UIMessageChunks, inputs VercelInputs, messages UIMessages."""
 
     stream_kinds = STREAM_KINDS
+    adapter_tag: str | None = "vercel-ai-sdk-ui-message"
 
     def encode_output(self, event: Chunk, open_streams: set[str], message_id: str | None) -> WireOp:
         return encode_chunk(event, open_streams, message_id)
@@ -668,8 +700,8 @@ class VercelCodec:
     ) -> list[Chunk]:
         return [stream_end_chunk(kind, codec, closing, stream_id, text)]
 
-    def fold(self, events: list[Chunk], message_id: str) -> UIMessage:
-        return fold_chunks(events, message_id, "assistant")
+    def fold(self, events: list[Chunk], message_id: str) -> list[UIMessage]:
+        return [fold_chunks(events, message_id, "assistant")]
 
     def decode_input_part(self, data: Any, codec: dict[str, str]) -> dict[str, Any]:
         return decode_input_part(data, codec)

@@ -32,6 +32,7 @@ from channel_relay.client.message import Message
 from channel_relay.client.realtime import Realtime
 from channel_relay.client.turns.encoder import Encoder, Write
 from channel_relay.client.turns.session import Session
+from channel_relay.client.turns.tree import Node
 from channel_relay.client.turns.wire import (
     RUN_END,
     RUN_RESUME,
@@ -254,12 +255,12 @@ class AgentRun:
     def conversation(self) -> list[dict[str, Any]]:
         """The branch of the conversation this run answers, as UIMessages (root first)."""
         tree = self.agent.session.tree
-        out: list[dict[str, Any]] = []
+        nodes: list[Node] = []
         node = tree.nodes.get(self.parent or "")
         while node is not None:
-            out.append(node.message)
+            nodes.append(node)
             node = tree.nodes.get(node.parent or "")
-        return list(reversed(out))
+        return [message for node in reversed(nodes) for message in node.messages]
 
     def take_steers(self) -> list[dict[str, Any]]:
         """The user messages steered into this run since the last call (oldest first), as

@@ -518,7 +518,7 @@ class Session(EventEmitter):
 
     def _tool_node(self, tool_call_id: str) -> Node:
         for node in reversed(list(self.tree.nodes.values())):
-            if node.role == "assistant" and self.codec.holds_tool_call(node.message, tool_call_id):
+            if node.role == "assistant" and node.holds_tool_call(tool_call_id):
                 return node
         raise KeyError(f"no message holds tool call {tool_call_id!r}")
 

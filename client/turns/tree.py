@@ -48,7 +48,8 @@ ENDED = frozenset({"complete", "cancelled", "error"})
 @dataclass(eq=False)
 class Node:
     """A message in the tree. `message` is the domain message ({id, role, parts}; a UIMessage
-    with the Vercel codec) its codec built so far."""
+    with the Vercel codec) its codec built so far; `messages` all the domain messages the node
+    stands for (the JS `getMessages` of the node: one, unless the codec folds several)."""
 
     codec_message_id: str
     codec: Codec
@@ -62,29 +63,40 @@ class Node:
     run_id: str | None = None
     regenerates: str | None = None
     _entries: dict[str, Any] = field(default_factory=dict, repr=False)
-    _cache: dict[str, Any] | None = field(default=None, repr=False)
+    _cache: list[dict[str, Any]] | None = field(default=None, repr=False)
 
     @property
-    def message(self) -> dict[str, Any]:
+    def messages(self) -> list[dict[str, Any]]:
         if self._cache is None:
             self._cache = self._build()
         return self._cache
+
+    @property
+    def message(self) -> dict[str, Any]:
+        """The node's (last) message; an empty one while its codec has built none."""
+        messages = self.messages
+        if messages:
+            return messages[-1]
+        return {"id": self.codec_message_id, "role": self.role, "parts": []}
 
     @property
     def text(self) -> str:
         """The text parts of the message, joined."""
         return "".join(p.get("text", "") for p in self.message["parts"] if p.get("type") == "text")
 
+    def holds_tool_call(self, tool_call_id: str) -> bool:
+        return any(self.codec.holds_tool_call(m, tool_call_id) for m in self.messages)
+
     def __post_init__(self) -> None:
         if self.wire_parent is None:
             self.wire_parent = self.parent
 
-    def _build(self) -> dict[str, Any]:
+    def _build(self) -> list[dict[str, Any]]:
         entries = [self._entries[k] for k in sorted(self._entries)]
         if self.role == "user":
             message_id = next((e[2] for e in entries if e[0] == "part"), self.codec_message_id)
             parts = [e[1] for e in entries if e[0] == "part"]
-            return {"id": message_id, "role": "user", "parts": parts}
+            return [{"id": message_id, "role": "user", "parts": parts}]
         seeded = next((e[1] for e in entries if e[0] == "seed"), None)
         events: list[dict[str, Any]] = []
         for entry in entries:
@@ -92,13 +104,16 @@ class Node:
                 events.extend(entry[1])
             elif entry[0] == "stream":
                 events.extend(stream_events(self.codec, entry[1]))
-        message = self.codec.fold(events, self.codec_message_id)
+        messages = self.codec.fold(events, self.codec_message_id)
         if seeded is not None:
-            message = {**seeded, "parts": [dict(p) for p in seeded["parts"]] + message["parts"]}
+            first = messages[0]["parts"] if messages else []
+            seed = {**seeded, "parts": [dict(p) for p in seeded["parts"]] + first}
+            messages = [seed, *messages[1:]]
         for entry in entries:
             if entry[0] == "response":
-                self.codec.apply_input(message, entry[1], entry[2], entry[3])
-        return message
+                for message in messages:
+                    self.codec.apply_input(message, entry[1], entry[2], entry[3])
+        return messages
 
 
 @dataclass(eq=False)
@@ -382,13 +397,13 @@ class ConversationTree(EventEmitter):
         # A resumed run answers a tool call in a new assistant message; the result belongs to
         # the part that holds the call, in the earlier message of the same run.
         for call, kind, data in self.codec.tool_outputs(chunks):
-            if self.codec.holds_tool_call(node.message, call):
+            if node.holds_tool_call(call):
                 continue
             for cmid in reversed(run.messages):
                 target = self.nodes.get(cmid)
                 if target is None or target is node:
                     continue
-                if self.codec.holds_tool_call(target.message, call):
+                if target.holds_tool_call(call):
                     target._entries[serial] = ("response", {"toolCallId": call}, kind, data)
                     target._cache = None
                     break
@@ -548,8 +563,8 @@ class View:
             parent = node.codec_message_id
 
     def messages(self) -> list[dict[str, Any]]:
-        """The visible conversation as UIMessages."""
-        return [node.message for node in self.nodes()]
+        """The visible conversation as UIMessages (every message of each node shown)."""
+        return [message for node in self.nodes() for message in node.messages]
 
     def conversation(self) -> list[dict[str, str]]:
         """[{role, text}] of the visible conversation (handy for tests and logs)."""
@@ -604,7 +619,7 @@ class View:
             return []
         before = {node.codec_message_id for node in self.nodes()}
         await self._pager.load_older()
-        return [n.message for n in self.nodes() if n.codec_message_id not in before]
+        return [m for n in self.nodes() if n.codec_message_id not in before for m in n.messages]
 
     def sync(self) -> Subscription[list[dict[str, Any]]]:
         """What a chat UI renders (the JS useMessageSync): the visible messages now, then again

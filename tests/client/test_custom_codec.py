@@ -21,6 +21,7 @@ class LinesCodec:
     """
 
     stream_kinds = frozenset({"line"})
+    adapter_tag = None
 
     def encode_output(self, event: Event, open_streams: set[str], message_id: str | None) -> WireOp:
         kind = event["type"]
@@ -55,7 +56,7 @@ class LinesCodec:
     ) -> list[Event]:
         return [{"type": "line-end", "id": stream_id}]
 
-    def fold(self, events: list[Event], message_id: str) -> dict[str, Any]:
+    def fold(self, events: list[Event], message_id: str) -> list[dict[str, Any]]:
         parts: list[dict[str, Any]] = []
         lines: dict[str, dict[str, Any]] = {}
         for event in events:
@@ -66,7 +67,7 @@ class LinesCodec:
                 lines[event["id"]]["text"] += event["delta"]
             elif event["type"] == "mood":
                 parts.append({"type": "mood", "value": event["value"]})
-        return {"id": message_id, "role": "assistant", "parts": parts}
+        return [{"id": message_id, "role": "assistant", "parts": parts}]
 
     def decode_input_part(self, data: Any, codec: dict[str, str]) -> dict[str, Any]:
         return {"type": "text", "text": data}
