@@ -15,6 +15,7 @@ import glob
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -64,58 +65,97 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class PrivateServer:
+    """A throwaway PostgreSQL from the machine's binaries, in a temporary directory, on a port
+    of its own; it can be stopped and started again on the same port and data (a server
+    restart, as its clients see it)."""
+
+    def __init__(self) -> None:
+        found = _binaries()
+        if found is None:
+            raise RuntimeError(
+                f"no PostgreSQL answers at {server_url()} and no initdb/postgres binaries are "
+                f"installed: set {URL_VARIABLE} or install Debian's postgresql package"
+            )
+        initdb, self._postgres = found
+        self.folder = tempfile.mkdtemp(prefix="relay-pg-")
+        # PostgreSQL refuses to run as root: run it as the postgres account the package made.
+        self._as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self._as_user:
+            shutil.chown(self.folder, "postgres")
+        self._data = str(Path(self.folder, "data"))
+        subprocess.run(
+            [
+                *self._as_user,
+                initdb,
+                "-D",
+                self._data,
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--no-sync",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        self.port = _free_port()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        self._server: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start the server; return once it answers."""
+        self._server = subprocess.Popen(
+            [
+                *self._as_user,
+                self._postgres,
+                "-D",
+                self._data,
+                "-p",
+                str(self.port),
+                "-k",
+                self.folder,
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=off",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while not asyncio.run(_answers(self.url)):
+            if time.monotonic() > deadline or self._server.poll() is not None:
+                raise RuntimeError("the private PostgreSQL did not start")
+            time.sleep(0.1)
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server as `pg_ctl stop -m <mode>` would: "fast" (SIGINT: every session is
+        ended, a clean shutdown) or "immediate" (SIGQUIT: every process exits at once, crash
+        recovery at the next start)."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        signals = {"fast": signal.SIGINT, "immediate": signal.SIGQUIT}
+        # To the postmaster itself (its pid file's first line): runuser, between us and it,
+        # would turn any signal into a SIGTERM (a smart shutdown, waiting for every session).
+        pid = int(Path(self._data, "postmaster.pid").read_text().split()[0])
+        os.kill(pid, signals[mode])
+        server.wait(timeout=60)
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
 @contextmanager
 def private_server() -> Iterator[str]:
     """Start a throwaway PostgreSQL from the machine's binaries; its admin URL."""
-    found = _binaries()
-    if found is None:
-        raise RuntimeError(
-            f"no PostgreSQL answers at {server_url()} and no initdb/postgres binaries are "
-            f"installed: set {URL_VARIABLE} or install Debian's postgresql package"
-        )
-    initdb, postgres = found
-    folder = tempfile.mkdtemp(prefix="relay-pg-")
-    # PostgreSQL refuses to run as root: run it as the postgres account the package made.
-    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    if as_user:
-        shutil.chown(folder, "postgres")
-    data = str(Path(folder, "data"))
-    subprocess.run(
-        [*as_user, initdb, "-D", data, "-U", "postgres", "--auth=trust", "--no-sync"],
-        check=True,
-        capture_output=True,
-    )
-    port = _free_port()
-    server = subprocess.Popen(
-        [
-            *as_user,
-            postgres,
-            "-D",
-            data,
-            "-p",
-            str(port),
-            "-k",
-            folder,
-            "-c",
-            "listen_addresses=127.0.0.1",
-            "-c",
-            "fsync=off",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    server = PrivateServer()
     try:
-        deadline = time.monotonic() + 30
-        while not asyncio.run(_answers(url)):
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise RuntimeError("the private PostgreSQL did not start")
-            time.sleep(0.2)
-        yield url
+        server.start()
+        yield server.url
     finally:
-        server.terminate()
-        server.wait(timeout=30)
-        shutil.rmtree(folder, ignore_errors=True)
+        server.remove()
 
 
 @contextmanager
