@@ -1,5 +1,6 @@
 """Storage faults on the PostgreSQL store: a database that refuses writes (the writer's session
-turned read-only, as a failed-over or full server does) and the writer's connection killed.
+turned read-only, as a failed-over or full server does), the writer's connection killed, and an
+error at each statement of a commit in turn (triggers that raise at the k-th write, or at COMMIT).
 Publishes are NACKed with 50000 and never ACKed unless durable, reads keep working, nothing
 hangs, and the relay recovers by itself; what it serves from memory equals what is stored."""
 
@@ -14,9 +15,11 @@ from urllib.parse import quote
 
 import aiohttp
 import asyncpg
+import msgpack
 import pytest
 from relay_support import APP_KEY, running_relay
 
+from channel_relay.protocol.serials import parse_serial
 from channel_relay.server import Relay
 from channel_relay.store.postgres import PostgresStore
 
@@ -45,6 +48,17 @@ async def _read_only(relay: Relay, read_only: bool) -> None:
 async def _post(http: aiohttp.ClientSession, relay: Relay, body: Any) -> tuple[int, Any]:
     async with http.post(
         f"{relay.url}/channels/faults/messages", json=body, headers=HEADERS
+    ) as resp:
+        return resp.status, await resp.json()
+
+
+async def _append(
+    http: aiohttp.ClientSession, relay: Relay, serial: str, data: str
+) -> tuple[int, Any]:
+    async with http.patch(
+        f"{relay.url}/channels/faults/messages/{quote(serial)}",
+        json={"action": 5, "data": data},
+        headers=HEADERS,
     ) as resp:
         return resp.status, await resp.json()
 
@@ -108,3 +122,116 @@ async def test_a_killed_writer_connection_fails_no_publish_silently_and_is_repla
         if status != 201:
             assert (await _post(http, relay, {"id": f"k{i}", "data": f"k{i}"}))[0] == 201
     assert sorted(await _history(http, relay)) == sorted(["before", *(f"k{i}" for i in range(5))])
+
+
+# An error at every statement of a commit, in turn. Every write to the log's tables counts as a
+# step (a statement-level trigger before it, and a deferred one per row, run by COMMIT); the
+# k-th raises an I/O error, as a failing disk would, whatever statements the commit is made of.
+_STEP_FAULTS = """
+CREATE TABLE relay_test_fault (k bigint NOT NULL);
+INSERT INTO relay_test_fault VALUES (0);
+CREATE SEQUENCE relay_test_steps;
+CREATE FUNCTION relay_test_step() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  target bigint;
+BEGIN
+  SELECT k INTO target FROM relay_test_fault;
+  IF target > 0 THEN
+    IF nextval('relay_test_steps') = target THEN
+      RAISE EXCEPTION 'injected fault at step %', target USING ERRCODE = 'io_error';
+    END IF;
+  END IF;
+  RETURN NULL;
+END $$;
+"""
+_STEP_TABLES = ["channels", "messages", "versions", "idempotency", "presence", "presence_members"]
+
+
+def _step_triggers() -> str:
+    triggers = [
+        f"CREATE TRIGGER relay_test_step BEFORE INSERT OR UPDATE OR DELETE ON {table} "
+        "FOR EACH STATEMENT EXECUTE FUNCTION relay_test_step();"
+        f"CREATE CONSTRAINT TRIGGER relay_test_commit AFTER INSERT OR UPDATE ON {table} "
+        "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION relay_test_step();"
+        for table in _STEP_TABLES
+    ]
+    return "\n".join([_STEP_FAULTS, *triggers])
+
+
+@pytest.fixture
+async def steps(postgres_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """An admin connection to the relay's database with the step faults installed (disarmed);
+    they are removed afterwards, so the database serves the next test as it was."""
+    admin = await asyncpg.connect(postgres_url)
+    try:
+        await admin.execute(_step_triggers())
+        yield admin
+    finally:
+        drops = [f"DROP TRIGGER IF EXISTS relay_test_step ON {t};" for t in _STEP_TABLES]
+        drops += [f"DROP TRIGGER IF EXISTS relay_test_commit ON {t};" for t in _STEP_TABLES]
+        await admin.execute(
+            "".join(drops) + "DROP FUNCTION IF EXISTS relay_test_step();"
+            "DROP SEQUENCE IF EXISTS relay_test_steps; DROP TABLE IF EXISTS relay_test_fault;"
+        )
+        await admin.close()
+
+
+async def _served_equals_stored(
+    http: aiohttp.ClientSession, relay: Relay, admin: asyncpg.Connection, serial: str
+) -> str:
+    """The message as GET serves it (the channel's cache) equals its row; returns its data."""
+    status, served = await _get(http, relay, f"/channels/faults/messages/{quote(serial)}")
+    assert status == 200, served
+    parsed = parse_serial(serial)
+    assert parsed is not None
+    body = await admin.fetchval(
+        "SELECT m.body FROM messages m JOIN channels c ON c.id = m.channel_id "
+        "WHERE c.name = 'faults' AND m.seq = $1",
+        parsed[1],
+    )
+    assert served["data"] == msgpack.unpackb(body, raw=False)["data"]
+    return str(served["data"])
+
+
+async def test_a_commit_failing_at_any_statement_leaves_memory_equal_to_the_database(
+    relay: Relay, http: aiohttp.ClientSession, steps: asyncpg.Connection
+) -> None:
+    """For k = 1, 2, ...: fail the k-th write of an idempotent publish and an append, then check
+    that history, the served message and an idempotent retry all agree with the database;
+    until a round runs with no step left to fail."""
+    _, body = await _post(http, relay, {"data": "base"})
+    (serial,) = body["serials"]
+    expected_data = "base"
+    expected_history = ["base"]
+    for k in range(1, 200):
+        await steps.execute("SELECT setval('relay_test_steps', 1, false)")
+        await steps.execute("UPDATE relay_test_fault SET k = $1", k)
+        published = await _post(http, relay, {"id": f"p{k}", "data": f"p{k}"})
+        appended = await _append(http, relay, serial, f"+{k}")
+        await steps.execute("UPDATE relay_test_fault SET k = 0")
+        last, called = await steps.fetchrow("SELECT last_value, is_called FROM relay_test_steps")
+        fired = called and last >= k
+        assert {published[0], appended[0]} <= {201, 200, 500}, (published, appended)
+        for status, answer in (published, appended):
+            if status == 500:
+                assert answer["error"]["code"] == 50000, answer
+        if published[0] == 201:
+            expected_history.append(f"p{k}")
+        if appended[0] == 200:
+            expected_data += f"+{k}"
+        # An idempotent retry stores a failed publish, or answers the stored one's serial.
+        retry = await _post(http, relay, {"id": f"p{k}", "data": f"p{k}"})
+        assert retry[0] == 201, retry
+        if published[0] == 201:
+            assert retry == published
+        else:
+            expected_history.append(f"p{k}")
+        assert await _served_equals_stored(http, relay, steps, serial) == expected_data
+        history = await _history(http, relay)
+        assert history[0] == expected_data
+        assert history[1:] == expected_history[1:]
+        if not fired:
+            assert k > 5, "the faults never reached into the commits"
+            break
+    else:
+        pytest.fail("a commit took more than 200 writes")
