@@ -1,8 +1,10 @@
 """The Python codecs are byte-exact with @ably/ai-transport 0.8.0's: golden vectors made by the
 SDK's own encoder and decoder (scripts/client_codec_vectors.mjs over
 scripts/client_codec_corpus.json for the Vercel codec, scripts/client_codec_corpus_openai.json
-for the OpenAI Responses codec's wire) must come out of the Python encoder as the
-same bytes, and the Python decoder must rebuild the same events and inputs from them."""
+for the OpenAI Responses codec) must come out of the Python encoder as the same bytes, and the
+Python decoder must rebuild the same events and inputs from them. For the OpenAI codec the
+Python reducer must fold them into the messages the SDK's reducer folds, and
+`to_responses_input` and the call helpers must read the same out of a conversation."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from typing import Any
 import pytest
 from interop_support import RunNode
 
-from channel_relay.client.codecs import jsjson, openai, vercel
+from channel_relay.client.codecs import jsjson, openai, openai_messages, vercel
 from channel_relay.client.codecs.codec import WireCodec
 from channel_relay.client.errors import AblyError
 from channel_relay.client.message import Message, decode_data
@@ -54,10 +56,12 @@ def _recorded(writes: list[Write]) -> list[dict[str, Any]]:
 
 
 def _decoded(codec: str, recorded: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Deliver the recorded writes to a fresh Python decoder, as the node script does."""
+    """Deliver the recorded writes to a fresh Python decoder, as the node script does; each
+    result names the codec-message-id of its message (`cmid`)."""
     decoder = CODECS[codec][1]()
     out = []
     version = 0
+    cmids: dict[str, str] = {}
     for write in recorded:
         for i, text in enumerate(write["messages"]):
             raw = json.loads(text)
@@ -78,8 +82,52 @@ def _decoded(codec: str, recorded: list[dict[str, Any]]) -> list[dict[str, Any]]
                 version=version_serial,
                 action="create" if write["op"] == "publish" else write["op"],
             )
-            out.append({"inputs": inputs, "outputs": outputs})
+            cmid = transport_headers(message).get("codec-message-id") or cmids.get(serial)
+            if cmid is not None:
+                cmids[serial] = cmid
+            out.append({"inputs": inputs, "outputs": outputs, "cmid": cmid})
     return out
+
+
+def _messages(decoded: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Fold decoded messages as a session does (serial order, by codec-message-id), in the
+    shape of the SDK's `getMessages`."""
+    projection = openai_messages.Projection()
+    for result in decoded:
+        for event in result["inputs"]:
+            projection.fold_input(event, result["cmid"])
+        for event in result["outputs"]:
+            projection.fold_output(event, result["cmid"])
+    return [{"codecMessageId": c, "message": m} for c, m in projection.messages()]
+
+
+def _plain(decoded: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"inputs": d["inputs"], "outputs": d["outputs"]} for d in decoded]
+
+
+def _conversation(item: dict[str, Any]) -> dict[str, Any]:
+    writes: list[Write] = []
+    for step in item["messages"]:
+        encoder = Encoder(headers=dict(step.get("headers", {})), codec=openai.CODEC)
+        cmid = step["codecMessageId"]
+        if "input" in step:
+            headers = dict(step.get("headers", {}))
+            writes.append(encoder.input(step["input"], headers=headers, codec_message_id=cmid))
+            continue
+        for event in step["outputs"]:
+            writes += encoder.output(event, codec_message_id=cmid)
+        if step.get("cancel"):
+            writes += encoder.cancel_streams()
+    messages = _messages(_decoded("openai", _recorded(writes)))
+    conversation = [m["message"] for m in messages]
+    return {
+        "name": item["name"],
+        "messages": messages,
+        "responsesInput": openai_messages.to_responses_input(conversation),
+        "resolvedCallIds": sorted(openai_messages.resolved_call_ids(conversation)),
+        "unansweredCalls": openai_messages.unanswered_calls(conversation),
+        "approvedUnexecutedCalls": openai_messages.approved_unexecuted_calls(conversation),
+    }
 
 
 def _python_vectors(codec: str, corpus: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
@@ -95,19 +143,22 @@ def _python_vectors(codec: str, corpus: dict[str, Any]) -> dict[str, list[dict[s
             writes += encoder.output(chunk, codec_message_id=item["codecMessageId"])
         if item.get("cancel"):
             writes += encoder.cancel_streams()
-        recorded = _recorded(writes)
-        result["outputs"].append(
-            {"name": item["name"], "writes": recorded, "decoded": _decoded(codec, recorded)}
-        )
+        result["outputs"].append(_case(codec, item["name"], _recorded(writes)))
     for item in corpus["inputs"]:
         write = Encoder(codec=CODECS[codec][0]).input(
             item["input"], headers=dict(item["headers"]), codec_message_id=item["codecMessageId"]
         )
-        recorded = _recorded([write])
-        result["inputs"].append(
-            {"name": item["name"], "writes": recorded, "decoded": _decoded(codec, recorded)}
-        )
+        result["inputs"].append(_case(codec, item["name"], _recorded([write])))
+    result["conversations"] = [_conversation(c) for c in corpus.get("conversations", [])]
     return result
+
+
+def _case(codec: str, name: str, recorded: list[dict[str, Any]]) -> dict[str, Any]:
+    decoded = _decoded(codec, recorded)
+    case = {"name": name, "writes": recorded, "decoded": _plain(decoded)}
+    if codec == "openai":
+        case["messages"] = _messages(decoded)
+    return case
 
 
 def _python_rejects(codec: str, corpus: dict[str, Any]) -> list[dict[str, Any]]:
@@ -140,4 +191,6 @@ async def test_python_codec_writes_the_bytes_the_js_sdk_writes_and_decodes_alike
         for mine, theirs in zip(ours[direction], golden[direction], strict=True):
             assert mine["writes"] == theirs["writes"], mine["name"]
             assert mine["decoded"] == theirs["decoded"], mine["name"]
+            assert mine.get("messages") == theirs.get("messages"), mine["name"]
     assert _python_rejects(codec, corpus) == golden["rejects"]
+    assert ours["conversations"] == golden["conversations"]

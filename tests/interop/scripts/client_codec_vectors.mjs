@@ -8,9 +8,20 @@
 // delivers them (create, then appends with growing version serials), to a fresh decoder
 // whose outputs and inputs are reported too. The corpus's `rejects` are events the encoder
 // refuses. No relay is involved.
+// For the OpenAI codec each case's decoded events are also folded by the codec's reducer
+// (`fold` / `getMessages`, keyed by the codec-message-id header, as a session does), and the
+// corpus's `conversations` (messages published in turn: {codecMessageId, outputs, cancel?} or
+// {codecMessageId, input}, all read by one decoder into one projection) report their messages,
+// `toResponsesInput` of them and the call helpers' answers.
 import { readFileSync } from 'node:fs';
 
-import { ResponsesCodec } from '@ably/ai-transport/openai';
+import {
+  approvedUnexecutedCalls,
+  resolvedCallIds,
+  ResponsesCodec,
+  toResponsesInput,
+  unansweredCalls,
+} from '@ably/ai-transport/openai';
 import { createUIMessageCodec } from '@ably/ai-transport/vercel';
 
 import { args, run } from '../lib/relay.mjs';
@@ -58,9 +69,10 @@ function recorder() {
   };
 }
 
-/** Deliver the recorded operations to a fresh decoder, as a subscriber sees them live. */
-function decodeAll(writes) {
-  const decoder = codec.createDecoder();
+/** Deliver the recorded operations to a decoder (a fresh one unless given), as a subscriber
+ * sees them live; each result carries the codec-message-id its message named (an append
+ * belongs to the message its serial opened). */
+function decodeAll(writes, decoder = codec.createDecoder(), cmids = new Map()) {
   const decoded = [];
   let version = 0;
   for (const write of writes) {
@@ -71,10 +83,50 @@ function decodeAll(writes) {
       const versionSerial = write.op === 'publish' ? serial : `${serial}:v${String(++version).padStart(4, '0')}`;
       const action = { publish: 'message.create', append: 'message.append', update: 'message.update' }[write.op];
       const result = decoder.decode({ name: raw.name, data, extras: raw.extras, serial, action, version: { serial: versionSerial } });
-      decoded.push({ inputs: result.inputs, outputs: result.outputs });
+      const cmid = raw.extras?.ai?.transport?.['codec-message-id'] ?? cmids.get(serial);
+      if (cmid !== undefined) cmids.set(serial, cmid);
+      Object.defineProperty(result, 'cmid', { value: cmid, enumerable: false });
+      decoded.push(result);
     });
   }
   return decoded;
+}
+
+/** Fold decoded messages into `projection` as a session does, serial order, by codec-message-id. */
+function foldAll(decoded, projection = codec.init()) {
+  decoded.forEach((result, i) => {
+    const meta = { serial: `s${String(i + 1).padStart(4, '0')}`, messageId: result.cmid };
+    for (const event of result.inputs) codec.fold(projection, { direction: 'input', event }, meta);
+    for (const event of result.outputs) codec.fold(projection, { direction: 'output', event }, meta);
+  });
+  return projection;
+}
+
+const plain = (decoded) => decoded.map(({ inputs, outputs }) => ({ inputs, outputs }));
+
+/** A conversation published message by message, read by one decoder into one projection. */
+async function conversation(item) {
+  const writer = recorder();
+  for (const step of item.messages) {
+    const encoder = codec.createEncoder(writer, { extras: { headers: step.headers ?? {} } });
+    if (step.input) {
+      await encoder.publishInput(step.input, { extras: { headers: step.headers ?? {} }, messageId: step.codecMessageId });
+    } else {
+      for (const event of step.outputs) await encoder.publishOutput(event, { messageId: step.codecMessageId });
+      if (step.cancel) await encoder.cancelStreams();
+    }
+    await encoder.close();
+  }
+  const messages = codec.getMessages(foldAll(decodeAll(writer.writes)));
+  const items = messages.map((m) => m.message);
+  return {
+    name: item.name,
+    messages,
+    responsesInput: toResponsesInput(items),
+    resolvedCallIds: [...resolvedCallIds(items)].sort(),
+    unansweredCalls: unansweredCalls(items),
+    approvedUnexecutedCalls: approvedUnexecutedCalls(items),
+  };
 }
 
 run(async () => {
@@ -88,14 +140,20 @@ run(async () => {
     for (const chunk of item.chunks) await encoder.publishOutput(chunk, { messageId: item.codecMessageId });
     if (item.cancel) await encoder.cancelStreams();
     await encoder.close();
-    outputs.push({ name: item.name, writes: writer.writes, decoded: decodeAll(writer.writes) });
+    const decoded = decodeAll(writer.writes);
+    const out = { name: item.name, writes: writer.writes, decoded: plain(decoded) };
+    if (args.codec === 'openai') out.messages = codec.getMessages(foldAll(decoded));
+    outputs.push(out);
   }
   const inputs = [];
   for (const item of corpus.inputs) {
     const writer = recorder();
     const encoder = codec.createEncoder(writer);
     await encoder.publishInput(item.input, { extras: { headers: item.headers }, messageId: item.codecMessageId });
-    inputs.push({ name: item.name, writes: writer.writes, decoded: decodeAll(writer.writes) });
+    const decoded = decodeAll(writer.writes);
+    const out = { name: item.name, writes: writer.writes, decoded: plain(decoded) };
+    if (args.codec === 'openai') out.messages = codec.getMessages(foldAll(decoded));
+    inputs.push(out);
   }
   // Events the encoder refuses: the Ably error code it throws, nothing written.
   const rejects = [];
@@ -111,5 +169,7 @@ run(async () => {
     }
     rejects.push({ name: item.name, code, writes: writer.writes });
   }
-  return { outputs, inputs, rejects };
+  const conversations = [];
+  for (const item of corpus.conversations ?? []) conversations.push(await conversation(item));
+  return { outputs, inputs, rejects, conversations };
 });
