@@ -15,14 +15,14 @@ Most codecs are best declared with `channel_relay.client.codecs.define.define_co
 class implementing `Codec` works as well.
 
 `channel_relay.client.codecs.vercel.CODEC` is the Vercel AI SDK UIMessage codec, the default of
-`Session`, `AgentSession` and `Encoder`; pass another `Codec` to speak another content model.
-A `WireCodec` is the wire half alone (encoding, and decoding to events), enough for `Encoder`
-and `OutputDecoder`: `channel_relay.client.codecs.openai.CODEC` is one.
+`Session`, `AgentSession` and `Encoder`; `channel_relay.client.codecs.openai.CODEC` is the OpenAI
+Responses codec; pass another `Codec` to speak another content model. A `WireCodec` is the wire
+half alone (encoding, and decoding to events), enough for `Encoder` and `OutputDecoder`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Container
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -108,9 +108,12 @@ class Codec(WireCodec, Protocol):
 
     `adapter_tag`: the codec's Ably agent identifier (JS `adapterTag`), sent as
     `<tag>/<version>` in the channel's `agent` attach param by sessions using it; None for none.
+    `tool_call_key`: the payload key naming the tool call in tool inputs (Vercel `toolCallId`,
+    OpenAI `call_id`).
     """
 
     adapter_tag: str | None
+    tool_call_key: str
 
     def fold(self, events: list[Event], message_id: str) -> list[DomainMessage]:
         """The assistant messages a sequence of output events of one codec-message-id builds,
@@ -139,6 +142,25 @@ class Codec(WireCodec, Protocol):
     def fork_seed(self, data: Any) -> dict[str, Any] | None:
         """The validated `forkSeed` of a tool-result envelope ({messages: [{codecMessageId,
         message}]}), or None."""
+        ...
+
+    def new_message(self, message_id: str, role: str, parts: list[Any]) -> DomainMessage:
+        """The message of `role` made of `parts`: a user input's decoded parts
+        (`decode_input_part` gives each; `message_id`: the codec's own message id, else the
+        codec-message-id), or none for a node whose codec has built nothing yet."""
+        ...
+
+    def text_message(self, text: str) -> DomainMessage:
+        """A user message of one text: what `Session.send("...")` sends."""
+        ...
+
+    def text(self, message: DomainMessage) -> str:
+        """The text of a message, its text parts joined."""
+        ...
+
+    def text_events(self, tokens: AsyncIterable[str], text_id: str) -> AsyncIterator[Event]:
+        """The output events streaming `tokens` as one text of an assistant message: what
+        `AgentRun.stream_text` pipes."""
         ...
 
 

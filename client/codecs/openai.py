@@ -23,23 +23,49 @@ Covered, and proven by golden vectors made by the JS codec itself
   one), `tool-result`, `tool-result-error`, `tool-approval-response`, `regenerate`; other item
   or part types (images, files) are refused (40003) as in JS.
 
-NOT implemented yet: the reducer folding events into OpenAI messages (JS `fold` / `getMessages`),
-`toResponsesInput`, `approvedUnexecutedCalls`, `resolvedCallIds`, `unansweredCalls`. So `CODEC`
-is a `WireCodec` (for the `Encoder` and this module's `Decoder`), not a full `Codec`: a
-`Session` or `AgentSession` cannot speak it yet.
+Messages: `CODEC` is a full `Codec`, so `Session(..., codec=openai.CODEC)` and
+`AgentSession(..., codec=openai.CODEC)` speak it. A message is {role, items, toolCallStates?},
+folded by `openai_messages.Projection` (the JS reducer); `to_responses_input`,
+`resolved_call_ids`, `unanswered_calls` and `approved_unexecuted_calls` read a conversation of
+them (re-exported here).
+
+Not covered, as in the JS codec: a client tool result as a fork (`forkSeed` is Vercel's), so
+`Session.add_tool_result` stays a Vercel codec feature.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 from channel_relay.client.codecs import jsjson
 from channel_relay.client.codecs.codec import InputPart, MessageDecoder, WireOp
+from channel_relay.client.codecs.openai_messages import (
+    OpenAIMessage,
+    Projection,
+    apply_tool_input,
+    approved_unexecuted_calls,
+    resolved_call_ids,
+    to_responses_input,
+    unanswered_calls,
+)
 from channel_relay.client.errors import AblyError
 
-__all__ = ["CODEC", "STREAM_KINDS", "Decoder", "ResponsesWireCodec", "decode_input", "encode_input"]
+__all__ = [
+    "CODEC",
+    "STREAM_KINDS",
+    "Decoder",
+    "ResponsesCodec",
+    "ResponsesWireCodec",
+    "approved_unexecuted_calls",
+    "decode_input",
+    "encode_input",
+    "resolved_call_ids",
+    "to_responses_input",
+    "unanswered_calls",
+]
 
 Event = dict[str, Any]
 
@@ -425,7 +451,88 @@ class ResponsesWireCodec:
         }
 
 
-CODEC = ResponsesWireCodec()
+class ResponsesCodec(ResponsesWireCodec):
+    """The OpenAI Responses codec as a `Codec` (JS `ResponsesCodec`): outputs are Responses
+    stream events (plus `function_call_output` and `tool-approval-request`), messages
+    {role, items, toolCallStates?}."""
+
+    tool_call_key = "call_id"
+
+    adapter_tag = "openai-responses"
+
+    def fold(self, events: list[Event], message_id: str) -> list[OpenAIMessage]:
+        projection = Projection()
+        for event in events:
+            projection.fold_output(event, message_id)
+        return [message for _, message in projection.messages()]
+
+    def decode_input_part(self, data: Any, codec: dict[str, str]) -> dict[str, Any]:
+        # A part the JS decoder would not read (no input_text partType) stays out.
+        inputs = decode_input(data, {**codec, "kind": "user-message"}, {})
+        return inputs[0]["message"]["items"][0]["content"][0] if inputs else {}
+
+    def new_message(self, message_id: str, role: str, parts: list[Any]) -> OpenAIMessage:
+        content = [p for p in parts if p]
+        if not content:
+            return {"role": role, "items": []}
+        return {"role": role, "items": [{"type": "message", "role": "user", "content": content}]}
+
+    def text_message(self, text: str) -> OpenAIMessage:
+        return self.new_message("", "user", [{"type": "input_text", "text": text}])
+
+    def text(self, message: OpenAIMessage) -> str:
+        return "".join(
+            part.get("text", "")
+            for item in message.get("items", [])
+            if item.get("type") == "message"
+            for part in item.get("content") or []
+            if part and part.get("type") in ("output_text", "input_text")
+        )
+
+    async def text_events(self, tokens: AsyncIterable[str], text_id: str) -> AsyncIterator[Event]:
+        slot = {"item_id": text_id, "output_index": 0, "content_index": 0}
+        item = {"id": text_id, "type": "message", "role": "assistant"}
+        yield {
+            "type": "response.output_item.added",
+            "output_index": 0,
+            "item": {**item, "status": "in_progress", "content": []},
+        }
+        part = {"type": "output_text", "text": "", "annotations": []}
+        yield {"type": "response.content_part.added", **slot, "part": part}
+        text = ""
+        async for token in tokens:
+            text += token
+            yield {"type": "response.output_text.delta", **slot, "delta": token}
+        yield {"type": "response.output_text.done", **slot, "text": text}
+        content = [{**part, "text": text}]
+        yield {
+            "type": "response.output_item.done",
+            "output_index": 0,
+            "item": {**item, "status": "completed", "content": content},
+        }
+
+    def apply_input(
+        self, message: OpenAIMessage, codec: dict[str, str], kind: str, data: Any
+    ) -> None:
+        for event in decode_input(data, {**codec, "kind": kind}, {}):
+            apply_tool_input(message, kind, event["payload"])
+
+    def tool_outputs(self, events: list[Event]) -> list[tuple[str, str, Any]]:
+        # A server tool's output stays in the message that published it (JS reducer): none
+        # is routed to the message holding its call.
+        return []
+
+    def holds_tool_call(self, message: OpenAIMessage, tool_call_id: str) -> bool:
+        return any(
+            item.get("type") == "function_call" and item.get("call_id") == tool_call_id
+            for item in message.get("items", [])
+        )
+
+    def fork_seed(self, data: Any) -> dict[str, Any] | None:
+        return None
+
+
+CODEC = ResponsesCodec()
 
 
 class Decoder(MessageDecoder):

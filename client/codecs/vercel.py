@@ -19,7 +19,8 @@ Codec header values are strings; booleans are "true"/"false" and structured valu
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Any
 
 from channel_relay.client.codecs import jsjson
@@ -675,6 +676,7 @@ class VercelCodec:
 
     stream_kinds = STREAM_KINDS
     adapter_tag: str | None = "vercel-ai-sdk-ui-message"
+    tool_call_key = "toolCallId"
 
     def encode_output(self, event: Chunk, open_streams: set[str], message_id: str | None) -> WireOp:
         return encode_chunk(event, open_streams, message_id)
@@ -724,6 +726,29 @@ class VercelCodec:
 
     def fork_seed(self, data: Any) -> dict[str, Any] | None:
         return fork_seed(data)
+
+    def new_message(self, message_id: str, role: str, parts: list[Any]) -> UIMessage:
+        return {"id": message_id, "role": role, "parts": parts}
+
+    def text_message(self, text: str) -> UIMessage:
+        return {
+            "id": f"msg-{uuid.uuid4()}",
+            "role": "user",
+            "parts": [{"type": "text", "text": text}],
+        }
+
+    def text(self, message: UIMessage) -> str:
+        return "".join(p.get("text", "") for p in message["parts"] if p.get("type") == "text")
+
+    async def text_events(self, tokens: AsyncIterable[str], text_id: str) -> AsyncIterator[Chunk]:
+        yield {"type": "start"}
+        yield {"type": "start-step"}
+        yield {"type": "text-start", "id": text_id}
+        async for token in tokens:
+            yield {"type": "text-delta", "id": text_id, "delta": token}
+        yield {"type": "text-end", "id": text_id}
+        yield {"type": "finish-step"}
+        yield {"type": "finish", "finishReason": "stop"}
 
 
 CODEC = VercelCodec()

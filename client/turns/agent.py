@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -250,7 +250,7 @@ class AgentRun:
         node = self.agent.session.tree.nodes.get(self.input_codec_message_id)
         if node is not None and node.role == "user":
             return node.message
-        return {"id": self.input_codec_message_id, "role": "user", "parts": []}
+        return self.agent.session.codec.new_message(self.input_codec_message_id, "user", [])
 
     def conversation(self) -> list[dict[str, Any]]:
         """The branch of the conversation this run answers, as UIMessages (root first)."""
@@ -399,22 +399,17 @@ class AgentRun:
         text_id: str = "txt-1",
         delay: float = 0.0,
     ) -> str:
-        """Stream `tokens` as one text part (start, step, text-start, deltas, text-end,
-        finish); returns complete or cancelled."""
+        """Stream `tokens` as one text of a new assistant message, in the session codec's
+        events (`Codec.text_events`: for the Vercel codec start, step, text-start, deltas,
+        text-end, finish); returns complete or cancelled."""
 
-        async def chunks() -> AsyncIterable[dict[str, Any]]:
-            yield {"type": "start"}
-            yield {"type": "start-step"}
-            yield {"type": "text-start", "id": text_id}
+        async def paced() -> AsyncIterator[str]:
             async for token in _aiter(tokens, self.cancelled):
                 if delay:
                     await asyncio.sleep(delay)
-                yield {"type": "text-delta", "id": text_id, "delta": token}
-            yield {"type": "text-end", "id": text_id}
-            yield {"type": "finish-step"}
-            yield {"type": "finish", "finishReason": "stop"}
+                yield token
 
-        return await self.pipe(chunks())
+        return await self.pipe(self.agent.session.codec.text_events(paced(), text_id))
 
 
 class _StreamWriter:

@@ -189,16 +189,6 @@ class Steer:
             self._outcome.set_result((consumed, status))
 
 
-def _user_message(message: UIMessage | str) -> UIMessage:
-    if isinstance(message, str):
-        return {
-            "id": f"msg-{uuid.uuid4()}",
-            "role": "user",
-            "parts": [{"type": "text", "text": message}],
-        }
-    return message
-
-
 class Session(EventEmitter):
     """The client side of an AI session on channel `channel_name` of `client`.
 
@@ -346,7 +336,8 @@ class Session(EventEmitter):
         the last message visible in `view` (the session's default view) unless given.
         Returns once the relay ACKed the message. Raises AblyError on refusal."""
         view = view or self.view
-        message = _user_message(message)
+        if isinstance(message, str):
+            message = self.codec.text_message(message)
         if parent is None and fork_of is None:
             last = view.last()
             parent = last.codec_message_id if last else None
@@ -426,7 +417,7 @@ class Session(EventEmitter):
             parent=node.codec_message_id,
             event_id=event_id,
         )
-        payload: dict[str, Any] = {"toolCallId": tool_call_id, "approved": approved}
+        payload: dict[str, Any] = {self.codec.tool_call_key: tool_call_id, "approved": approved}
         if reason:
             payload["reason"] = reason
         write = Encoder(codec=self.codec).input(
@@ -457,7 +448,9 @@ class Session(EventEmitter):
             run_client_id=self.client_id or "",
             event_id=event_id,
         )
-        event = {"kind": "user-message", "message": _user_message(message)}
+        if isinstance(message, str):
+            message = self.codec.text_message(message)
+        event = {"kind": "user-message", "message": message}
         write = Encoder(codec=self.codec).input(event, headers=headers, codec_message_id=cmid)
         steer = Steer(cmid, turn_id)
         self._steers[cmid] = steer

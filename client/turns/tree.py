@@ -77,12 +77,12 @@ class Node:
         messages = self.messages
         if messages:
             return messages[-1]
-        return {"id": self.codec_message_id, "role": self.role, "parts": []}
+        return self.codec.new_message(self.codec_message_id, self.role, [])
 
     @property
     def text(self) -> str:
         """The text parts of the message, joined."""
-        return "".join(p.get("text", "") for p in self.message["parts"] if p.get("type") == "text")
+        return self.codec.text(self.message)
 
     def holds_tool_call(self, tool_call_id: str) -> bool:
         return any(self.codec.holds_tool_call(m, tool_call_id) for m in self.messages)
@@ -96,7 +96,7 @@ class Node:
         if self.role == "user":
             message_id = next((e[2] for e in entries if e[0] == "part"), self.codec_message_id)
             parts = [e[1] for e in entries if e[0] == "part"]
-            return [{"id": message_id, "role": "user", "parts": parts}]
+            return [self.codec.new_message(message_id, "user", parts)]
         seeded = next((e[1] for e in entries if e[0] == "seed"), None)
         events: list[dict[str, Any]] = []
         for entry in entries:
@@ -239,10 +239,6 @@ class ConversationTree(EventEmitter):
         # doing, so it is no branch of the conversation, it belongs to the run.
         run, _ = self._run(transport["run-id"], transport)
         part = self.codec.decode_input_part(message.data, codec)
-        steer = run.steers.setdefault(
-            cmid, {"id": codec.get("messageId", cmid), "role": "user", "parts": []}
-        )
-        steer["parts"].append(part)
         node = self.nodes.get(cmid)
         if node is None:
             node = Node(
@@ -257,6 +253,7 @@ class ConversationTree(EventEmitter):
             self.nodes[cmid] = node
         node._entries[message.serial or ""] = ("part", part, codec.get("messageId", cmid))
         node._cache = None
+        run.steers[cmid] = node.message
         self._thread(run)
         self.emit("steer", run, cmid)
 

@@ -3,6 +3,7 @@ ship goes through the same turn layer (streams, runs, the tree, history) as the 
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
 from client_support import MakeClient
@@ -22,6 +23,7 @@ class LinesCodec:
 
     stream_kinds = frozenset({"line"})
     adapter_tag = None
+    tool_call_key = "toolCallId"
 
     def encode_output(self, event: Event, open_streams: set[str], message_id: str | None) -> WireOp:
         kind = event["type"]
@@ -85,6 +87,21 @@ class LinesCodec:
 
     def fork_seed(self, data: Any) -> dict[str, Any] | None:
         return None
+
+    def new_message(self, message_id: str, role: str, parts: list[Any]) -> dict[str, Any]:
+        return {"id": message_id, "role": role, "parts": parts}
+
+    def text_message(self, text: str) -> dict[str, Any]:
+        return {"id": "q", "role": "user", "parts": [{"type": "text", "text": text}]}
+
+    def text(self, message: dict[str, Any]) -> str:
+        return "\n".join(p["text"] for p in message["parts"] if p["type"] in ("text", "line"))
+
+    async def text_events(self, tokens: AsyncIterable[str], text_id: str) -> AsyncIterator[Event]:
+        yield {"type": "line-start", "id": text_id}
+        async for token in tokens:
+            yield {"type": "line-delta", "id": text_id, "delta": token}
+        yield {"type": "line-end", "id": text_id}
 
 
 LINES: Codec = LinesCodec()
