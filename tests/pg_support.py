@@ -11,6 +11,7 @@ parallel sessions and other users of the server never meet.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import glob
 import os
 import secrets
@@ -131,15 +132,23 @@ class PrivateServer:
     def stop(self, mode: str = "fast") -> None:
         """Stop the server as `pg_ctl stop -m <mode>` would: "fast" (SIGINT: every session is
         ended, a clean shutdown) or "immediate" (SIGQUIT: every process exits at once, crash
-        recovery at the next start)."""
+        recovery at the next start); or "kill": SIGKILL to every process of the server at
+        once (a power cut, as the clients see it)."""
         server, self._server = self._server, None
         if server is None:
             return
-        signals = {"fast": signal.SIGINT, "immediate": signal.SIGQUIT}
         # To the postmaster itself (its pid file's first line): runuser, between us and it,
         # would turn any signal into a SIGTERM (a smart shutdown, waiting for every session).
         pid = int(Path(self._data, "postmaster.pid").read_text().split()[0])
-        os.kill(pid, signals[mode])
+        if mode == "kill":
+            # Stopped first, so that it forks no backend the list below would miss.
+            os.kill(pid, signal.SIGSTOP)
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            for process in [pid, *map(int, children)]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process, signal.SIGKILL)
+        else:
+            os.kill(pid, {"fast": signal.SIGINT, "immediate": signal.SIGQUIT}[mode])
         server.wait(timeout=60)
 
     def remove(self) -> None:

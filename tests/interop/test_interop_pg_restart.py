@@ -3,8 +3,8 @@ one node, a subscriber on the other. While the server is down, publishes are NAC
 error (never ACKed, never left hanging) and /readyz is 503 on both nodes; once it is back, both
 are ready again, the publisher's next publishes are ACKed, and the subscriber, whose node lost its
 LISTEN connection, gets everything in serial order. Every ACKed publish is stored exactly once.
-Both a clean (fast) shutdown and an immediate one (every process gone at once, crash recovery at
-the next start), each on a server of the test's own."""
+A clean (fast) shutdown, an immediate one (every process exits at once, crash recovery at the
+next start) and SIGKILL of every server process, each on a server of the test's own."""
 
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ async def _until_readiness(
         await asyncio.sleep(0.1)
 
 
-@pytest.mark.parametrize("mode", ["fast", "immediate"])
+@pytest.mark.parametrize("mode", ["fast", "immediate", "kill"])
 async def test_a_postgresql_restart_mid_stream_loses_nothing_acked_and_service_resumes(
     tmp_path: Path,
     server: PrivateServer,
