@@ -74,3 +74,6 @@ class Settings:
     # Seconds between retention passes, and rows removed per delete (channel_relay.retention).
     retention_interval: float = 60.0
     retention_batch: int = 500
+    # Seconds between flushes of the live stats counted in memory (channel_relay.usage): on a
+    # cluster, how late `GET /stats` on one node may be with another node's counts.
+    stats_flush_interval: float = 5.0

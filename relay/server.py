@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
 import socket
-import tempfile
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -35,7 +32,7 @@ from channel_relay.ops import OpsApi
 from channel_relay.protocol.errors import AblyError
 from channel_relay.provisioning import Sandbox
 from channel_relay.push.service import Push
-from channel_relay.push.store import PushStore
+from channel_relay.push.store import PUSH_SCHEMA, PushStore
 from channel_relay.realtime.endpoint import RealtimeEndpoint
 from channel_relay.rest.admin import AdminApi
 from channel_relay.rest.annotations import AnnotationsApi
@@ -46,10 +43,13 @@ from channel_relay.rest.sandbox import SandboxApi
 from channel_relay.rest.stats import StatsApi
 from channel_relay.rest.unparseable import EnvelopeRunner
 from channel_relay.retention import Retention
-from channel_relay.store.annotations import AnnotationStore
+from channel_relay.store.annotations import AnnotationStore, PgAnnotations, SqliteAnnotations
 from channel_relay.store.base import Store
+from channel_relay.store.live_stats import LiveStatsTable, PgLiveStats, SqliteLiveStats
+from channel_relay.store.pg_side import PgSideTables
 from channel_relay.store.postgres import PostgresStore
 from channel_relay.store.preflight import check_database
+from channel_relay.store.side import SideDatabase
 from channel_relay.store.sqlite import SqliteStore
 from channel_relay.usage import LiveStats
 
@@ -76,19 +76,25 @@ class Relay:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.store: Store
-        # Side tables (push registrations, annotations) stay in a SQLite file of this node.
-        self._side_dir: str | None = None
         # With PostgreSQL, what the other nodes commit is heard here (channels.cluster).
         self._cluster_store: PostgresStore | None = None
         self.cluster: ClusterFeed | None = None
+        # The side tables (push, annotations, live stats) are in the same engine as the log.
+        push_store: PushStore
+        annotation_store: AnnotationStore
+        stats_table: LiveStatsTable
         if settings.store is not None:
             self.store = self._cluster_store = PostgresStore(settings.store)
-            if settings.db_path is None:
-                self._side_dir = tempfile.mkdtemp(prefix="relay-side-")
-            side_path = settings.db_path or str(Path(self._side_dir or "") / "side.db")
+            tables = PgSideTables(self._cluster_store)
+            push_store = PushStore(tables)
+            annotation_store = PgAnnotations(tables)
+            stats_table = PgLiveStats(tables)
         else:
             sqlite = SqliteStore(settings.db_path)
-            self.store, side_path = sqlite, sqlite.path
+            self.store = sqlite
+            push_store = PushStore(SideDatabase(sqlite.path, PUSH_SCHEMA, "relay-push"))
+            annotation_store = SqliteAnnotations(sqlite.path)
+            stats_table = SqliteLiveStats(sqlite.path)
         self.apps = Apps()
         # Fault injection exists on sandbox relays only (channel_relay.faults).
         self.faults = Faults()
@@ -107,10 +113,10 @@ class Relay:
             self.realtime.enforce_revocations,
             self.realtime.connection_id_for_key,
         )
-        self.push = Push(PushStore(side_path), self.channels)
-        self.annotations = Annotations(AnnotationStore(side_path))
+        self.push = Push(push_store, self.channels)
+        self.annotations = Annotations(annotation_store)
         self.channels.annotations = self.annotations
-        self.live_stats = LiveStats(side_path)
+        self.live_stats = LiveStats(stats_table, settings.stats_flush_interval)
         self.channels.on_published = self._published
         self.channels.on_presence = lambda channel, events, fan_out: self.live_stats.presence(
             channel.app_id, events, fan_out
@@ -247,8 +253,6 @@ class Relay:
                 await finish(self.store)
         finally:
             await self.store.close()
-        if self._side_dir is not None:
-            shutil.rmtree(self._side_dir, ignore_errors=True)
 
     def _published(self, channel: Channel, messages: list[dict[str, Any]]) -> None:
         """Every committed publish: push notifications for its extras.push, and live stats."""

@@ -309,6 +309,13 @@ OPTIONS: tuple[Option, ...] = (
         "seconds between retention passes",
     ),
     Option("retention_batch", "retention", "batch", _int(1), "rows removed per retention delete"),
+    Option(
+        "stats_flush_interval",
+        "stats",
+        "flush_interval",
+        _seconds,
+        "seconds between flushes of live stats to the store",
+    ),
 )
 _BY_WHERE = {(o.section, o.key): o for o in OPTIONS}
 # Keys of the file outside OPTIONS: `server.memory` (a throwaway database) and `[[apps]]`.

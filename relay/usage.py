@@ -1,7 +1,8 @@
 """Live stats: what the relay counts itself, per app and minute, in Ably's stats entry names.
 
 Counted as things happen (publishes, deliveries, storage, connections, active channels) into
-in-memory minutes, and added to a table beside the log every few seconds and at shutdown, so
+in-memory minutes, and added to a table beside the log every few seconds and at shutdown
+(channel_relay.store.live_stats: on a cluster, every node adds to the same rows), so
 `GET /stats` serves them merged with the sandbox's fixtures. Entries named `*.peak` keep the
 largest value seen; all others are sums.
 """
@@ -9,30 +10,18 @@ largest value seen; all others are sums.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import sqlite3
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from channel_relay.protocol.validation import message_size
-from channel_relay.store.side import SideDatabase
+from channel_relay.store.live_stats import LiveStatsTable, merge_entries
 from channel_relay.tasks import cancel_and_wait
 
 __all__ = ["LiveStats", "merged"]
 
 log = logging.getLogger(__name__)
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS live_stats (
-    app_id TEXT NOT NULL,
-    interval_start INTEGER NOT NULL,
-    entries TEXT NOT NULL,
-    PRIMARY KEY (app_id, interval_start)
-) WITHOUT ROWID;
-"""
-_FLUSH_EVERY = 5.0
 
 _Key = tuple[str, int]
 
@@ -54,17 +43,12 @@ def _minute(now_ms: int) -> int:
     return now_ms - now_ms % 60_000
 
 
-def _merge(into: dict[str, float], entries: Mapping[str, float]) -> None:
-    for name, value in entries.items():
-        if name.endswith(".peak"):
-            into[name] = max(into.get(name, 0), value)
-        else:
-            into[name] = into.get(name, 0) + value
-
-
 class LiveStats:
-    def __init__(self, path: str) -> None:
-        self._db = SideDatabase(path, _SCHEMA, "relay-stats")
+    """Counts kept in memory and added to `table` every `flush_every` seconds."""
+
+    def __init__(self, table: LiveStatsTable, flush_every: float) -> None:
+        self._db = table
+        self._flush_every = flush_every
         self._pending: dict[_Key, dict[str, float]] = {}
         # Per app and minute: messages in, bytes in, messages out, bytes out, messages stored.
         self._tallies: dict[_Key, list[int]] = {}
@@ -86,7 +70,7 @@ class LiveStats:
 
     def _add(self, app_id: str, entries: Mapping[str, float]) -> None:
         key = (app_id, _minute(int(time.time() * 1000)))
-        _merge(self._pending.setdefault(key, {}), entries)
+        merge_entries(self._pending.setdefault(key, {}), entries)
 
     def published(
         self, app_id: str, channel: str, messages: list[dict[str, Any]], fan_out: int
@@ -125,7 +109,7 @@ class LiveStats:
                     entries[data_name] = size
             for name in _PERSISTED:
                 entries[name] = kept
-            _merge(self._pending.setdefault(key, {}), entries)
+            merge_entries(self._pending.setdefault(key, {}), entries)
         self._tallies = {}
 
     def presence(self, app_id: str, events: list[dict[str, Any]], fan_out: int) -> None:
@@ -165,52 +149,32 @@ class LiveStats:
         self._channels = {k: v for k, v in self._channels.items() if k[1] >= now}
         if not pending:
             return
-
-        def add(db: sqlite3.Connection) -> None:
-            for (app_id, start), entries in pending.items():
-                row = db.execute(
-                    "SELECT entries FROM live_stats WHERE app_id = ? AND interval_start = ?",
-                    (app_id, start),
-                ).fetchone()
-                merged: dict[str, float] = json.loads(row[0]) if row else {}
-                _merge(merged, entries)
-                db.execute(
-                    "INSERT OR REPLACE INTO live_stats (app_id, interval_start, entries) "
-                    "VALUES (?, ?, ?)",
-                    (app_id, start, json.dumps(merged)),
-                )
-
         try:
-            await self._db.transaction(add)
+            await self._db.add(pending)
         except BaseException:
             for key, entries in pending.items():
-                _merge(self._pending.setdefault(key, {}), entries)
+                merge_entries(self._pending.setdefault(key, {}), entries)
             raise
 
     async def minutes(
         self, app_id: str, start: int, end: int
     ) -> list[tuple[int, dict[str, float]]]:
         """The app's counted minutes starting within [start, end], oldest first."""
-        rows = await self._db.read(
-            "SELECT interval_start, entries FROM live_stats WHERE app_id = ? "
-            "AND interval_start >= ? AND interval_start <= ? ORDER BY interval_start",
-            (app_id, start, end),
-        )
-        out: dict[int, dict[str, float]] = {row[0]: json.loads(row[1]) for row in rows}
+        out = await self._db.read(app_id, start, end)
         self._fold_tallies()
         for (app, minute), entries in self._pending.items():
             if app == app_id and start <= minute <= end:
-                _merge(out.setdefault(minute, {}), entries)
+                merge_entries(out.setdefault(minute, {}), entries)
         return sorted(out.items())
 
     async def delete_app(self, app_id: str) -> None:
         self._fold_tallies()
         self._pending = {k: v for k, v in self._pending.items() if k[0] != app_id}
-        await self._db.write([("DELETE FROM live_stats WHERE app_id = ?", (app_id,))])
+        await self._db.delete_app(app_id)
 
     async def _flush_periodically(self) -> None:
         while True:
-            await asyncio.sleep(_FLUSH_EVERY)
+            await asyncio.sleep(self._flush_every)
             try:
                 await self.flush()
             except Exception:
@@ -225,5 +189,5 @@ def merged(
     out: dict[int, dict[str, float]] = {}
     for source in sources:
         for start, entries in source:
-            _merge(out.setdefault(start, {}), entries)
+            merge_entries(out.setdefault(start, {}), entries)
     return sorted(out.items())

@@ -6,12 +6,19 @@ attached with the ANNOTATION_SUBSCRIBE mode, and the annotated message's new sum
 every subscriber as a message.summary (the message's serial, `annotations.summary`).
 Annotations need the channel rule that enables updates and deletes (93002 without it), as on
 Ably.
+
+On a cluster, what another node appended is heard through its commit's notification
+(channel_relay.channels.cluster) and delivered here from the table, with the summary that
+append made. A summary goes out only when it is newer than the last one this node delivered for
+the message (it folds rows up to a higher id), so one overtaken on its way is never delivered
+after the one that overtook it.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from typing import Any
 
 from channel_relay.channels.channel import Channel
@@ -20,16 +27,22 @@ from channel_relay.channels.summaries import IDENTIFIED_AGGREGATIONS, aggregatio
 from channel_relay.protocol.actions import Action, Flag, MessageAction
 from channel_relay.protocol.errors import AblyError
 from channel_relay.protocol.serials import parse_serial
-from channel_relay.store.annotations import AnnotationStore
+from channel_relay.store.annotations import Annotated, AnnotationStore, upto
+from channel_relay.store.errors import store_error
 
 __all__ = ["Annotations"]
 
 log = logging.getLogger(__name__)
 
+# Messages whose last summary delivered is remembered (the oldest forgotten first).
+_SUMMARIES_KEPT = 10_000
+
 
 class Annotations:
     def __init__(self, store: AnnotationStore) -> None:
         self.store = store
+        # (app, channel, message serial) -> the row id the last summary delivered went up to.
+        self._summarized: OrderedDict[tuple[str, str, str], int] = OrderedDict()
 
     async def publish(
         self,
@@ -61,13 +74,44 @@ class Annotations:
             annotation["timestamp"] = now
             if connection_id is not None:
                 annotation["connectionId"] = connection_id
-        by_message = await self.store.append(
-            channel.app_id, channel.name, channel.serial, annotations
-        )
-        self._deliver_annotations(channel, annotations, connection_id)
+        try:
+            stored, by_message = await self.store.append(
+                channel.app_id, channel.name, channel.serial, annotations
+            )
+        except Exception as exc:
+            raise store_error("Annotation", exc) from exc
+        self._deliver(channel, stored, by_message, connection_id, now)
+        return [annotation["serial"] for annotation in stored]
+
+    async def committed_elsewhere(self, channel: Channel, ids: list[int]) -> None:
+        """Another node appended rows `ids` on `channel`: deliver them and their summaries."""
+        added, by_message = await self.store.committed(channel.app_id, channel.name, ids)
+        if added:
+            self._deliver(channel, added, by_message, None, added[-1]["timestamp"])
+
+    def _deliver(
+        self,
+        channel: Channel,
+        added: list[dict[str, Any]],
+        by_message: Annotated,
+        publisher: str | None,
+        timestamp: int,
+    ) -> None:
+        self._deliver_annotations(channel, added, publisher)
         for serial, all_of_message in by_message.items():
-            self._deliver_summary(channel, serial, summarize(all_of_message), now)
-        return [annotation["serial"] for annotation in annotations]
+            if self._newer(channel, serial, upto(all_of_message)):
+                self._deliver_summary(channel, serial, summarize(all_of_message), timestamp)
+
+    def _newer(self, channel: Channel, message_serial: str, row_id: int) -> bool:
+        """Whether a summary up to `row_id` is newer than the last delivered (and now is)."""
+        key = (channel.app_id, channel.name, message_serial)
+        if self._summarized.get(key, 0) >= row_id:
+            return False
+        self._summarized[key] = row_id
+        self._summarized.move_to_end(key)
+        if len(self._summarized) > _SUMMARIES_KEPT:
+            self._summarized.popitem(last=False)
+        return True
 
     async def with_summaries(
         self, app_id: str, channel: str, messages: list[dict[str, Any]]

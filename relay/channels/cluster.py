@@ -2,7 +2,10 @@
 
 Every commit of a node ends with one NOTIFY naming the node and, per channel it wrote, the seq
 range it took, and carrying the ephemeral messages it published (never stored, so never in the
-log) when they fit (channel_relay.store.postgres). This node listens on a connection of its own and
+log) when they fit, or naming the row of the `ephemeral` table that holds them when they do not
+(channel_relay.store.postgres). An append of annotations notifies the rows it added, which the
+channel's annotations deliver from the table with the summary they made
+(channel_relay.channels.annotations). This node listens on a connection of its own and
 hands each range of another node to the channel, if it is loaded here: its sequencer reads the
 events from the log and delivers them in serial order (channel_relay.channels.sequencer).
 
@@ -95,6 +98,15 @@ class ClusterFeed:
             channel = self.channels.loaded_by_id(channel_id) or self.channels.loaded(app_id, name)
             if channel is not None:
                 channel.deliver_ephemeral(unpack_list(body))
+        for channel_id, app_id, name, row_id in note.get("parked", ()):
+            channel = self.channels.loaded_by_id(channel_id) or self.channels.loaded(app_id, name)
+            if channel is not None:
+                self._spawn(self._deliver_parked(channel, row_id))
+        annotations = self.channels.annotations
+        for app_id, name, ids in note.get("annotations", ()):
+            channel = self.channels.loaded(app_id, name)
+            if channel is not None and annotations is not None:
+                self._spawn(annotations.committed_elsewhere(channel, ids))
         for channel_id, _first, last, app_id, name in note.get("ranges", ()):
             loaded = self.channels.loaded_by_id(channel_id)
             if loaded is not None:
@@ -113,6 +125,13 @@ class ClusterFeed:
             unstored = self.channels.loaded(app_id, name)
             if unstored is not None and not unstored.stored:
                 self._spawn(self._adopt_presence(unstored, last))
+
+    async def _deliver_parked(self, channel: Channel, row_id: int) -> None:
+        messages = await self.store.parked_ephemeral(row_id)
+        if messages is None:
+            log.warning("cluster feed: ephemeral messages on %s dropped before read", channel.name)
+            return
+        channel.deliver_ephemeral(messages)
 
     async def _adopt_presence(self, channel: Channel, last: int) -> None:
         await self.channels.adopt(channel)

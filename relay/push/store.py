@@ -1,7 +1,9 @@
 """The durable push state: devices, channel subscriptions, and the notifications recorded.
 
-Its own tables in the relay's SQLite database, beside the message log (admin operations are
-rare, and off the publish path).
+Side tables beside the message log (channel_relay.store.side): in the relay's SQLite file, or
+in the cluster's PostgreSQL database (channel_relay.store.pg_side), where every node sees the
+same registrations. Admin operations are rare, and off the publish path. The SQL here runs on
+both engines.
 """
 
 from __future__ import annotations
@@ -9,9 +11,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from channel_relay.store.side import SideDatabase
+from channel_relay.store.side import SideTables
 
-__all__ = ["PushStore"]
+__all__ = ["PUSH_SCHEMA", "PushStore"]
 
 PUSH_SCHEMA = """
 CREATE TABLE IF NOT EXISTS push_devices (
@@ -51,10 +53,10 @@ CREATE INDEX IF NOT EXISTS push_notifications_by_device
 
 
 class PushStore:
-    """Push tables in the SQLite database at `path` (channel_relay.store.side)."""
+    """Push tables in `tables` (PUSH_SCHEMA on SQLite; channel_relay.store.pg_schema)."""
 
-    def __init__(self, path: str) -> None:
-        self._db = SideDatabase(path, PUSH_SCHEMA, "relay-push")
+    def __init__(self, tables: SideTables) -> None:
+        self._db = tables
 
     async def open(self) -> None:
         await self._db.open()
@@ -132,8 +134,8 @@ class PushStore:
         await self._write(
             [
                 (
-                    "INSERT OR IGNORE INTO push_subscriptions "
-                    "(app_id, channel, device_id, client_id) VALUES (?, ?, ?, ?)",
+                    "INSERT INTO push_subscriptions (app_id, channel, device_id, client_id) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     (app_id, channel, device_id, client_id),
                 )
             ]

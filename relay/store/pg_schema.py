@@ -151,4 +151,72 @@ CREATE TABLE IF NOT EXISTS revocations (
     issued_before BIGINT NOT NULL,
     applies_at BIGINT NOT NULL
 );
+
+-- Ephemeral messages too large for a NOTIFY payload: written in the commit that publishes
+-- them, named by the notification, read by the other nodes, dropped after a minute.
+CREATE TABLE IF NOT EXISTS ephemeral (
+    id BIGSERIAL PRIMARY KEY,
+    channel_id BIGINT NOT NULL,
+    created BIGINT NOT NULL,
+    body BYTEA NOT NULL
+);
+
+CREATE INDEX IF NOT EXISTS ephemeral_by_age ON ephemeral (created);
+
+-- Push state (channel_relay.push.store): the SQLite side tables' layout.
+CREATE TABLE IF NOT EXISTS push_devices (
+    app_id TEXT NOT NULL,
+    device_id TEXT COLLATE "C" NOT NULL,
+    client_id TEXT,
+    token TEXT,
+    body TEXT NOT NULL,
+    PRIMARY KEY (app_id, device_id)
+);
+
+CREATE INDEX IF NOT EXISTS push_devices_by_client ON push_devices (app_id, client_id);
+CREATE INDEX IF NOT EXISTS push_devices_by_token ON push_devices (app_id, token);
+
+CREATE TABLE IF NOT EXISTS push_subscriptions (
+    app_id TEXT NOT NULL,
+    channel TEXT COLLATE "C" NOT NULL,
+    device_id TEXT COLLATE "C" NOT NULL,
+    client_id TEXT COLLATE "C" NOT NULL,
+    PRIMARY KEY (app_id, channel, device_id, client_id)
+);
+
+CREATE TABLE IF NOT EXISTS push_notifications (
+    id BIGSERIAL PRIMARY KEY,
+    app_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    client_id TEXT,
+    timestamp BIGINT NOT NULL,
+    body TEXT NOT NULL
+);
+
+CREATE INDEX IF NOT EXISTS push_notifications_by_device
+    ON push_notifications (app_id, device_id, id);
+
+-- Annotations (channel_relay.store.annotations); ids grow in commit order among the
+-- annotations of one message, which are written under a lock on that message.
+CREATE TABLE IF NOT EXISTS annotations (
+    id BIGSERIAL PRIMARY KEY,
+    app_id TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    message_serial TEXT NOT NULL,
+    serial TEXT NOT NULL,
+    body BYTEA NOT NULL
+);
+
+CREATE INDEX IF NOT EXISTS annotations_by_message
+    ON annotations (app_id, channel, message_serial, id);
+
+-- Live stats (channel_relay.usage), one row per entry so that every node adds its counts with
+-- one upsert: sums add up, peaks keep the largest.
+CREATE TABLE IF NOT EXISTS live_stats (
+    app_id TEXT NOT NULL,
+    interval_start BIGINT NOT NULL,
+    name TEXT NOT NULL,
+    value DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (app_id, interval_start, name)
+);
 """

@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import asyncpg
+import msgpack
 
 from channel_relay.auth.keys import ApiKey
 from channel_relay.auth.revocation import Revocation
@@ -58,6 +59,8 @@ log = logging.getLogger(__name__)
 _MAX_OPS_PER_COMMIT = 4096
 # A NOTIFY payload must stay under 8000 bytes; a commit naming more channels sends several.
 _NOTIFY_BYTES = 7000
+# How long a large ephemeral message's row waits for the other nodes to read it.
+_PARKED_MS = 60_000
 # Seconds to wait for a connection, and for any one statement, before giving up (and NACKing).
 _CONNECT_TIMEOUT = 10.0
 _COMMAND_TIMEOUT = 30.0
@@ -132,6 +135,13 @@ class PostgresStore(LogReads):
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The connections beside the writer's, for tables written off the log
+        (channel_relay.store.pg_side)."""
+        assert self._pool is not None, "the store is not open"
+        return self._pool
 
     async def connect(self) -> Conn:
         """A connection of its own (the cluster feed's LISTEN connection)."""
@@ -461,6 +471,14 @@ class PostgresStore(LogReads):
 
     # Reads
 
+    async def parked_ephemeral(self, row_id: int) -> list[dict[str, Any]] | None:
+        """Ephemeral messages another node parked for its notification; None once dropped."""
+        body = await self.pool.fetchval("SELECT body FROM ephemeral WHERE id = $1", row_id)
+        if body is None:
+            return None
+        messages: list[dict[str, Any]] = msgpack.unpackb(body, raw=False)
+        return messages
+
     async def idempotent_seqs(self, channel_id: int, ids: Sequence[str]) -> dict[str, int]:
         if not ids:
             return {}
@@ -595,6 +613,9 @@ class _Writes:
         self.first_seqs: dict[int, int] = {}
         self.names: dict[int, tuple[str, str]] = {}
         self.ephemeral: list[tuple[int, Sequence[dict[str, Any]]]] = []
+        # Per entry of `ephemeral`: its messages as the notification carries them (base64
+        # msgpack), or the row of the `ephemeral` table holding those too large to ride in it.
+        self.encoded: list[str | int] = []
         self.presence_seqs: dict[int, int] = {}
         # Channels this transaction added presence events to (their notification names them).
         self.presence_written: set[int] = set()
@@ -787,8 +808,34 @@ class _Writes:
                 [self.last_seqs[cid] for cid in ids],
                 [self.presence_seqs[cid] for cid in ids],
             )
+        if self.ephemeral:
+            await self.park_ephemeral()
         for payload in self.notifications():
             await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, payload)
+
+    async def park_ephemeral(self) -> None:
+        """Ephemeral messages too large for a notification go into the `ephemeral` table in
+        this commit, for the notification to name; rows older than a minute are dropped."""
+        now = int(time.time() * 1000)
+        trimmed = False
+        for cid, messages in self.ephemeral:
+            body = pack(list(messages))
+            if _base64_size(len(body)) <= _NOTIFY_BYTES:
+                self.encoded.append(base64.b64encode(body).decode())
+                continue
+            if not trimmed:
+                await self.conn.execute(
+                    "DELETE FROM ephemeral WHERE created < $1", now - _PARKED_MS
+                )
+                trimmed = True
+            row_id = await self.conn.fetchval(
+                "INSERT INTO ephemeral (channel_id, created, body) VALUES ($1, $2, $3) "
+                "RETURNING id",
+                cid,
+                now,
+                body,
+            )
+            self.encoded.append(int(row_id))
 
     async def write_members(self) -> None:
         left = [key for key, event in self.members.items() if event is None]
@@ -818,19 +865,19 @@ class _Writes:
 
     def notifications(self) -> list[str]:
         """The commit's NOTIFY payloads: this node's id and, per channel written, its app, name
-        and the seq range taken; ephemeral messages (base64 msgpack) that fit; per channel with
+        and the seq range taken; ephemeral messages (base64 msgpack) that fit, and the rows of
+        those that do not (park_ephemeral); per channel with
         new presence events, its last presence seq. Split to fit PostgreSQL's payload limit."""
         entries: list[tuple[str, list[Any]]] = []
         for cid, first in self.first_seqs.items():
             app_id, name = self.names[cid]
             entries.append(("ranges", [cid, first, self.last_seqs[cid], app_id, name]))
-        for cid, messages in self.ephemeral:
+        for (cid, _), encoded in zip(self.ephemeral, self.encoded, strict=True):
             app_id, name = self.names[cid]
-            body = base64.b64encode(pack(list(messages))).decode()
-            if len(body) > _NOTIFY_BYTES:
-                log.warning("ephemeral messages too large to reach other nodes on %s", name)
-                continue
-            entries.append(("ephemeral", [cid, app_id, name, body]))
+            if isinstance(encoded, int):
+                entries.append(("parked", [cid, app_id, name, encoded]))
+            else:
+                entries.append(("ephemeral", [cid, app_id, name, encoded]))
         # Presence: per channel, the last presence seq; other nodes read up to it.
         entries.extend(
             ("presence", [cid, self.presence_seqs[cid], *self.names[cid]])
@@ -849,6 +896,10 @@ class _Writes:
         if chunk:
             payloads.append(json.dumps({"node": self.node_id, **chunk}))
         return payloads
+
+
+def _base64_size(size: int) -> int:
+    return (size + 2) // 3 * 4
 
 
 def _complete(ops: list[_Op], outcomes: list[_Outcome]) -> None:

@@ -1,8 +1,11 @@
-"""Tables kept beside the message log in the same SQLite file, through a connection of their own.
+"""Tables kept beside the message log, for state written rarely or off the publish path (push
+registrations, annotations, live stats): the interface their stores are written against, and
+its SQLite implementation.
 
-For state written rarely or off the publish path (push registrations, annotations): WAL and a
-busy timeout let this connection take turns with the log's group-commit writer, and a thread of
-its own keeps SQLite off the event loop.
+On SQLite they are in the log's file, through a connection of their own: WAL and a busy timeout
+let it take turns with the log's group-commit writer, and a thread of its own keeps SQLite off
+the event loop. On PostgreSQL they are tables of the cluster's database
+(channel_relay.store.pg_side), shared by every node.
 """
 
 from __future__ import annotations
@@ -11,13 +14,25 @@ import asyncio
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-__all__ = ["SideDatabase"]
+__all__ = ["SideDatabase", "SideTables", "Statement"]
 
 _T = TypeVar("_T")
 
+# SQL with `?` placeholders, written to run on both engines, and its parameters.
 Statement = tuple[str, Sequence[Any]]
+
+
+class SideTables(Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def write(self, statements: Sequence[Statement]) -> int:
+        """Run `statements` in one transaction; the number of rows they changed."""
+
+    async def read(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]: ...
 
 
 class SideDatabase:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from interop_support import RunNode
 
+ENGINES = ["sqlite", "postgresql"]
+
 
 async def test_annotations_deliver_and_summarize_every_aggregation(
     run_node: RunNode, fmt: str

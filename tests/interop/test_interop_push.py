@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from interop_support import RunNode
 
+ENGINES = ["sqlite", "postgresql"]
+
 
 async def test_push_registrations_subscriptions_and_notifications(
     run_node: RunNode, fmt: str

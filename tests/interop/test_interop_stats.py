@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from interop_support import RunNode
 
+ENGINES = ["sqlite", "postgresql"]
+
 
 async def test_stats_of_the_current_interval_count_what_happened(
     run_node: RunNode, fmt: str
