@@ -2,12 +2,15 @@
 turned read-only, as a failed-over or full server does), the writer's connection killed, and an
 error at each statement of a commit in turn (triggers that raise at the k-th write, or at COMMIT).
 Publishes are NACKed with 50000 and never ACKed unless durable, reads keep working, nothing
-hangs, and the relay recovers by itself; what it serves from memory equals what is stored."""
+hangs, and the relay recovers by itself; what it serves from memory equals what is stored. The
+tables beside the log (push registrations, annotations, live stats) refuse the same way: an
+Ably error, nothing kept, and what the relay serves afterwards is what the database holds."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +31,7 @@ HEADERS = {"Authorization": "Basic " + base64.b64encode(APP_KEY.encode()).decode
 
 @pytest.fixture
 async def relay(tmp_path: Path, postgres_url: str) -> AsyncIterator[Relay]:
-    async with running_relay(tmp_path, store=postgres_url) as server:
+    async with running_relay(tmp_path, store=postgres_url, stats_flush_interval=0.2) as server:
         yield server
 
 
@@ -235,3 +238,92 @@ async def test_a_commit_failing_at_any_statement_leaves_memory_equal_to_the_data
             break
     else:
         pytest.fail("a commit took more than 200 writes")
+
+
+async def _cut_connections(admin: asyncpg.Connection) -> None:
+    """End every other session of the database, and wait until they are gone."""
+    pids = await admin.fetch(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+        "AND pid != pg_backend_pid()"
+    )
+    await admin.execute("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid", pids)
+    for _ in range(200):
+        if not await admin.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1::int[])", pids
+        ):
+            break
+        await asyncio.sleep(0.05)
+    # Let the relay's connections see their end before the next request picks one.
+    await asyncio.sleep(0.2)
+
+
+@contextlib.asynccontextmanager
+async def _database_read_only(admin: asyncpg.Connection) -> AsyncIterator[None]:
+    """Every connection the relay makes meanwhile (its pool's, its writer's) refuses writes."""
+    database = await admin.fetchval("SELECT current_database()")
+    await admin.execute(f'ALTER DATABASE "{database}" SET default_transaction_read_only = on')
+    await _cut_connections(admin)
+    try:
+        yield
+    finally:
+        await admin.execute(f'ALTER DATABASE "{database}" RESET default_transaction_read_only')
+        await _cut_connections(admin)
+
+
+async def _send(
+    http: aiohttp.ClientSession, method: str, url: str, body: Any = None
+) -> tuple[int, Any]:
+    async with http.request(method, url, json=body, headers=HEADERS) as resp:
+        return resp.status, await resp.json()
+
+
+async def _inbound_count(http: aiohttp.ClientSession, relay: Relay) -> int:
+    status, minutes = await _get(http, relay, "/stats?unit=minute&limit=100")
+    assert status == 200, minutes
+    return sum(m["entries"].get("messages.inbound.all.messages.count", 0) for m in minutes)
+
+
+async def test_push_annotations_and_stats_refused_by_the_database_leave_nothing_behind(
+    relay: Relay, http: aiohttp.ClientSession, postgres_url: str
+) -> None:
+    _, body = await _post(http, relay, {"data": "annotated"})
+    (serial,) = body["serials"]
+    device_url = f"{relay.url}/push/deviceRegistrations/phone-1"
+    annotations_url = f"{relay.url}/channels/faults/messages/{quote(serial)}/annotations"
+    device = {
+        "id": "phone-1",
+        "platform": "ios",
+        "formFactor": "phone",
+        "push": {"recipient": {"transportType": "apns", "deviceToken": "abc"}},
+    }
+    admin = await asyncpg.connect(postgres_url)
+    try:
+        async with _database_read_only(admin):
+            status, body = await _send(http, "PUT", device_url, device)
+            assert (status, body["error"]["code"]) == (500, 50000)
+            status, body = await _send(http, "POST", annotations_url, {"type": "views:total.v1"})
+            assert (status, body["error"]["code"]) == (500, 50000)
+            assert await _send(http, "GET", f"{relay.url}/push/deviceRegistrations") == (200, [])
+            assert await _send(http, "GET", annotations_url) == (200, [])
+            # The stats flush is refused too: the counts wait in memory, still served.
+            await asyncio.sleep(0.5)
+            assert await _inbound_count(http, relay) == 1
+        assert (await _send(http, "PUT", device_url, device))[0] == 200
+        assert (await _send(http, "POST", annotations_url, {"type": "views:total.v1"}))[0] == 201
+        _, listed = await _send(http, "GET", f"{relay.url}/push/deviceRegistrations")
+        assert [d["id"] for d in listed] == ["phone-1"]
+        _, history = await _get(http, relay, "/channels/faults/messages")
+        assert history[0]["annotations"]["summary"] == {"views:total.v1": {"total": 1}}
+        # Flushed once the database takes writes again, and counted once.
+        stored = None
+        for _ in range(100):
+            stored = await admin.fetchval(
+                "SELECT value FROM live_stats WHERE name = 'messages.inbound.all.messages.count'"
+            )
+            if stored is not None:
+                break
+            await asyncio.sleep(0.1)
+        assert stored == 1
+        assert await _inbound_count(http, relay) == 1
+    finally:
+        await admin.close()
