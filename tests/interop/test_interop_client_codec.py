@@ -1,36 +1,41 @@
 """The Python codecs are byte-exact with @ably/ai-transport 0.8.0's: golden vectors made by the
 SDK's own encoder and decoder (scripts/client_codec_vectors.mjs over
 scripts/client_codec_corpus.json for the Vercel codec, scripts/client_codec_corpus_openai.json
-for the OpenAI Responses codec) must come out of the Python encoder as the same bytes, and the
-Python decoder must rebuild the same events and inputs from them. For the OpenAI codec the
-Python reducer must fold them into the messages the SDK's reducer folds, and
+for the OpenAI Responses codec, scripts/client_codec_corpus_poem.json for a custom codec declared
+with `define_codec` in Python and `defineCodec` in JS) must come out of the Python encoder as the
+same bytes, and the Python decoder must rebuild the same events and inputs from them. For the
+OpenAI codec the Python reducer must fold them into the messages the SDK's reducer folds, and
 `to_responses_input` and the call helpers must read the same out of a conversation."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from interop_support import RunNode
+from poem_codec import POEM
 
 from channel_relay.client.codecs import jsjson, openai, openai_messages, vercel
-from channel_relay.client.codecs.codec import WireCodec
+from channel_relay.client.codecs.codec import MessageDecoder, WireCodec
 from channel_relay.client.errors import AblyError
 from channel_relay.client.message import Message, decode_data
 from channel_relay.client.turns.encoder import Encoder, Write
 from channel_relay.client.turns.wire import codec_headers, transport_headers
 
 SCRIPTS = Path(__file__).parent / "scripts"
-# The wire codec and the decoder class of each codec the golden vectors cover.
-CODECS: dict[str, tuple[WireCodec, type[vercel.Decoder | openai.Decoder]]] = {
+# The wire codec and the decoder factory of each codec the golden vectors cover.
+CODECS: dict[str, tuple[WireCodec, Callable[[], MessageDecoder]]] = {
     "vercel": (vercel.CODEC, vercel.Decoder),
     "openai": (openai.CODEC, openai.Decoder),
+    "poem": (POEM, POEM.decoder),
 }
 CORPORA = {
     "vercel": SCRIPTS / "client_codec_corpus.json",
     "openai": SCRIPTS / "client_codec_corpus_openai.json",
+    "poem": SCRIPTS / "client_codec_corpus_poem.json",
 }
 
 

@@ -1,5 +1,6 @@
 // Golden vectors for the Python codecs, made by @ably/ai-transport's own encoder and decoder.
-// args.codec picks the codec: "vercel" (createUIMessageCodec()) or "openai" (ResponsesCodec).
+// args.codec picks the codec: "vercel" (createUIMessageCodec()), "openai" (ResponsesCodec) or
+// "poem" (a custom codec declared with defineCodec: lib/poem_codec.mjs).
 // Every case of the corpus (args.corpus: its path) goes through
 // `codec.createEncoder(writer, {extras: {headers}, messageId})` with a writer
 // that records each channel operation; each recorded message is put in wire form as ably-js
@@ -24,9 +25,10 @@ import {
 } from '@ably/ai-transport/openai';
 import { createUIMessageCodec } from '@ably/ai-transport/vercel';
 
+import { poemCodec } from '../lib/poem_codec.mjs';
 import { args, run } from '../lib/relay.mjs';
 
-const codec = { vercel: () => createUIMessageCodec(), openai: () => ResponsesCodec }[args.codec]();
+const codec = { vercel: () => createUIMessageCodec(), openai: () => ResponsesCodec, poem: () => poemCodec }[args.codec]();
 
 /** The message as ably-js puts it on the JSON wire. */
 function wire(message) {
