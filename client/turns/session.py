@@ -31,7 +31,7 @@ from types import MappingProxyType
 from typing import Any
 
 from channel_relay.client.channel import Channel
-from channel_relay.client.codecs import vercel
+from channel_relay.client.codecs import inputs, vercel
 from channel_relay.client.codecs.codec import Codec
 from channel_relay.client.errors import AblyError
 from channel_relay.client.events import EventEmitter, Subscription
@@ -40,7 +40,12 @@ from channel_relay.client.realtime import Realtime
 from channel_relay.client.rest import PaginatedResult
 from channel_relay.client.turns.encoder import Encoder
 from channel_relay.client.turns.tree import ENDED, ConversationTree, Node, Run, View
-from channel_relay.client.turns.wire import AI_CANCEL, ai_extras, build_transport_headers
+from channel_relay.client.turns.wire import (
+    AI_CANCEL,
+    ai_extras,
+    build_transport_headers,
+    channel_agent,
+)
 from channel_relay.protocol.actions import PresenceAction
 
 __all__ = ["ActiveTurn", "Session", "Steer", "Turn"]
@@ -212,6 +217,11 @@ class Session(EventEmitter):
         self.client = client
         self.codec = codec
         self.channel: Channel = client.channels.get(channel_name)
+        # Announced on ATTACH, as the JS session's registerAgent does.
+        self.channel.params = {
+            "agent": channel_agent(codec.adapter_tag),
+            **(self.channel.params or {}),
+        }
         self.tree = ConversationTree(codec)
         self.view = View(self.tree, self)
         self.turns: dict[str, Turn] = {}
@@ -350,7 +360,7 @@ class Session(EventEmitter):
             fork_of=fork_of,
             event_id=event_id,
         )
-        event = {"kind": "user-message", "message": message}
+        event = inputs.create_user_message(message)
         wire = (
             Encoder(codec=self.codec).input(event, headers=headers, codec_message_id=cmid).messages
         )
@@ -377,7 +387,9 @@ class Session(EventEmitter):
         turn = ActiveTurn(self, cmid, event_id)
         self._own_inputs[cmid] = turn
         write = Encoder(codec=self.codec).input(
-            {"kind": "regenerate"}, headers=headers, codec_message_id=cmid
+            inputs.create_regenerate(codec_message_id, node.parent),
+            headers=headers,
+            codec_message_id=cmid,
         )
         await self._publish(write.messages)
         view.selection.pop(node.parent, None)
@@ -421,7 +433,7 @@ class Session(EventEmitter):
         if reason:
             payload["reason"] = reason
         write = Encoder(codec=self.codec).input(
-            {"kind": "tool-approval-response", "payload": payload},
+            inputs.create_tool_approval_response(node.codec_message_id, payload),
             headers=headers,
             codec_message_id=node.codec_message_id,
         )
@@ -450,7 +462,7 @@ class Session(EventEmitter):
         )
         if isinstance(message, str):
             message = self.codec.text_message(message)
-        event = {"kind": "user-message", "message": message}
+        event = inputs.create_user_message(message)
         write = Encoder(codec=self.codec).input(event, headers=headers, codec_message_id=cmid)
         steer = Steer(cmid, turn_id)
         self._steers[cmid] = steer
@@ -490,7 +502,7 @@ class Session(EventEmitter):
         else:
             payload["message"] = error
         payload["forkSeed"] = {"messages": entries}
-        kind = "tool-result" if error is None else "tool-result-error"
+        create = inputs.create_tool_result if error is None else inputs.create_tool_result_error
         event_id = str(uuid.uuid4())
         parent = run.parent or self.tree.nodes[run.messages[0]].parent
         headers = build_transport_headers(
@@ -502,7 +514,7 @@ class Session(EventEmitter):
             event_id=event_id,
         )
         write = Encoder(codec=self.codec).input(
-            {"kind": kind, "payload": payload}, headers=headers, codec_message_id=target
+            create(target, payload), headers=headers, codec_message_id=target
         )
         turn = ActiveTurn(self, target, event_id)
         self._own_inputs[target] = turn

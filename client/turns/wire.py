@@ -3,6 +3,7 @@ to read and build `extras.ai.transport` / `extras.ai.codec`."""
 
 from __future__ import annotations
 
+from importlib import metadata
 from typing import Any
 
 from channel_relay.client.message import Message
@@ -20,6 +21,7 @@ __all__ = [
     "STEP_START",
     "ai_extras",
     "build_transport_headers",
+    "channel_agent",
     "codec_headers",
     "transport_headers",
 ]
@@ -34,6 +36,18 @@ RUN_END = "ai-run-end"
 STEP_START = "ai-step-start"
 STEP_END = "ai-step-end"
 LIFECYCLE = frozenset({RUN_START, RUN_RESUME, RUN_SUSPEND, RUN_END})
+SDK_AGENT = "ai-transport-py"
+
+
+def channel_agent(adapter_tag: str | None) -> str:
+    """The channel's `agent` attach param a session announces (as the JS SDK's `channelAgent`:
+    `ai-transport-js/<version>` plus `<adapterTag>/<version>`): this SDK, and the codec's
+    adapter tag when it has one."""
+    version = metadata.version("channel-relay")
+    agents = [f"{SDK_AGENT}/{version}"]
+    if adapter_tag:
+        agents.append(f"{adapter_tag}/{version}")
+    return " ".join(agents)
 
 
 def _ai(message: Message) -> dict[str, Any]:
