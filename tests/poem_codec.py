@@ -12,6 +12,7 @@ into a second message of its own); the `note-*` family {body?, pinned?}; `end-po
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
 from channel_relay.client.codecs.codec import LifecyclePolicy, LifecycleTracker
@@ -101,6 +102,19 @@ def _messages(state: dict[str, Any]) -> list[dict[str, Any]]:
     return [m for m in (state["main"], state["aside"]) if m is not None]
 
 
+async def _text_events(tokens: AsyncIterable[str], text_id: str) -> AsyncIterator[Event]:
+    yield {"type": "begin"}
+    yield {"type": "line-start", "id": text_id}
+    async for token in tokens:
+        yield {"type": "line-delta", "id": text_id, "text": token}
+    yield {"type": "line-end", "id": text_id}
+    yield {"type": "end-poem", "reason": "done"}
+
+
+def _text(message: dict[str, Any]) -> str:
+    return "".join(p.get("text", "") for p in message["parts"] if p["type"] in ("text", "line"))
+
+
 def _line_delta(stream_id: str, delta: str, codec: dict[str, str]) -> list[Event]:
     return [{"type": "line-delta", "id": codec.get("id", stream_id), "text": delta}]
 
@@ -158,6 +172,8 @@ POEM = define_codec(
         InputEvent("regenerate", wire_only=True),
         InputEvent("rate", fields=[json_field("stars")], data=text_data("comment")),
     ],
-    reducer=Reducer(init=_init, fold=_fold, get_messages=_messages),
+    reducer=Reducer(
+        init=_init, fold=_fold, get_messages=_messages, text=_text, text_events=_text_events
+    ),
     lifecycle=_lifecycle,
 )

@@ -22,7 +22,8 @@ over where a field table cannot say it, and stay sans-I/O: an encode hatch retur
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -166,22 +167,42 @@ class InputBatch:
         return next((p for p in self.parts if p.match is not None and p.match(part_type)), None)
 
 
+def _new_message(message_id: str, role: str, parts: list[Any]) -> dict[str, Any]:
+    return {"id": message_id, "role": role, "parts": parts}
+
+
+def _text_message(text: str) -> dict[str, Any]:
+    return {"id": f"msg-{uuid.uuid4()}", "role": "user", "parts": [{"type": "text", "text": text}]}
+
+
+def _text(message: dict[str, Any]) -> str:
+    return "".join(p.get("text", "") for p in message.get("parts", []) if p.get("type") == "text")
+
+
 @dataclass(frozen=True, slots=True)
 class Reducer:
     """How output events become domain messages (JS `CodecReducer`): `fold(state, event,
     codec_message_id)` folds one output event of the message `codec_message_id` into the state
     `init()` made; `get_messages(state)` lists the messages (several allowed).
 
-    The turn layer's extras for tools, all optional: `apply_input(message, input)` folds a
-    client tool input (decoded, {kind, codecMessageId, payload}) into the message holding the
-    call; `tool_outputs(events)` lists the tool results among output events as (tool call id,
-    input kind, input data); `holds_tool_call(message, tool_call_id)` (default: a part with that
-    `toolCallId`).
+    What the turn layer asks of messages, each with a default for {id, role, parts} messages
+    whose text parts are {type: text, text}: `new_message(message_id, role, parts)` (a user
+    message from its decoded input parts), `text_message(text)` (what `Session.send("...")`
+    sends), `text(message)`, and `text_events(tokens, text_id)` (the output events streaming
+    plain text, for `AgentRun.stream_text`; no default). For tools, all optional:
+    `apply_input(message, input)` folds a client tool input (decoded, {kind, codecMessageId,
+    payload}) into the message holding the call; `tool_outputs(events)` lists the tool results
+    among output events as (tool call id, input kind, input data); `holds_tool_call(message,
+    tool_call_id)` (default: a part with that `toolCallId`).
     """
 
     init: Callable[[], Any]
     fold: Callable[[Any, Event, str], Any]
     get_messages: Callable[[Any], list[dict[str, Any]]]
+    new_message: Callable[[str, str, list[Any]], dict[str, Any]] = _new_message
+    text_message: Callable[[str], dict[str, Any]] = _text_message
+    text: Callable[[dict[str, Any]], str] = _text
+    text_events: Callable[[AsyncIterable[str], str], AsyncIterator[Event]] | None = None
     apply_input: Callable[[dict[str, Any], dict[str, Any]], None] | None = None
     tool_outputs: Callable[[list[Event]], list[tuple[str, str, Any]]] | None = None
     holds_tool_call: Callable[[dict[str, Any], str], bool] | None = None
@@ -201,6 +222,7 @@ class DefinedCodec:
     reducer: Reducer
     lifecycle: Callable[[], LifecyclePolicy] | None = None
     adapter_tag: str | None = None
+    tool_call_key: str = "toolCallId"
     stream_kinds: frozenset[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -394,6 +416,20 @@ class DefinedCodec:
     def fork_seed(self, data: Any) -> dict[str, Any] | None:
         return vercel.fork_seed(data)
 
+    def new_message(self, message_id: str, role: str, parts: list[Any]) -> dict[str, Any]:
+        return self.reducer.new_message(message_id, role, parts)
+
+    def text_message(self, text: str) -> dict[str, Any]:
+        return self.reducer.text_message(text)
+
+    def text(self, message: dict[str, Any]) -> str:
+        return self.reducer.text(message)
+
+    def text_events(self, tokens: AsyncIterable[str], text_id: str) -> AsyncIterator[Event]:
+        if self.reducer.text_events is None:
+            raise AblyError(40003, 400, "unable to stream text; the codec has no text_events")
+        return self.reducer.text_events(tokens, text_id)
+
 
 def _explode(batch: InputBatch, event: Event) -> list[InputPart]:
     codec_extra, transport = batch.message_headers(event) if batch.message_headers else ({}, {})
@@ -487,8 +523,12 @@ def define_codec(
     reducer: Reducer,
     lifecycle: Callable[[], LifecyclePolicy] | None = None,
     adapter_tag: str | None = None,
+    tool_call_key: str = "toolCallId",
 ) -> DefinedCodec:
     """A `Codec` from descriptor tables (JS `defineCodec()({output, input, reducer,
     decoderSynthesiseLifecycle, adapterTag})`). Raises AblyError 40003 for a table JS refuses.
-    `lifecycle` makes a fresh `LifecyclePolicy` per decoder (keep its tracker inside)."""
-    return DefinedCodec(tuple(outputs), tuple(inputs), reducer, lifecycle, adapter_tag)
+    `lifecycle` makes a fresh `LifecyclePolicy` per decoder (keep its tracker inside);
+    `tool_call_key`: the payload key naming the call in the codec's tool inputs."""
+    return DefinedCodec(
+        tuple(outputs), tuple(inputs), reducer, lifecycle, adapter_tag, tool_call_key
+    )
