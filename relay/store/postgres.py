@@ -549,7 +549,14 @@ class PostgresStore(LogReads):
             writer.terminate()
 
     async def _commit(self, ops: list[_Op]) -> list[_Outcome]:
-        conn = await self._writer_connection()
+        try:
+            conn = await self._writer_connection()
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            # The server down or refusing: expected until it is back, so said once, not as a
+            # traceback per batch.
+            report = log.debug if self.health.failure is not None else log.warning
+            report("store unreachable (%s): publishes are NACKed until it answers", exc)
+            return [(None, exc)] * len(ops)
         try:
             return await self._transaction(conn, ops)
         except Exception as exc:
