@@ -102,10 +102,22 @@ def fixture_entries(fixture: Mapping[str, Any]) -> dict[str, float]:
         elif key == "tokenRequests":
             _flatten(entries, "apiRequests.tokenRequests", value)
         elif key == "apiRequests" and isinstance(value, Mapping):
-            _flatten(entries, "apiRequests.all", value)
+            # v1's apiRequests are the requests other than token requests; `all` counts both.
+            _flatten(entries, "apiRequests.other", value)
         else:
             _flatten(entries, key, value)
+    _total(entries, "apiRequests.all", ("apiRequests.other", "apiRequests.tokenRequests"))
+    _total(entries, "messages.all", ("messages.inbound.all", "messages.outbound.all"))
     return entries
+
+
+def _total(entries: dict[str, float], total: str, parts: Iterable[str]) -> None:
+    """`total`'s entries as the sums of the same entries under each of `parts`."""
+    for part in parts:
+        for name, value in list(entries.items()):
+            if name.startswith(part + "."):
+                summed = total + name[len(part) :]
+                entries[summed] = entries.get(summed, 0) + value
 
 
 def _directional(entries: dict[str, float], prefix: str, by_transport: Mapping[str, Any]) -> None:
@@ -222,6 +234,14 @@ class StatsQuery:
             direction == "forwards",
             unit,
             None if cursor is None else int(cursor),
+        )
+
+    def span(self) -> tuple[int, int]:
+        """The minutes to read: start and end widened to whole intervals of the unit, as Ably
+        counts the hour (day, month) that holds `start` whole."""
+        return (
+            _truncate(self.start, self.unit),
+            _interval_end(_truncate(self.end, self.unit), self.unit) - 1,
         )
 
     def page(self, intervals: list[_Interval]) -> tuple[list[_Interval], bool]:

@@ -51,12 +51,13 @@ class HistoryParams:
     cursor: int | None = None
 
     @classmethod
-    def parse(cls, query: Mapping[str, str]) -> HistoryParams:
-        """Read Ably's history parameters; 40003 for any value Ably would refuse."""
+    def parse(cls, query: Mapping[str, str], direction: str = "backwards") -> HistoryParams:
+        """Read Ably's history parameters (`direction` when the query names none); 40003 for any
+        value Ably would refuse."""
         limit = _int(query, "limit", DEFAULT_LIMIT)
         if not 1 <= limit <= MAX_LIMIT:
             raise AblyError.invalid_param(f"limit must be between 1 and {MAX_LIMIT}")
-        direction = query.get("direction", "backwards")
+        direction = query.get("direction", direction)
         if direction not in ("forwards", "backwards"):
             raise AblyError.invalid_param("direction must be forwards or backwards")
         start, end = _opt_int(query, "start"), _opt_int(query, "end")

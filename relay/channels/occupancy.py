@@ -7,7 +7,7 @@ from typing import Any
 from channel_relay.channels.channel import Channel
 from channel_relay.protocol.actions import Flag
 
-__all__ = ["channel_status", "idle_status"]
+__all__ = ["channel_status", "idle_status", "named_status"]
 
 
 def channel_status(channel: Channel) -> dict[str, Any]:
@@ -37,6 +37,14 @@ _EMPTY = (
 def idle_status(name: str) -> dict[str, Any]:
     """The details of a channel that is stored but not loaded: nobody is attached to it."""
     return _details(name, False, dict.fromkeys(_EMPTY, 0))
+
+
+def named_status(name: str, channel: Channel | None) -> dict[str, Any]:
+    """The details `GET /channels/{name}` answers: on Ably the request itself activates the
+    channel, so it reports active whether or not anyone is attached."""
+    details = idle_status(name) if channel is None else channel_status(channel)
+    details["status"]["isActive"] = True
+    return details
 
 
 def _details(name: str, active: bool, metrics: dict[str, int]) -> dict[str, Any]:

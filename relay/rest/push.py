@@ -156,6 +156,9 @@ class PushApi:
         body = await read_body(request, self.settings.max_frame_size)
         channel, device_id, client_id = parse_subscription(body)
         self._own_subscription(caller, channel, device_id, client_id)
+        if not self.push.channels.rules(caller.app_id, channel).push_enabled:
+            # As on Ably: push subscriptions need a channel whose namespace enables push.
+            raise AblyError.forbidden(f"Channel {channel!r} is not enabled for push notifications")
         if device_id:
             await self.push.device(caller.app_id, device_id)
         await self.push.store.subscribe(caller.app_id, channel, device_id, client_id)

@@ -25,7 +25,7 @@ from channel_relay.channels.history import (
     read_presence_page,
     read_versions,
 )
-from channel_relay.channels.occupancy import channel_status, idle_status
+from channel_relay.channels.occupancy import named_status
 from channel_relay.channels.presence import member_key
 from channel_relay.channels.registry import ChannelRegistry
 from channel_relay.config import Settings
@@ -142,7 +142,8 @@ class RestApi:
 
     def _on_behalf(self, identity: Identity, raw: Any, messages: list[dict[str, Any]]) -> None:
         """A message with a `connectionKey` is published on behalf of that realtime connection
-        of the same app: it carries that connection's id (80018 for a key of no live one)."""
+        of the same app: it carries that connection's id (40006, as on Ably, for a key of no
+        live one)."""
         items = raw if isinstance(raw, list) else [raw]
         for item, message in zip(items, messages, strict=True):
             key = item.get("connectionKey")
@@ -152,7 +153,7 @@ class RestApi:
                 self.connection_id_for_key(identity.app_id, key) if isinstance(key, str) else None
             )
             if connection_id is None:
-                raise AblyError(80018, 400, "Invalid connectionKey: no such live connection")
+                raise AblyError(40006, 400, "Invalid connectionKey: no such live connection")
             message["connectionId"] = connection_id
 
     async def change(self, request: web.Request) -> web.Response:
@@ -193,10 +194,12 @@ class RestApi:
         return reply(request, message)
 
     async def versions(self, request: web.Request) -> web.Response:
-        """Every recorded version of one message, newest first unless direction=forwards."""
+        """Every recorded version of one message, oldest (the original) first unless
+        direction=backwards, as Ably answers."""
         channel = await self._existing(request, "history")
         seq = _message_seq(channel, request.match_info["serial"])
-        page = await read_versions(channel, seq, HistoryParams.parse(request.query))
+        params = HistoryParams.parse(request.query, direction="forwards")
+        page = await read_versions(channel, seq, params)
         if not page.messages:
             raise AblyError.not_found("Message not found")
         return reply(request, page.messages, headers={"Link": page.links("versions")})
@@ -319,11 +322,11 @@ class RestApi:
         return reply(request, page.messages, headers={"Link": page.links("history")})
 
     async def status(self, request: web.Request) -> web.Response:
-        """Channel details: whether it is active and its occupancy; a channel nothing was ever
-        written to or attached is not active, and asking creates nothing."""
+        """Channel details: its occupancy, and active, as on Ably, where asking about a channel
+        activates it; asking creates nothing here."""
         identity, name = self._authorised(request, "channel-metadata")
         channel = await self.channels.find(identity.app_id, name)
-        return reply(request, idle_status(name) if channel is None else channel_status(channel))
+        return reply(request, named_status(name, channel))
 
     async def channel_list(self, request: web.Request) -> web.Response:
         """GET /channels: the app's channels, by name (by=id) or with details (by=value)."""

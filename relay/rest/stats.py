@@ -37,8 +37,9 @@ class StatsApi:
         if not identity.capability.allows_app_wide("stats"):
             raise AblyError.forbidden("Stats are not permitted by this capability")
         query = StatsQuery.parse(request.query)
-        fixtures = await self.store.stats(identity.app_id, query.start, query.end)
-        counted = await self.live.minutes(identity.app_id, query.start, query.end)
+        first, last = query.span()
+        fixtures = await self.store.stats(identity.app_id, first, last)
+        counted = await self.live.minutes(identity.app_id, first, last)
         minutes = merged(((s, json.loads(e)) for s, e in fixtures), counted)
         intervals = roll_up(minutes, query.unit)
         page, more = query.page(intervals)

@@ -143,8 +143,9 @@ async def test_push_subscribe_allows_only_the_callers_own_client_and_device(
 async def test_channel_rules_decide_push_and_annotations(
     tmp_path: Path, http: aiohttp.ClientSession
 ) -> None:
-    """As on Ably: extras.push notifies only on channels whose rule enables push, and
-    annotations need the rule that enables message changes (93002 elsewhere)."""
+    """As on Ably: push subscriptions are refused (40160) and extras.push notifies nobody on
+    channels whose rule does not enable push, and annotations need the rule that enables
+    message changes (93002 elsewhere)."""
     settings = Settings(host="127.0.0.1", port=0, db_path=str(tmp_path / "relay.db"), sandbox=True)
     relay = Relay(settings)
     await relay.start()
@@ -156,9 +157,11 @@ async def test_channel_rules_decide_push_and_annotations(
         app = await _call(http, relay, "POST", "/apps", {}, spec, 201)
         auth = _basic(app["keys"][0]["keyStr"])
         await _call(http, relay, "PUT", "/push/deviceRegistrations/phone-1", auth, DEVICE)
-        for channel in ("plain:news", "pushy:news"):
+        for channel, status in (("plain:news", 401), ("pushy:news", 201)):
             sub = {"channel": channel, "clientId": "eve"}
-            await _call(http, relay, "POST", "/push/channelSubscriptions", auth, sub, 201)
+            out = await _call(http, relay, "POST", "/push/channelSubscriptions", auth, sub, status)
+            if status == 401:
+                assert out["error"]["code"] == 40160
         pushed = {"name": "n", "extras": {"push": {"notification": {"title": "t"}}}}
         published = {}
         for channel in ("plain:news", "pushy:news"):

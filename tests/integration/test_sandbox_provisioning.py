@@ -220,6 +220,11 @@ async def test_stats_fixtures_are_served_by_interval(
         (hour,) = await resp.json()
     assert hour["intervalId"] == "2024-05-06:07" and hour["unit"] == "hour"
     assert hour["entries"]["messages.inbound.realtime.messages.count"] == 6
+    # As on Ably, a coarser unit counts the whole interval holding start..end.
+    query = "unit=hour&start=2024-05-06:07:03&end=2024-05-06:07:03"
+    async with http.get(f"{sandbox.url}/stats?{query}", headers=basic(key)) as resp:
+        (hour,) = await resp.json()
+    assert hour["entries"]["messages.inbound.realtime.messages.count"] == 6
 
 
 async def test_rules_are_applied_again_after_a_restart(tmp_path: Path) -> None:

@@ -66,16 +66,17 @@ async def test_round_trip_update_append_delete_get_versions(
     assert after_update["timestamp"] == after_append["timestamp"]
     assert after_update["id"] == after_append["id"]
 
+    # Versions come oldest first, the original message leading, as Ably answers them.
     versions = result["versions"]
-    assert [_version(v) for v in versions] == [upd, a2, a1, serial]
+    assert [_version(v) for v in versions] == [serial, a1, a2, upd]
     assert [v["action"] for v in versions] == [
-        "message.update",
-        "message.append",
-        "message.append",
         "message.create",
+        "message.append",
+        "message.append",
+        "message.update",
     ]
-    assert versions[-1]["data"] == {"type": "string", "value": "Hello"}
-    assert versions[1]["data"] == {"type": "string", "value": "ld"}
+    assert versions[0]["data"] == {"type": "string", "value": "Hello"}
+    assert versions[2]["data"] == {"type": "string", "value": "ld"}
 
     # Delete: a new version with the delete action; fields it does not carry are kept.
     after_delete = result["afterDelete"]

@@ -117,4 +117,4 @@ async def test_rest_publish_with_connection_key_speaks_for_that_connection(
     out = await run_node("rest_on_behalf.mjs", format=fmt, args={"channel": f"behalf-{fmt}"})
     assert out["received"]["connectionId"] == out["connectionId"]
     assert [m["connectionId"] for m in out["history"]] == [out["connectionId"]]
-    assert out["refused"]["code"] == 80018
+    assert out["refused"]["code"] == 40006
