@@ -4,10 +4,22 @@ together do not race to create it."""
 
 from __future__ import annotations
 
-__all__ = ["CHANNEL_TABLES", "NOTIFY_CHANNEL", "PG_SCHEMA", "SCHEMA_LOCK"]
+__all__ = [
+    "CHANNEL_TABLES",
+    "NOTIFY_BYTES",
+    "NOTIFY_CHANNEL",
+    "PG_FUNCTIONS",
+    "PG_SCHEMA",
+    "SCHEMA_LOCK",
+]
 
 # The LISTEN/NOTIFY channel every node listens on for commits of the others.
 NOTIFY_CHANNEL = "relay_log"
+# A NOTIFY payload must stay under 8000 bytes; a commit naming more channels sends several.
+NOTIFY_BYTES = 7000
+# Milliseconds a large ephemeral message's row (too large for a notification) waits for the other
+# nodes to read it.
+PARKED_MS = 60_000
 # pg_advisory_xact_lock key taken while the schema is applied.
 SCHEMA_LOCK = 0x72656C6179
 
@@ -219,4 +231,136 @@ CREATE TABLE IF NOT EXISTS live_stats (
     value DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (app_id, interval_start, name)
 );
+"""
+
+# The commit's server side (channel_relay.store.postgres). `relay_publish` commits a batch of
+# publishes in ONE statement, run in autocommit, so a group commit is one round trip: it locks
+# the channels' rows (in id order, so nodes never deadlock), then, in statements that each see
+# everything committed before the lock was granted, decides idempotency, numbers the new
+# messages from each channel's last_seq, stores them and their ids, advances last_seq and
+# notifies. A message body arrives packed with the serial `<epoch>-0000000000000000` as its last
+# entry; the seq's 16 digits are written over the zeros. It returns, per message in order, its
+# seq and whether this commit stored it (false: its id was stored before, under that seq).
+#
+# Ephemeral messages (never stored) ride in the notification as base64 msgpack, or, too large
+# for it, in a row of `ephemeral` the notification names ("parked").
+#
+# `relay_notify` sends a commit's notification entries as JSON payloads
+# {"node": ..., "<kind>": [entry, ...], ...} of at most NOTIFY_BYTES of entries, each kind's
+# entries in the order given.
+PG_FUNCTIONS = f"""
+CREATE OR REPLACE FUNCTION relay_notify(node TEXT, kinds TEXT[], entries TEXT[])
+RETURNS VOID LANGUAGE plpgsql AS $$
+DECLARE
+    kind TEXT;
+    entry TEXT;
+    payload TEXT := '';
+    open_kind TEXT;
+    size INT := 0;
+BEGIN
+    FOR kind, entry IN
+        SELECT u.kind, u.entry FROM unnest(kinds, entries) WITH ORDINALITY AS u(kind, entry, i)
+        ORDER BY u.kind, u.i
+    LOOP
+        IF open_kind IS NOT NULL AND size + length(entry) > {NOTIFY_BYTES} THEN
+            PERFORM pg_notify('{NOTIFY_CHANNEL}', '{{"node":' || to_json(node) || payload || ']}}');
+            payload := '';
+            open_kind := NULL;
+            size := 0;
+        END IF;
+        IF open_kind IS DISTINCT FROM kind THEN
+            payload := payload || CASE WHEN open_kind IS NULL THEN '' ELSE ']' END
+                || ',' || to_json(kind) || ':[';
+            open_kind := kind;
+        ELSE
+            payload := payload || ',';
+        END IF;
+        payload := payload || entry;
+        size := size + length(entry);
+    END LOOP;
+    IF open_kind IS NOT NULL THEN
+        PERFORM pg_notify('{NOTIFY_CHANNEL}', '{{"node":' || to_json(node) || payload || ']}}');
+    END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION relay_publish(
+    node TEXT, cids BIGINT[], mids TEXT[], stamps BIGINT[], bodies BYTEA[],
+    ephemeral_cids BIGINT[], ephemeral_bodies BYTEA[], now_ms BIGINT,
+    OUT seqs BIGINT[], OUT fresh BOOLEAN[]
+) LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    wanted BIGINT[] := ARRAY(SELECT DISTINCT c FROM unnest(cids || ephemeral_cids) AS c);
+    kinds TEXT[];
+    entries TEXT[];
+    app TEXT;
+    chan TEXT;
+    row_id BIGINT;
+    trimmed BOOLEAN := false;
+BEGIN
+    IF (SELECT count(*) FROM (SELECT id FROM channels WHERE id = ANY(wanted)
+                              ORDER BY id FOR UPDATE) AS locked) < cardinality(wanted) THEN
+        RAISE EXCEPTION 'a channel published to is not in the store'
+            USING ERRCODE = 'no_data_found';
+    END IF;
+    -- A repeated id is stored once: its first message in the batch is the one numbered.
+    WITH m AS (
+        SELECT u.i, u.cid, u.mid,
+               CASE WHEN u.mid IS NULL THEN u.i
+                    ELSE min(u.i) OVER (PARTITION BY u.cid, u.mid) END AS anchor
+        FROM unnest(cids, mids) WITH ORDINALITY AS u(cid, mid, i)
+    ), known AS (
+        SELECT m.i, k.seq FROM m
+        JOIN idempotency k ON k.channel_id = m.cid AND k.message_id = m.mid
+        WHERE m.i = m.anchor
+    ), taken AS (
+        SELECT m.i, c.last_seq + row_number() OVER (PARTITION BY m.cid ORDER BY m.i) AS seq
+        FROM m JOIN channels c ON c.id = m.cid
+        WHERE m.i = m.anchor AND NOT EXISTS (SELECT 1 FROM known WHERE known.i = m.i)
+    )
+    SELECT coalesce(array_agg(coalesce(t.seq, k.seq) ORDER BY m.i), '{{}}'),
+           coalesce(array_agg(m.i = m.anchor AND t.seq IS NOT NULL ORDER BY m.i), '{{}}')
+    INTO seqs, fresh
+    FROM m LEFT JOIN taken t ON t.i = m.anchor LEFT JOIN known k ON k.i = m.anchor;
+
+    INSERT INTO messages (channel_id, seq, timestamp, body)
+    SELECT u.cid, u.seq, u.ts,
+           overlay(u.body PLACING convert_to(lpad(u.seq::text, 16, '0'), 'UTF8')
+                   FROM octet_length(u.body) - 15)
+    FROM unnest(cids, seqs, stamps, bodies, fresh) AS u(cid, seq, ts, body, fresh)
+    WHERE u.fresh;
+    INSERT INTO idempotency (channel_id, message_id, seq)
+    SELECT u.cid, u.mid, u.seq FROM unnest(cids, mids, seqs, fresh) AS u(cid, mid, seq, fresh)
+    WHERE u.fresh AND u.mid IS NOT NULL;
+
+    WITH taken AS (
+        SELECT u.cid, min(u.seq) AS first, max(u.seq) AS last
+        FROM unnest(cids, seqs, fresh) AS u(cid, seq, fresh) WHERE u.fresh GROUP BY u.cid
+    ), advanced AS (
+        UPDATE channels c SET last_seq = t.last FROM taken t WHERE c.id = t.cid
+        RETURNING c.id, t.first, t.last, c.app_id, c.name
+    )
+    SELECT coalesce(array_agg('ranges'::text), '{{}}'),
+           coalesce(array_agg(json_build_array(a.id, a.first, a.last, a.app_id, a.name)::text
+                              ORDER BY a.id), '{{}}')
+    INTO kinds, entries FROM advanced a;
+    FOR i IN 1 .. coalesce(cardinality(ephemeral_cids), 0) LOOP
+        SELECT c.app_id, c.name INTO app, chan FROM channels c WHERE c.id = ephemeral_cids[i];
+        IF (octet_length(ephemeral_bodies[i]) + 2) / 3 * 4 <= {NOTIFY_BYTES} THEN
+            kinds := kinds || 'ephemeral'::text;
+            entries := entries || json_build_array(ephemeral_cids[i], app, chan,
+                translate(encode(ephemeral_bodies[i], 'base64'), E'\\n', ''))::text;
+        ELSE
+            IF NOT trimmed THEN
+                DELETE FROM ephemeral WHERE created < now_ms - {PARKED_MS};
+                trimmed := true;
+            END IF;
+            INSERT INTO ephemeral (channel_id, created, body)
+            VALUES (ephemeral_cids[i], now_ms, ephemeral_bodies[i]) RETURNING id INTO row_id;
+            kinds := kinds || 'parked'::text;
+            entries := entries || json_build_array(ephemeral_cids[i], app, chan, row_id)::text;
+        END IF;
+    END LOOP;
+    PERFORM relay_notify(node, kinds, entries);
+END $$;
 """

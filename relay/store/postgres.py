@@ -1,13 +1,16 @@
 """The PostgreSQL store: several relay nodes on one database, the database the one truth.
 
 Writes go through one group-commit writer task per node: everything queued since its last
-commit is committed as ONE transaction (one round trip per kind of row, whatever the batch
-holds). Inside it the rows of the channels written are locked, in id order so nodes never
-deadlock, and their sequences advanced: a channel's serials are assigned by whichever node holds
-its row, at commit, in one order for every node. Idempotency ids are checked and aggregates read
-under that same lock, so a retry sent to another node, or appends to one message arriving
-through two nodes, come out right. Each commit ends with one NOTIFY naming the channels and seq
-ranges it wrote; the other nodes deliver them from the table (channel_relay.channels.cluster).
+commit is committed together. Consecutive publishes are ONE call of the server-side function
+`relay_publish` (pg_schema.py) in autocommit: one round trip per group commit, however many
+messages and channels it holds. Other writes (changes to messages, presence, the rest) are one
+transaction, one round trip per kind of row. Either way the rows of the channels written are
+locked, in id order so nodes never deadlock, and their sequences advanced: a channel's serials
+are assigned by whichever node holds its row, at commit, in one order for every node.
+Idempotency ids are checked and aggregates read under that same lock, so a retry sent to another
+node, or appends to one message arriving through two nodes, come out right. Each commit ends
+with a NOTIFY naming the channels and seq ranges it wrote; the other nodes deliver them from the
+table (channel_relay.channels.cluster).
 
 Failures are contained as in the SQLite store: a failed group commit is retried op by op, and a
 lost connection fails the batch in flight (its outcome is unknown: it is NACKed, never ACKed)
@@ -17,8 +20,8 @@ and is replaced for the next one. Reads use a pool beside the writer's connectio
 from __future__ import annotations
 
 import asyncio
-import base64
 import collections
+import itertools
 import json
 import logging
 import re
@@ -48,7 +51,12 @@ from channel_relay.store.base import (
 )
 from channel_relay.store.commit_hook import CommitHook, report_commit
 from channel_relay.store.health import WriteHealth, ready_check_value
-from channel_relay.store.pg_schema import CHANNEL_TABLES, NOTIFY_CHANNEL, PG_SCHEMA, SCHEMA_LOCK
+from channel_relay.store.pg_schema import (
+    CHANNEL_TABLES,
+    PG_FUNCTIONS,
+    PG_SCHEMA,
+    SCHEMA_LOCK,
+)
 from channel_relay.store.reads import LogReads
 from channel_relay.store.rows import pack, unpack
 
@@ -57,10 +65,6 @@ __all__ = ["PostgresStore"]
 log = logging.getLogger(__name__)
 
 _MAX_OPS_PER_COMMIT = 4096
-# A NOTIFY payload must stay under 8000 bytes; a commit naming more channels sends several.
-_NOTIFY_BYTES = 7000
-# How long a large ephemeral message's row waits for the other nodes to read it.
-_PARKED_MS = 60_000
 # Seconds to wait for a connection, and for any one statement, before giving up (and NACKing).
 _CONNECT_TIMEOUT = 10.0
 _COMMAND_TIMEOUT = 30.0
@@ -121,6 +125,7 @@ class PostgresStore(LogReads):
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK)
             await conn.execute(PG_SCHEMA)
+            await conn.execute(PG_FUNCTIONS)
         self._task = asyncio.get_running_loop().create_task(self._run_writer())
 
     async def close(self) -> None:
@@ -549,6 +554,17 @@ class PostgresStore(LogReads):
             writer.terminate()
 
     async def _commit(self, ops: list[_Op]) -> list[_Outcome]:
+        outcomes: list[_Outcome] = []
+        for publishing, run in itertools.groupby(ops, key=lambda op: isinstance(op, Publish)):
+            commit = self._publish if publishing else self._transaction
+            outcomes.extend(await self._commit_run(commit, list(run)))
+        return outcomes
+
+    async def _commit_run(
+        self, commit: Callable[[Conn, list[Any]], Awaitable[list[_Outcome]]], ops: list[_Op]
+    ) -> list[_Outcome]:
+        """`ops` committed together by `commit`; if that fails, one by one, so that only a
+        faulty operation fails."""
         try:
             conn = await self._writer_connection()
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
@@ -558,7 +574,7 @@ class PostgresStore(LogReads):
             report("store unreachable (%s): publishes are NACKed until it answers", exc)
             return [(None, exc)] * len(ops)
         try:
-            return await self._transaction(conn, ops)
+            return await commit(conn, ops)
         except Exception as exc:
             if conn.is_closed() or isinstance(exc, OSError | asyncpg.InterfaceError):
                 # The connection went with the commit: its outcome is unknown, so nothing of
@@ -575,13 +591,57 @@ class PostgresStore(LogReads):
         outcomes: list[_Outcome] = []
         for op in ops:
             try:
-                outcomes.extend(await self._transaction(conn, [op]))
+                outcomes.extend(await commit(conn, [op]))
             except Exception as exc:
                 log.warning("store commit of one operation failed: %s", exc)
                 outcomes.append((None, exc))
                 if conn.is_closed():
                     await self._drop_writer()
                     conn = await self._writer_connection()
+        return outcomes
+
+    async def _publish(self, conn: Conn, ops: list[Publish]) -> list[_Outcome]:
+        """Publishes in one call of `relay_publish`: one statement, its own transaction."""
+        cids: list[int] = []
+        mids: list[str | None] = []
+        stamps: list[int] = []
+        bodies: list[bytes] = []
+        ephemeral_cids: list[int] = []
+        ephemeral_bodies: list[bytes] = []
+        for op in ops:
+            cid = op.channel_id
+            # The serial with seq 0: relay_publish writes the seq's digits over the zeros.
+            unnumbered = format_serial(op.epoch, 0)
+            for message, mid in zip(op.messages, op.idempotent_ids, strict=True):
+                cids.append(cid)
+                mids.append(mid)
+                stamps.append(message["timestamp"])
+                bodies.append(pack(_serial_last(message, unnumbered)))
+            if op.ephemeral:
+                ephemeral_cids.append(cid)
+                ephemeral_bodies.append(pack(list(op.ephemeral)))
+        if not cids and not ephemeral_cids:
+            return [(PublishResult([], []), None) for _ in ops]
+        try:
+            seqs, fresh = await conn.fetchrow(
+                "SELECT * FROM relay_publish($1, $2, $3, $4, $5, $6, $7, $8)",
+                self.node_id,
+                cids,
+                mids,
+                stamps,
+                bodies,
+                ephemeral_cids,
+                ephemeral_bodies,
+                int(time.time() * 1000),
+            )
+        except asyncpg.NoDataFoundError as exc:
+            raise LookupError(str(exc)) from exc
+        outcomes: list[_Outcome] = []
+        start = 0
+        for op in ops:
+            end = start + len(op.messages)
+            outcomes.append((PublishResult(seqs[start:end], fresh[start:end]), None))
+            start = end
         return outcomes
 
     async def _transaction(self, conn: Conn, ops: list[_Op]) -> list[_Outcome]:
@@ -607,11 +667,12 @@ async def _upsert_keys(conn: Conn, keys: Sequence[ApiKey]) -> None:
 
 
 class _Writes:
-    """The writes of one transaction, gathered and sent as one statement per kind of row.
+    """The writes of one transaction (all but publishes), gathered and sent as one statement
+    per kind of row.
 
-    `lock` takes the rows of every channel the batch writes (FOR UPDATE, in id order) and the
-    idempotency ids it names; from then on this transaction is the only writer of those
-    channels, so numbering, id checks and aggregates computed here are what commits."""
+    `lock` takes the rows of every channel the batch writes (FOR UPDATE, in id order); from
+    then on this transaction is the only writer of those channels, so numbering and aggregates
+    computed here are what commits."""
 
     def __init__(self, conn: Conn, node_id: str) -> None:
         self.conn = conn
@@ -619,16 +680,9 @@ class _Writes:
         self.last_seqs: dict[int, int] = {}
         self.first_seqs: dict[int, int] = {}
         self.names: dict[int, tuple[str, str]] = {}
-        self.ephemeral: list[tuple[int, Sequence[dict[str, Any]]]] = []
-        # Per entry of `ephemeral`: its messages as the notification carries them (base64
-        # msgpack), or the row of the `ephemeral` table holding those too large to ride in it.
-        self.encoded: list[str | int] = []
         self.presence_seqs: dict[int, int] = {}
         # Channels this transaction added presence events to (their notification names them).
         self.presence_written: set[int] = set()
-        self.ids: dict[tuple[int, str], int] = {}
-        self.messages: dict[tuple[int, int], tuple[int, bytes]] = {}
-        self.idempotency: list[tuple[int, str, int]] = []
         self.versions: list[tuple[int, int, int, bytes]] = []
         self.aggregates: dict[tuple[int, int], dict[str, Any]] = {}
         self.presence: list[tuple[int, int, str, int, bytes]] = []
@@ -638,7 +692,7 @@ class _Writes:
 
     async def lock(self, ops: list[_Op]) -> None:
         channel_ids = sorted(
-            {op.channel_id for op in ops if isinstance(op, Publish | Mutate | PresenceEvents)}
+            {op.channel_id for op in ops if isinstance(op, Mutate | PresenceEvents)}
         )
         if not channel_ids:
             return
@@ -651,26 +705,8 @@ class _Writes:
             self.last_seqs[cid] = last_seq
             self.presence_seqs[cid] = last_presence
             self.names[cid] = (app_id, name)
-        wanted = [
-            (op.channel_id, mid)
-            for op in ops
-            if isinstance(op, Publish)
-            for mid in op.idempotent_ids
-            if mid is not None
-        ]
-        if wanted:
-            found = await self.conn.fetch(
-                "SELECT i.channel_id, i.message_id, i.seq FROM idempotency i "
-                "JOIN unnest($1::bigint[], $2::text[]) AS w(cid, mid) "
-                "ON i.channel_id = w.cid AND i.message_id = w.mid",
-                [cid for cid, _ in wanted],
-                [mid for _, mid in wanted],
-            )
-            self.ids = {(cid, mid): seq for cid, mid, seq in found}
 
     async def apply(self, op: _Op) -> _Outcome:
-        if isinstance(op, Publish):
-            return self.publish(op), None
         if isinstance(op, Mutate):
             try:
                 return await self.mutate(op), None
@@ -693,39 +729,14 @@ class _Writes:
         self.first_seqs.setdefault(channel_id, seq)
         return seq
 
-    def publish(self, op: Publish) -> PublishResult:
-        cid = op.channel_id
-        seqs: list[int] = []
-        fresh: list[bool] = []
-        for message, mid in zip(op.messages, op.idempotent_ids, strict=True):
-            if mid is not None and (cid, mid) in self.ids:
-                seqs.append(self.ids[(cid, mid)])
-                fresh.append(False)
-                continue
-            seq = self.take_seq(cid)
-            body = {**message, "serial": format_serial(op.epoch, seq)}
-            self.messages[(cid, seq)] = (message["timestamp"], pack(body))
-            if mid is not None:
-                self.ids[(cid, mid)] = seq
-                self.idempotency.append((cid, mid, seq))
-            seqs.append(seq)
-            fresh.append(True)
-        if op.ephemeral:
-            self.ephemeral.append((cid, op.ephemeral))
-        return PublishResult(seqs, fresh)
-
     async def mutate(self, op: Mutate) -> MutateResult:
         cid, target = op.channel_id, op.target_seq
         current = self.aggregates.get((cid, target))
         if current is None:
-            new = self.messages.get((cid, target))
-            if new is not None:
-                current = unpack(new[1])
-            else:
-                body = await self.conn.fetchval(
-                    "SELECT body FROM messages WHERE channel_id = $1 AND seq = $2", cid, target
-                )
-                current = None if body is None else unpack(body)
+            body = await self.conn.fetchval(
+                "SELECT body FROM messages WHERE channel_id = $1 AND seq = $2", cid, target
+            )
+            current = None if body is None else unpack(body)
         if current is None:
             raise AblyError.not_found(f"No message with serial {format_serial(op.epoch, target)!r}")
         if cid not in self.last_seqs:
@@ -758,27 +769,6 @@ class _Writes:
 
     async def finish(self) -> None:
         conn = self.conn
-        # Changes to messages of this same batch rewrite the row about to be inserted.
-        for key, aggregate in list(self.aggregates.items()):
-            if key in self.messages:
-                self.messages[key] = (self.messages[key][0], pack(aggregate))
-                del self.aggregates[key]
-        if self.messages:
-            keys = list(self.messages)
-            await conn.execute(
-                "INSERT INTO messages (channel_id, seq, timestamp, body) "
-                "SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bytea[])",
-                [cid for cid, _ in keys],
-                [seq for _, seq in keys],
-                [self.messages[k][0] for k in keys],
-                [self.messages[k][1] for k in keys],
-            )
-        if self.idempotency:
-            await conn.execute(
-                "INSERT INTO idempotency (channel_id, message_id, seq) "
-                "SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[])",
-                *map(list, zip(*self.idempotency, strict=True)),
-            )
         if self.versions:
             await conn.execute(
                 "INSERT INTO versions (channel_id, seq, target_seq, body) "
@@ -815,34 +805,9 @@ class _Writes:
                 [self.last_seqs[cid] for cid in ids],
                 [self.presence_seqs[cid] for cid in ids],
             )
-        if self.ephemeral:
-            await self.park_ephemeral()
-        for payload in self.notifications():
-            await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, payload)
-
-    async def park_ephemeral(self) -> None:
-        """Ephemeral messages too large for a notification go into the `ephemeral` table in
-        this commit, for the notification to name; rows older than a minute are dropped."""
-        now = int(time.time() * 1000)
-        trimmed = False
-        for cid, messages in self.ephemeral:
-            body = pack(list(messages))
-            if _base64_size(len(body)) <= _NOTIFY_BYTES:
-                self.encoded.append(base64.b64encode(body).decode())
-                continue
-            if not trimmed:
-                await self.conn.execute(
-                    "DELETE FROM ephemeral WHERE created < $1", now - _PARKED_MS
-                )
-                trimmed = True
-            row_id = await self.conn.fetchval(
-                "INSERT INTO ephemeral (channel_id, created, body) VALUES ($1, $2, $3) "
-                "RETURNING id",
-                cid,
-                now,
-                body,
-            )
-            self.encoded.append(int(row_id))
+        kinds, entries = self.notifications()
+        if entries:
+            await conn.execute("SELECT relay_notify($1, $2, $3)", self.node_id, kinds, entries)
 
     async def write_members(self) -> None:
         left = [key for key, event in self.members.items() if event is None]
@@ -870,43 +835,29 @@ class _Writes:
                 [pack(event) for _, event in present],
             )
 
-    def notifications(self) -> list[str]:
-        """The commit's NOTIFY payloads: this node's id and, per channel written, its app, name
-        and the seq range taken; ephemeral messages (base64 msgpack) that fit, and the rows of
-        those that do not (park_ephemeral); per channel with
-        new presence events, its last presence seq. Split to fit PostgreSQL's payload limit."""
-        entries: list[tuple[str, list[Any]]] = []
+    def notifications(self) -> tuple[list[str], list[str]]:
+        """The commit's notification entries for relay_notify, grouped by kind: per channel
+        written, its app, name and the seq range taken; per channel with new presence events,
+        its last presence seq (other nodes read up to it)."""
+        kinds: list[str] = []
+        entries: list[str] = []
         for cid, first in self.first_seqs.items():
             app_id, name = self.names[cid]
-            entries.append(("ranges", [cid, first, self.last_seqs[cid], app_id, name]))
-        for (cid, _), encoded in zip(self.ephemeral, self.encoded, strict=True):
-            app_id, name = self.names[cid]
-            if isinstance(encoded, int):
-                entries.append(("parked", [cid, app_id, name, encoded]))
-            else:
-                entries.append(("ephemeral", [cid, app_id, name, encoded]))
-        # Presence: per channel, the last presence seq; other nodes read up to it.
-        entries.extend(
-            ("presence", [cid, self.presence_seqs[cid], *self.names[cid]])
-            for cid in sorted(self.presence_written)
-        )
-        payloads: list[str] = []
-        chunk: dict[str, list[Any]] = {}
-        size = 0
-        for kind, entry in entries:
-            entry_size = len(json.dumps(entry))
-            if chunk and size + entry_size > _NOTIFY_BYTES:
-                payloads.append(json.dumps({"node": self.node_id, **chunk}))
-                chunk, size = {}, 0
-            chunk.setdefault(kind, []).append(entry)
-            size += entry_size
-        if chunk:
-            payloads.append(json.dumps({"node": self.node_id, **chunk}))
-        return payloads
+            kinds.append("ranges")
+            entries.append(json.dumps([cid, first, self.last_seqs[cid], app_id, name]))
+        for cid in sorted(self.presence_written):
+            kinds.append("presence")
+            entries.append(json.dumps([cid, self.presence_seqs[cid], *self.names[cid]]))
+        return kinds, entries
 
 
-def _base64_size(size: int) -> int:
-    return (size + 2) // 3 * 4
+def _serial_last(message: dict[str, Any], serial: str) -> dict[str, Any]:
+    """The message as stored, its serial the last entry (where relay_publish finds it)."""
+    if "serial" not in message:
+        return {**message, "serial": serial}
+    body = {key: value for key, value in message.items() if key != "serial"}
+    body["serial"] = serial
+    return body
 
 
 def _complete(ops: list[_Op], outcomes: list[_Outcome]) -> None:
