@@ -34,13 +34,13 @@ async def _sessions(
     relay: Relay, made: list[Realtime], channel: str, *client_ids: str
 ) -> list[Session]:
     """A connected Session on `channel` per clientId (each its own connection: a device)."""
-    sessions = [Session(_realtime(relay, made, client_id), channel) for client_id in client_ids]
+    sessions = [Session(py_realtime(relay, made, client_id), channel) for client_id in client_ids]
     for session in sessions:
         await session.connect()
     return sessions
 
 
-def _realtime(relay: Relay, made: list[Realtime], client_id: str) -> Realtime:
+def py_realtime(relay: Relay, made: list[Realtime], client_id: str) -> Realtime:
     client = Realtime(relay.default_key, client_id=client_id, url=f"http://127.0.0.1:{relay.port}")
     made.append(client)
     return client
@@ -75,7 +75,7 @@ class PyAgent:
         if "tokens" in answer:
             reason = await run.stream_text(answer["tokens"], delay=delay)
         else:
-            reason = await run.pipe(_paced(answer["chunks"], delay))
+            reason = await run.pipe(paced(answer["chunks"], delay))
         if answer.get("suspend") and reason == "complete":
             await run.suspend()
             reason = "suspend"
@@ -90,7 +90,7 @@ class PyAgent:
         await self.agent.close()
 
 
-async def _paced(chunks: list[dict[str, Any]], delay: float) -> AsyncIterator[dict[str, Any]]:
+async def paced(chunks: list[dict[str, Any]], delay: float) -> AsyncIterator[dict[str, Any]]:
     for chunk in chunks:
         await asyncio.sleep(delay)
         yield chunk
@@ -101,10 +101,16 @@ async def _js_agent(
 ) -> asyncio.Task[dict[str, Any]]:
     """Start client_js_agent.mjs on `session`'s channel serving `answers`, once it listens
     (it enters presence as agent-watch)."""
+    return await js_agent(run_node, session, "client_js_agent.mjs", {"answers": answers})
+
+
+async def js_agent(
+    run_node: RunNode, session: Session, script: str, args: dict[str, Any]
+) -> asyncio.Task[dict[str, Any]]:
+    """Start a JS agent `script` on `session`'s channel with `args`, once it listens (it enters
+    presence as agent-watch)."""
     channel = session.channel.name
-    node = asyncio.create_task(
-        run_node("client_js_agent.mjs", args={"channel": channel, "answers": answers})
-    )
+    node = asyncio.create_task(run_node(script, args={"channel": channel, **args}))
     ready = asyncio.Event()
     session.channel.presence.subscribe(
         lambda m: ready.set() if m.client_id == "agent-watch" else None
@@ -119,7 +125,7 @@ async def test_python_agent_streams_to_the_js_session(
     run_node: RunNode, relay: Relay, py_client: list[Realtime]
 ) -> None:
     channel = "ai:py-agent"
-    agent = AgentSession(_realtime(relay, py_client, "py-agent"), channel)
+    agent = AgentSession(py_realtime(relay, py_client, "py-agent"), channel)
     await agent.connect()
 
     async def serve() -> str:
@@ -149,9 +155,9 @@ async def test_js_agent_streams_to_the_python_session_and_honours_cancel(
     run_node: RunNode, relay: Relay, py_client: list[Realtime]
 ) -> None:
     channel = "ai:js-agent"
-    session = Session(_realtime(relay, py_client, "alice"), channel)
+    session = Session(py_realtime(relay, py_client, "alice"), channel)
     await session.connect()
-    observer = Session(_realtime(relay, py_client, "bob"), channel)
+    observer = Session(py_realtime(relay, py_client, "bob"), channel)
     await observer.connect()
     slow = [f"t{i} " for i in range(300)]
     answers = [{"tokens": TOKENS, "delayMs": 5}, {"tokens": slow, "delayMs": 20}]
@@ -397,7 +403,7 @@ async def test_python_late_joiner_and_dropped_device_get_every_js_token_once(
     node = await _js_agent(run_node, phone, [{"tokens": tokens, "delayMs": 15}])
     turn = await phone.send("stream")
     await wait_until(phone, lambda: len(turn.text) > 0)
-    late = Session(_realtime(relay, py_client, "bob"), "ai:js-join")
+    late = Session(py_realtime(relay, py_client, "bob"), "ai:js-join")
     deltas: list[str] = []
     late.on("chunks", lambda _t, _n, cs: deltas.extend(c.get("delta", "") for c in cs))
     await late.connect()
@@ -416,7 +422,7 @@ async def test_python_late_joiner_and_dropped_device_get_every_js_token_once(
 async def _py_agent(
     relay: Relay, py_client: list[Realtime], channel: str, answers: list[dict[str, Any]]
 ) -> PyAgent:
-    agent = AgentSession(_realtime(relay, py_client, "py-agent"), channel)
+    agent = AgentSession(py_realtime(relay, py_client, "py-agent"), channel)
     await agent.connect()
     return PyAgent(agent, answers)
 
@@ -596,10 +602,10 @@ async def test_the_python_agents_statuses_reach_the_js_session_and_python_device
     run_node: RunNode, relay: Relay, py_client: list[Realtime]
 ) -> None:
     channel = "ai:py-status"
-    laptop = Session(_realtime(relay, py_client, "alice"), channel)
+    laptop = Session(py_realtime(relay, py_client, "alice"), channel)
     await laptop.connect()
     seen = _statuses(laptop, "py-agent")
-    agent = AgentSession(_realtime(relay, py_client, "py-agent"), channel, report_status=True)
+    agent = AgentSession(py_realtime(relay, py_client, "py-agent"), channel, report_status=True)
     await agent.connect()
     serving = PyAgent(agent, [{"tokens": TOKENS}])
     result = await run_node("client_py_agent.mjs", args={"channel": channel, "question": "?"})
@@ -615,7 +621,7 @@ async def test_a_js_cancel_sent_before_the_python_agent_started_stops_the_run(
     run_node: RunNode, relay: Relay, py_client: list[Realtime]
 ) -> None:
     channel = "ai:py-early"
-    agent = AgentSession(_realtime(relay, py_client, "py-agent"), channel)
+    agent = AgentSession(py_realtime(relay, py_client, "py-agent"), channel)
     await agent.connect()
     invocations = agent.invocations()
     cancelled = asyncio.Event()
@@ -649,7 +655,7 @@ async def test_a_js_steer_reaches_the_python_agents_running_turn(
     run_node: RunNode, relay: Relay, py_client: list[Realtime]
 ) -> None:
     channel = "ai:py-steer"
-    agent = AgentSession(_realtime(relay, py_client, "py-agent"), channel)
+    agent = AgentSession(py_realtime(relay, py_client, "py-agent"), channel)
     await agent.connect()
     invocations = agent.invocations()
     steered = asyncio.Event()
