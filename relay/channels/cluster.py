@@ -45,6 +45,9 @@ class ClusterFeed:
         self._task: asyncio.Task[None] | None = None
         # Adoptions and presence catch-ups under way.
         self._tasks: set[asyncio.Task[None]] = set()
+        # Per channel (app, name), the last delivery of ephemeral messages waiting for a parked
+        # row to be read: what comes after waits behind it.
+        self._parked: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._lost: asyncio.Event = asyncio.Event()
         # Set while a LISTEN is in place (start() waits for the first).
         self._listening = asyncio.Event()
@@ -94,14 +97,13 @@ class ClusterFeed:
             return
         if note.get("node") == self.store.node_id:
             return  # this node's own commit: delivered as it completed
-        for channel_id, app_id, name, body in note.get("ephemeral", ()):
-            channel = self.channels.loaded_by_id(channel_id) or self.channels.loaded(app_id, name)
-            if channel is not None:
-                channel.deliver_ephemeral(unpack_list(body))
-        for channel_id, app_id, name, row_id in note.get("parked", ()):
-            channel = self.channels.loaded_by_id(channel_id) or self.channels.loaded(app_id, name)
-            if channel is not None:
-                self._spawn(self._deliver_parked(channel, row_id))
+        for kind in ("ephemeral", "parked"):
+            for channel_id, app_id, name, item in note.get(kind, ()):
+                channel = self.channels.loaded_by_id(channel_id) or self.channels.loaded(
+                    app_id, name
+                )
+                if channel is not None:
+                    self._ephemeral(channel, unpack_list(item) if kind == "ephemeral" else item)
         annotations = self.channels.annotations
         for app_id, name, ids in note.get("annotations", ()):
             channel = self.channels.loaded(app_id, name)
@@ -126,8 +128,26 @@ class ClusterFeed:
             if unstored is not None and not unstored.stored:
                 self._spawn(self._adopt_presence(unstored, last))
 
-    async def _deliver_parked(self, channel: Channel, row_id: int) -> None:
-        messages = await self.store.parked_ephemeral(row_id)
+    def _ephemeral(self, channel: Channel, item: list[dict[str, Any]] | int) -> None:
+        """Deliver ephemeral messages (or those of a parked row) in the order their commits
+        were heard: behind a parked row still being read, later ones wait their turn."""
+        key = (channel.app_id, channel.name)
+        ahead = self._parked.get(key)
+        if ahead is None and not isinstance(item, int):
+            channel.deliver_ephemeral(item)
+            return
+        task = self._spawn(self._ephemeral_after(ahead, channel, item))
+        self._parked[key] = task
+        task.add_done_callback(
+            lambda done: self._parked.pop(key) if self._parked.get(key) is done else None
+        )
+
+    async def _ephemeral_after(
+        self, ahead: asyncio.Task[None] | None, channel: Channel, item: list[dict[str, Any]] | int
+    ) -> None:
+        if ahead is not None:
+            await asyncio.wait([ahead])
+        messages = await self.store.parked_ephemeral(item) if isinstance(item, int) else item
         if messages is None:
             log.warning("cluster feed: ephemeral messages on %s dropped before read", channel.name)
             return
@@ -137,10 +157,11 @@ class ClusterFeed:
         await self.channels.adopt(channel)
         await channel.presence.catch_up(last)
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(_logged(work))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _resync(self) -> None:
         """After a reconnect: whatever was committed while nobody listened, from the log."""

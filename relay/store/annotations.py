@@ -30,6 +30,8 @@ from channel_relay.store.side import SideDatabase, SideTables
 __all__ = ["ANNOTATION_SCHEMA", "AnnotationStore", "PgAnnotations", "SqliteAnnotations", "upto"]
 
 _pack = msgpack.Packer(use_bin_type=True).pack
+# Row ids named per notification: with the channel's name, well under the 8000-byte payload.
+_IDS_PER_NOTIFY = 200
 
 ANNOTATION_SCHEMA = """
 CREATE TABLE IF NOT EXISTS annotations (
@@ -220,11 +222,11 @@ class PgAnnotations(AnnotationStore):
             out: Annotated = {}
             for serial, body in rows:
                 out.setdefault(serial, []).append(_unpack(body))
-            note = {
-                "node": self._pg.node_id,
-                "annotations": [[app_id, channel, [row[0] for row in ids]]],
-            }
-            await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, json.dumps(note))
+            added = [row[0] for row in ids]
+            for start in range(0, len(added), _IDS_PER_NOTIFY):
+                chunk = added[start : start + _IDS_PER_NOTIFY]
+                note = {"node": self._pg.node_id, "annotations": [[app_id, channel, chunk]]}
+                await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, json.dumps(note))
             return stored, out
 
         return await self._pg.transaction(append)

@@ -243,7 +243,8 @@ CREATE TABLE IF NOT EXISTS live_stats (
 # seq and whether this commit stored it (false: its id was stored before, under that seq).
 #
 # Ephemeral messages (never stored) ride in the notification as base64 msgpack, or, too large
-# for it, in a row of `ephemeral` the notification names ("parked").
+# for it, in a row of `ephemeral` the notification names ("parked"), with every other of that
+# channel's in the batch (so a channel's entries are all of one kind, in order).
 #
 # `relay_notify` sends a commit's notification entries as JSON payloads
 # {"node": ..., "<kind>": [entry, ...], ...} of at most NOTIFY_BYTES of entries, each kind's
@@ -291,6 +292,11 @@ CREATE OR REPLACE FUNCTION relay_publish(
 #variable_conflict use_column
 DECLARE
     wanted BIGINT[] := ARRAY(SELECT DISTINCT c FROM unnest(cids || ephemeral_cids) AS c);
+    -- Channels with an ephemeral entry too large for the notification: all of their entries
+    -- are parked, so the other nodes deliver them in order.
+    parked BIGINT[] := ARRAY(
+        SELECT DISTINCT u.c FROM unnest(ephemeral_cids, ephemeral_bodies) AS u(c, b)
+        WHERE (octet_length(u.b) + 2) / 3 * 4 > {NOTIFY_BYTES});
     kinds TEXT[];
     entries TEXT[];
     app TEXT;
@@ -346,7 +352,7 @@ BEGIN
     INTO kinds, entries FROM advanced a;
     FOR i IN 1 .. coalesce(cardinality(ephemeral_cids), 0) LOOP
         SELECT c.app_id, c.name INTO app, chan FROM channels c WHERE c.id = ephemeral_cids[i];
-        IF (octet_length(ephemeral_bodies[i]) + 2) / 3 * 4 <= {NOTIFY_BYTES} THEN
+        IF NOT ephemeral_cids[i] = ANY(parked) THEN
             kinds := kinds || 'ephemeral'::text;
             entries := entries || json_build_array(ephemeral_cids[i], app, chan,
                 translate(encode(ephemeral_bodies[i], 'base64'), E'\\n', ''))::text;

@@ -185,3 +185,22 @@ async def test_ephemeral_messages_reach_subscribers_on_other_nodes(
     (message,) = await _received(subscriber, 1)
     assert message["name"] == "typing" and "serial" not in message
     await subscriber.close()
+
+
+async def test_ephemeral_messages_too_large_to_notify_reach_other_nodes_in_publish_order(
+    nodes: list[Relay], http: aiohttp.ClientSession
+) -> None:
+    a, b, _ = nodes
+    subscriber = await _subscriber(b, "drafts")
+    # Above the notification's payload limit, the message goes through a table: those after it
+    # still arrive after it.
+    sizes = [20_000, 10, 30_000, 10]
+    for i, size in enumerate(sizes):
+        await _publish(
+            http, a, "drafts", {"name": f"e{i}", "data": "x" * size, "extras": {"ephemeral": True}}
+        )
+    received = await _received(subscriber, len(sizes))
+    assert [(m["name"], len(m["data"])) for m in received] == [
+        (f"e{i}", size) for i, size in enumerate(sizes)
+    ]
+    await subscriber.close()
