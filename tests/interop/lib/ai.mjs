@@ -2,9 +2,14 @@
 // that streams a canned answer token by token (no model), and readers of the client's view.
 //
 // Everything goes through the package's public API (@ably/ai-transport and its /vercel entry,
-// the Vercel AI SDK UIMessage codec), exactly as an application would call it.
+// the Vercel AI SDK UIMessage codec, unless a session is given another `codec`, as the core
+// entry takes it), exactly as an application would call it.
 
-import { Invocation } from '@ably/ai-transport';
+import {
+  createAgentSession as createCoreAgentSession,
+  createClientSession as createCoreClientSession,
+  Invocation,
+} from '@ably/ai-transport';
 import {
   createAgentSession,
   createChatTransport,
@@ -32,22 +37,24 @@ export function userMessage(text, id = uid('u')) {
   return { id, role: 'user', parts: [{ type: 'text', text }] };
 }
 
-/** A connected client session (own Realtime connection, clientId) on `channelName`. */
-export async function clientSession(channelName, { clientId, historyPageSize, clientOptions = {} } = {}) {
+/** A connected client session (own Realtime connection, clientId) on `channelName`; with the
+ * Vercel codec unless `codec` is given. */
+export async function clientSession(channelName, { clientId, historyPageSize, clientOptions = {}, codec } = {}) {
   const client = realtime({ clientId, ...clientOptions });
   const options = { client, channelName };
   if (historyPageSize !== undefined) options.historyPageSize = historyPageSize;
-  const session = createClientSession(options);
+  const session = codec ? createCoreClientSession({ ...options, codec }) : createClientSession(options);
   const errors = [];
   session.on('error', (err) => errors.push(String(err && err.message)));
   await withTimeout(session.connect(), `client session ${clientId} connect`);
   return { client, session, errors, clientId };
 }
 
-/** A connected agent session (own Realtime connection) on `channelName`. */
-export async function agentSession(channelName, { clientId = 'agent', clientOptions = {} } = {}) {
+/** A connected agent session (own Realtime connection) on `channelName`; with the Vercel codec
+ * unless `codec` is given. */
+export async function agentSession(channelName, { clientId = 'agent', clientOptions = {}, codec } = {}) {
   const client = realtime({ clientId, ...clientOptions });
-  const session = createAgentSession({ client, channelName });
+  const session = codec ? createCoreAgentSession({ client, channelName, codec }) : createAgentSession({ client, channelName });
   const errors = [];
   session.on('error', (err) => errors.push(String(err && err.message)));
   await withTimeout(session.connect(), 'agent session connect');
@@ -95,9 +102,10 @@ export function tokenStream(tokens, { delayMs = 5, onToken, signal, textId = 'tx
  * (the pointer a client's run hands out), start it, pipe `source(run)` and end it with the
  * pipe's outcome (or suspend when `suspend` is set). With `steerSource` the run then waits for
  * a steer (the onSteer hook) and answers it as the SDK's agent loop does: another pass of
- * `steerSource(run)` while `run.hasInput()`. Resolves with what happened.
+ * `steerSource(run)` while `run.hasInput()`. Resolves with what happened (and, `withMessages`,
+ * the run view's messages once it ended).
  */
-export async function serve(agent, invocation, { source, suspend = false, hooks = {}, coldStart = false, steerSource } = {}) {
+export async function serve(agent, invocation, { source, suspend = false, hooks = {}, coldStart = false, steerSource, withMessages = false } = {}) {
   let steered = Promise.resolve();
   if (steerSource) {
     steered = new Promise((resolve) => {
@@ -137,7 +145,8 @@ export async function serve(agent, invocation, { source, suspend = false, hooks 
     return { runId: run.runId, reason: 'suspend', invocationId: run.invocationId, historyPages: pages, passes };
   }
   await run.end(result.reason === 'error' ? { reason: 'error' } : { reason: result.reason });
-  return { runId: run.runId, reason: result.reason, invocationId: run.invocationId, historyPages: pages, passes };
+  const outcome = { runId: run.runId, reason: result.reason, invocationId: run.invocationId, historyPages: pages, passes };
+  return withMessages ? { ...outcome, messages: run.view.getMessages() } : outcome;
 }
 
 /** Split `text` into tokens of 1..3 words (keeping the spaces), deterministic. */

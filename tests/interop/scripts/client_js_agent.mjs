@@ -9,13 +9,16 @@
 // answer; reports each run's outcome. It enters presence as `agent-watch` once it listens,
 // which is what the Python test waits for before sending. With `args.reportStatus` the agent also
 // reports its status on presence: idle, thinking, streaming, idle again, and leaves at the end.
+// With `args.codec: "openai"` the agent speaks the OpenAI Responses codec (its chunks are
+// Responses stream events); each outcome carries the run view's messages when it ended.
 import { Invocation } from '@ably/ai-transport';
+import { ResponsesCodec } from '@ably/ai-transport/openai';
 
 import { agentSession, chunkStream, serve, tokenStream } from '../lib/ai.mjs';
 import { args, realtime, run, withTimeout } from '../lib/relay.mjs';
 
 run(async () => {
-  const agent = await agentSession(args.channel);
+  const agent = await agentSession(args.channel, { codec: args.codec === 'openai' ? ResponsesCodec : undefined });
   const watcher = realtime({ clientId: 'agent-watch' });
   const channel = watcher.channels.get(args.channel);
   const seen = new Set();
@@ -47,7 +50,8 @@ run(async () => {
     const steerSource = answer.steerTokens
       ? (r) => tokenStream(answer.steerTokens, { delayMs: 2, signal: r.abortSignal, textId: 'txt-steer' })
       : undefined;
-    serve(agent, invocation, { source, suspend: Boolean(answer.suspend), steerSource }).then(async (outcome) => {
+    const withMessages = args.codec === 'openai';
+    serve(agent, invocation, { source, suspend: Boolean(answer.suspend), steerSource, withMessages }).then(async (outcome) => {
       if (args.reportStatus) await agent.session.presence.update({ status: 'idle' });
       outcomes.push({ index, kind, ...outcome });
       if (outcomes.length >= args.answers.length) done();
