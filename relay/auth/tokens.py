@@ -347,7 +347,10 @@ async def request_token(
 
 
 def _unparseable() -> AblyError:
-    return AblyError(40145, 401, "Invalid Ably token: it could not be parsed")
+    # Ably answers a string that is no token at all as bad credentials, not as a token error:
+    # the SDK fails the connection instead of renewing into the same garbage (ably-python's
+    # realtime auth tests, run against Ably, expect 40101).
+    return AblyError(40101, 401, "Invalid credentials: not an Ably token")
 
 
 def _unrecognised() -> AblyError:
@@ -363,8 +366,8 @@ def verify_token(
 ) -> Identity:
     """Verify a native token string and return who it identifies.
 
-    Raises (all status 401, token errors that make an SDK renew its token): 40145 when the
-    string is not a token of this form or is over MAX_TOKEN_LENGTH; 40143 when its key is
+    Raises (all status 401): 40101 when the string is not a token of this form or is over
+    MAX_TOKEN_LENGTH; token errors, which make an SDK renew its token: 40143 when its key is
     unknown or its signature does not verify (forged or tampered); 40142 when expired; 40141
     when revoked in `revocations`; 40160 when the key's capability no longer grants anything
     the token had (the key's current capability always bounds the token's).
