@@ -257,7 +257,10 @@ class DefinedCodec:
                 return WireOp("append", {}, event.get(group.delta_field) or "", sid)
             if group.end_encode is not None:
                 return group.end_encode(
-                    event, lambda e: write_fields(group.fields, group.kind, e), open_streams, None
+                    event,
+                    lambda e: write_fields(group.fields, group.kind, e),
+                    open_streams,
+                    message_id,
                 )
             return WireOp("close", write_fields(group.fields, group.kind, event), "", sid)
         descriptor = self._events.get(kind)

@@ -5,6 +5,7 @@ tag announced on attach. (Its wire against the JS twin: tests/interop.)"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
 from importlib import metadata
 from typing import Any
 
@@ -13,6 +14,7 @@ from client_support import MakeClient
 from poem_codec import POEM
 
 from channel_relay.client.codecs import inputs
+from channel_relay.client.codecs.codec import WireOp
 from channel_relay.client.codecs.define import (
     Drop,
     InputBatch,
@@ -26,6 +28,7 @@ from channel_relay.client.codecs.define import (
 from channel_relay.client.codecs.fields import (
     bool_field,
     enum_field,
+    json_data,
     json_field,
     read_fields,
     str_field,
@@ -280,3 +283,69 @@ async def test_a_defined_codec_turn_shows_several_messages_per_node_live_and_fro
             await wait_until(bob, lambda: len(bob.view.messages()) == 3)
             assert bob.view.messages() == alice.view.messages()
             assert bob.view.messages()[0]["parts"] == [{"type": "text", "text": "A poem, please"}]
+
+
+def test_tool_inputs_fold_through_the_reducer_and_a_close_hatch_can_go_out_discrete() -> None:
+    def close_or_discrete(
+        event: dict[str, Any],
+        headers: Callable[[dict[str, Any]], dict[str, str]],
+        open_streams: set[str],
+        message_id: str | None,
+    ) -> WireOp:
+        # As the Vercel tool input: closed if it streamed, else sent whole.
+        if event["id"] in open_streams:
+            return WireOp("close", headers(event), "", event["id"])
+        return WireOp("discrete", headers(event), event.get("args", ""), event["id"])
+
+    def apply(message: dict[str, Any], tool_input: dict[str, Any]) -> None:
+        payload = tool_input["payload"]
+        for part in message["parts"]:
+            if part.get("toolCallId") == payload["toolCallId"]:
+                part["output"] = payload["output"]
+
+    codec = define_codec(
+        outputs=[
+            OutputStream(
+                "call",
+                start="call-start",
+                delta="call-delta",
+                delta_field="args",
+                end="call-end",
+                stream_id=lambda e: e["id"],
+                fields=[str_field("id"), str_field("messageRef")],
+                end_encode=close_or_discrete,
+                end_decode=lambda sid, text, codec, closing: [
+                    {"type": "call-end", "id": sid, "args": text}
+                ],
+            )
+        ],
+        inputs=[
+            InputEvent("tool-result", fields=[str_field("toolCallId")], data=json_data("output"))
+        ],
+        reducer=Reducer(
+            init=dict, fold=lambda s, e, c: s, get_messages=lambda s: [], apply_input=apply
+        ),
+    )
+    closed = codec.encode_output({"type": "call-end", "id": "c1"}, {"c1"}, "m1")
+    assert (closed.op, closed.codec) == ("close", {"kind": "call", "id": "c1"})
+    whole = codec.encode_output({"type": "call-end", "id": "c2", "args": "{}"}, set(), "m1")
+    assert (whole.op, whole.data) == ("discrete", "{}")
+    assert codec.stream_end("call", {}, {}, "c1", '{"q": 1}') == [
+        {"type": "call-end", "id": "c1", "args": '{"q": 1}'}
+    ]
+
+    _, [(data, headers, _)] = codec.encode_input(
+        inputs.create_tool_result("m1", {"toolCallId": "c1", "output": {"ok": True}})
+    )
+    assert headers == {"kind": "tool-result", "toolCallId": "c1"}
+    message = {"id": "m1", "role": "assistant", "parts": [{"type": "call", "toolCallId": "c1"}]}
+    codec.apply_input(message, headers, "tool-result", data)
+    assert message["parts"] == [{"type": "call", "toolCallId": "c1", "output": {"ok": True}}]
+    assert codec.holds_tool_call(message, "c1") and not codec.holds_tool_call(message, "c2")
+    with pytest.raises(AblyError):
+        codec.text_events(_no_tokens(), "t")
+
+
+async def _no_tokens() -> AsyncIterator[str]:
+    for token in ():
+        yield token
