@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 __all__ = ["py_client"]
 
 QUESTION = "A poem about cafés ✓, please"
-WORDS = [f"wörd{i} " for i in range(40)]
+WORDS = [f"wörd{i} " for i in range(80)]
 EVENTS: list[dict[str, Any]] = [
     {"type": "begin", "messageId": "poem-1"},
     {"type": "mood", "value": "cheerful", "score": 0.5},
@@ -77,7 +77,7 @@ async def test_a_python_poem_agent_cancelled_mid_line_by_a_js_client_reads_alike
         invocations = agent.invocations()
         run = await agent.accept(await invocations.get(20))
         await run.start()
-        reason = await run.pipe(paced(EVENTS, 0.03))
+        reason = await run.pipe(paced(EVENTS, 0.04))
         await run.end(reason)
         return reason
 
@@ -116,7 +116,7 @@ async def test_a_js_poem_agent_cancelled_mid_line_by_a_python_client_reads_alike
             run_node,
             alice,
             "client_poem.mjs",
-            {"mode": "agent", "events": EVENTS, "delayMs": 30, "expectMessages": 3},
+            {"mode": "agent", "events": EVENTS, "delayMs": 40, "expectMessages": 3},
         )
         turn = await alice.send(QUESTION)
         await wait_until(alice, lambda: len(_line(alice.view.messages())) >= CANCEL_AT)
