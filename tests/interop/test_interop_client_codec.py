@@ -106,6 +106,38 @@ def _messages(decoded: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"codecMessageId": c, "message": m} for c, m in projection.messages()]
 
 
+def _joined_at(recorded: list[dict[str, Any]], k: int) -> list[dict[str, Any]]:
+    """The writes a reader joining at the k-th message sees, as the node script makes them: a
+    stream opened before arrives as a message.update with its text so far."""
+    flat: list[dict[str, Any]] = []
+    for write in recorded:
+        if write["op"] == "publish":
+            for serial, text in zip(write["serials"], write["messages"], strict=True):
+                flat.append({"op": "publish", "serials": [serial], "messages": [text]})
+        else:
+            flat.append(write)
+    texts: dict[str, str] = {}
+    names: dict[str, str | None] = {}
+    seen: set[str] = set()
+    out = []
+    for i, write in enumerate(flat):
+        raw = json.loads(write["messages"][0])
+        serial = write["serials"][0] if write["op"] == "publish" else write["serial"]
+        if write["op"] == "publish":
+            names[serial], texts[serial] = raw.get("name"), ""
+        texts[serial] += raw.get("data", "")
+        if i < k:
+            continue
+        if write["op"] == "append" and serial not in seen:
+            # The aggregated message: the create's name, the latest extras, all the text.
+            update = {"name": names[serial], **raw, "data": texts[serial]}
+            out.append({"op": "update", "serial": serial, "messages": [jsjson.dumps(update)]})
+        else:
+            out.append(write)
+        seen.add(serial)
+    return out
+
+
 def _plain(decoded: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"inputs": d["inputs"], "outputs": d["outputs"]} for d in decoded]
 
@@ -123,9 +155,14 @@ def _conversation(item: dict[str, Any]) -> dict[str, Any]:
             writes += encoder.output(event, codec_message_id=cmid)
         if step.get("cancel"):
             writes += encoder.cancel_streams()
-    messages = _messages(_decoded("openai", _recorded(writes)))
+    recorded = _recorded(writes)
+    messages = _messages(_decoded("openai", recorded))
     conversation = [m["message"] for m in messages]
+    late = {}
+    if "joinAt" in item:
+        late["lateMessages"] = _messages(_decoded("openai", _joined_at(recorded, item["joinAt"])))
     return {
+        **late,
         "name": item["name"],
         "messages": messages,
         "responsesInput": openai_messages.to_responses_input(conversation),

@@ -13,7 +13,9 @@
 // (`fold` / `getMessages`, keyed by the codec-message-id header, as a session does), and the
 // corpus's `conversations` (messages published in turn: {codecMessageId, outputs, cancel?} or
 // {codecMessageId, input}, all read by one decoder into one projection) report their messages,
-// `toResponsesInput` of them and the call helpers' answers.
+// `toResponsesInput` of them and the call helpers' answers; with `joinAt: k` also the messages
+// of a reader joining at the k-th published message (`lateMessages`): the relay gives it a
+// stream opened before as a message.update with the text so far, then the later appends.
 import { readFileSync } from 'node:fs';
 
 import {
@@ -106,6 +108,33 @@ function foldAll(decoded, projection = codec.init()) {
 
 const plain = (decoded) => decoded.map(({ inputs, outputs }) => ({ inputs, outputs }));
 
+/** The writes a reader joining at the `k`-th message sees (one message per write). */
+function joinedAt(writes, k) {
+  const flat = writes.flatMap((w) =>
+    w.op === 'publish' ? w.messages.map((text, i) => ({ op: 'publish', serials: [w.serials[i]], messages: [text] })) : [w],
+  );
+  const text = new Map();
+  const names = new Map();
+  const seen = new Set();
+  const out = [];
+  flat.forEach((write, i) => {
+    const raw = JSON.parse(write.messages[0]);
+    const serial = write.op === 'publish' ? write.serials[0] : write.serial;
+    if (write.op === 'publish') names.set(serial, raw.name);
+    text.set(serial, (write.op === 'publish' ? '' : text.get(serial)) + (raw.data ?? ''));
+    if (i < k) return;
+    if (write.op === 'append' && !seen.has(serial)) {
+      // The aggregated message: the create's name, the latest extras, all the text.
+      const update = { name: names.get(serial), ...raw, data: text.get(serial) };
+      out.push({ op: 'update', serial, messages: [JSON.stringify(update)] });
+    } else {
+      out.push(write);
+    }
+    seen.add(serial);
+  });
+  return out;
+}
+
 /** A conversation published message by message, read by one decoder into one projection. */
 async function conversation(item) {
   const writer = recorder();
@@ -121,7 +150,9 @@ async function conversation(item) {
   }
   const messages = codec.getMessages(foldAll(decodeAll(writer.writes)));
   const items = messages.map((m) => m.message);
+  const late = item.joinAt === undefined ? {} : { lateMessages: codec.getMessages(foldAll(decodeAll(joinedAt(writer.writes, item.joinAt)))) };
   return {
+    ...late,
     name: item.name,
     messages,
     responsesInput: toResponsesInput(items),
