@@ -418,6 +418,32 @@ class Session(EventEmitter):
     ) -> ActiveTurn:
         """Answer a tool-approval request (human in the loop): continues the suspended turn
         that asked, which the agent resumes. Raises KeyError if no message asks for it."""
+        payload: dict[str, Any] = {self.codec.tool_call_key: tool_call_id, "approved": approved}
+        if reason:
+            payload["reason"] = reason
+        return await self._continue(tool_call_id, inputs.create_tool_approval_response, payload)
+
+    async def send_tool_result(
+        self, tool_call_id: str, output: Any = None, *, error: str | None = None
+    ) -> ActiveTurn:
+        """Answer a client-side tool call with its `output` (or `error`) inside the suspended
+        turn that asked, which the agent resumes: what a JS `view.send(codec.createToolResult(
+        ...), {runId})` does, the way for codecs without tool-result forks (the OpenAI codec;
+        see `add_tool_result` for the Vercel fork). Raises KeyError if no message holds it."""
+        payload: dict[str, Any] = {self.codec.tool_call_key: tool_call_id}
+        if error is None:
+            payload["output"] = output
+            return await self._continue(tool_call_id, inputs.create_tool_result, payload)
+        payload["message"] = error
+        return await self._continue(tool_call_id, inputs.create_tool_result_error, payload)
+
+    async def _continue(
+        self,
+        tool_call_id: str,
+        create: Callable[[str, dict[str, Any]], dict[str, Any]],
+        payload: dict[str, Any],
+    ) -> ActiveTurn:
+        # A tool input continuing the run of the message that holds the call.
         node = self._tool_node(tool_call_id)
         run_id = node.run_id or ""
         event_id = str(uuid.uuid4())
@@ -429,11 +455,8 @@ class Session(EventEmitter):
             parent=node.codec_message_id,
             event_id=event_id,
         )
-        payload: dict[str, Any] = {self.codec.tool_call_key: tool_call_id, "approved": approved}
-        if reason:
-            payload["reason"] = reason
         write = Encoder(codec=self.codec).input(
-            inputs.create_tool_approval_response(node.codec_message_id, payload),
+            create(node.codec_message_id, payload),
             headers=headers,
             codec_message_id=node.codec_message_id,
         )

@@ -170,3 +170,45 @@ async def test_a_cancelled_openai_stream_keeps_what_was_said_in_progress(
         [item] = answer["items"]
         assert item["status"] == "in_progress"
         assert item["content"][0]["text"].startswith("0 1 2 ")
+
+
+async def test_a_client_tool_result_continues_the_turn_that_asked_for_it(
+    make_client: MakeClient,
+) -> None:
+    channel = "ai:openai-client-tool"
+    agent = AgentSession(await make_client("agent"), channel, codec=openai.CODEC)
+    async with agent, Session(await make_client("alice"), channel, codec=openai.CODEC) as alice:
+        invocations = agent.invocations()
+        await alice.send("Where am I?")
+        run = await agent.accept(await anext(invocations))
+        call = {**CALL, "name": "locate"}
+        await run.start()
+        await run.pipe(call_events(call, ["{}"]))
+        await run.suspend()  # the call runs on the client
+        await wait_until(alice, lambda: bool(openai.unanswered_calls(alice.view.messages())))
+
+        turn = await alice.send_tool_result("call_1", {"city": "Zürich", "lat": 47.37})
+        resumed = await agent.accept(await anext(invocations))
+        assert resumed.run_id == run.run_id == turn.run_id
+        await wait_until(
+            agent.session, lambda: openai.resolved_call_ids(resumed.conversation()) == {"call_1"}
+        )
+        messages = resumed.conversation()
+        assert openai.unanswered_calls(messages) == []
+        assert messages[-1]["toolCallStates"] == {"call_1": {"result": "ok"}}
+        assert openai.to_responses_input(messages)[-1] == {
+            "type": "function_call_output",
+            "call_id": "call_1",
+            "output": {"city": "Zürich", "lat": 47.37},
+        }
+        async with resumed:
+            await resumed.stream_text(["In Zürich."], text_id="msg_1")
+        assert await turn.done(10) == "complete"
+        invocations.close()
+
+        # A failed client tool reads as failed, its message as the call's output.
+        await alice.send_tool_result("call_1", error="no GPS ✗")
+        await wait_until(
+            alice, lambda: "failed" in str(alice.view.messages()[1].get("toolCallStates"))
+        )
+        assert alice.view.messages()[1]["items"][-1]["output"] == "no GPS ✗"
