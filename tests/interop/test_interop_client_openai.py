@@ -175,3 +175,36 @@ async def test_a_js_openai_agent_answers_the_python_session_and_honours_its_canc
     [*_, cancelled] = openai.to_responses_input(session.view.messages())
     assert cancelled["status"] == "in_progress"
     assert 0 < len(cancelled["content"][0]["text"]) < len("".join(SLOW))
+
+
+async def test_a_python_client_tool_result_continues_the_js_openai_agents_turn(
+    run_node: RunNode, relay: Relay, py_client: list[Realtime]
+) -> None:
+    channel = "ai:openai-client-tool"
+    session = Session(py_realtime(relay, py_client, "alice"), channel, codec=openai.CODEC)
+    await session.connect()
+    answers = [
+        {"chunks": _call_events(), "suspend": True},
+        {"chunks": await _text_events(TOKENS, "msg_1")},
+    ]
+    node = await js_agent(
+        run_node, session, "client_js_agent.mjs", {"answers": answers, "codec": "openai"}
+    )
+    asked = await session.send(QUESTION)
+    assert await asked.done(20) == "suspended"
+    [call] = openai.unanswered_calls(session.view.messages())
+    turn = await session.send_tool_result(call["call_id"], {"t": 21, "unit": "°C"})
+    assert await turn.done(20) == "complete"
+    assert turn.run_id == asked.run_id
+    result = await node
+    assert result["errors"] == []
+    assert [(o["kind"], o["reason"]) for o in result["outcomes"]] == [
+        ("user-message", "suspend"),
+        ("tool-result", "complete"),
+    ]
+    # The JS agent's view folded the result into the call's message as the Python one did.
+    messages = result["outcomes"][1]["messages"]
+    await wait_until(session, lambda: _codec_messages(session.view) == messages)
+    [_, asking, *_] = session.view.messages()
+    assert asking["toolCallStates"] == {"call_1": {"result": "ok"}}
+    assert openai.unanswered_calls(session.view.messages()) == []
