@@ -29,8 +29,9 @@ folded by `openai_messages.Projection` (the JS reducer); `to_responses_input`,
 `resolved_call_ids`, `unanswered_calls` and `approved_unexecuted_calls` read a conversation of
 them (re-exported here).
 
-Not covered, as in the JS codec: a client tool result as a fork (`forkSeed` is Vercel's), so
-`Session.add_tool_result` stays a Vercel codec feature.
+Not covered, as in the JS codec: a client tool result as a fork (`forkSeed` is Vercel's), so a
+client answers its tool with `Session.send_tool_result` (a continuation of the turn that asked),
+not `Session.add_tool_result`.
 """
 
 from __future__ import annotations
