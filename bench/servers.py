@@ -25,6 +25,7 @@ __all__ = [
     "rss_kib",
     "start_ceiling",
     "start_relay",
+    "write_bytes",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,6 +42,15 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+
+
+def write_bytes(pid: int) -> int:
+    """Bytes the process caused to be written to storage, from /proc/PID/io."""
+    with open(f"/proc/{pid}/io") as f:
+        for line in f:
+            if line.startswith("write_bytes:"):
+                return int(line.split()[1])
+    return 0
 
 
 def rss_kib(pid: int) -> int:
@@ -122,6 +132,9 @@ class ServerProcess:
 
     def rss_kib(self) -> int:
         return rss_kib(self.pid)
+
+    def write_bytes(self) -> int:
+        return write_bytes(self.pid)
 
     def tail(self, n: int = 20) -> str:
         return "".join(self.output[-n:])

@@ -27,9 +27,10 @@ def measure(ctx: Context, server: ServerProcess) -> dict[str, Any]:
     with ctx.workers() as handles:
         pub = ctx.spawn_into(handles, "bench.load.publishers:durable", params, "durable")
         pub.recv(120)
-        cpu0 = server.cpu_seconds()
+        cpu0, written0 = server.cpu_seconds(), server.write_bytes()
         res = pub.request({"cmd": "run", "duration": sizes.durable_s}, sizes.durable_s + 60)
         res["server_cpu_util"] = (server.cpu_seconds() - cpu0) / res["elapsed"]
+        res["server_write_bytes"] = server.write_bytes() - written0
         pub.send({"cmd": "close"})
     return res
 

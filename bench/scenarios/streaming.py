@@ -39,10 +39,11 @@ def _measure(ctx: Context, server: ServerProcess) -> dict[str, Any]:
             pub.send({"cmd": "close"})
             raise Unavailable(ready["unavailable"])
         subs.request({"cmd": "reset"}, 30)
-        cpu0 = server.cpu_seconds()
+        cpu0, written0 = server.cpu_seconds(), server.write_bytes()
         res = pub.request({"cmd": "run", "duration": sizes.stream_s}, sizes.stream_s + 60)
         st = subs.request({"cmd": "wait", "last": res["last"], "timeout": 10.0}, 60)
         res["server_cpu_util"] = (server.cpu_seconds() - cpu0) / res["elapsed"]
+        res["server_write_bytes"] = server.write_bytes() - written0
         pub.send({"cmd": "close"})
     hist = LatencyHistogram.from_dict(st.pop("hist"))
     return {
