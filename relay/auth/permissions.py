@@ -10,6 +10,11 @@ from channel_relay.protocol.errors import AblyError
 
 __all__ = ["authorize_change", "may_change_some"]
 
+# The capability operations that allow changing anyone's message, and one's own, per kind.
+_OPERATIONS = {
+    kind: (f"message-{kind}-any", f"message-{kind}-own") for kind in ("update", "delete")
+}
+
 
 def authorize_change(
     identity: Identity, channel: str, action: int, original: dict[str, Any]
@@ -21,10 +26,11 @@ def authorize_change(
     Appends count as updates.
     """
     kind = _kind(action)
+    any_op, own_op = _OPERATIONS[kind]
     capability = identity.capability
-    if capability.allows(channel, f"message-{kind}-any"):
+    if capability.allows(channel, any_op):
         return
-    if capability.allows(channel, f"message-{kind}-own"):
+    if capability.allows(channel, own_op):
         own = identity.client_id
         if own is None or own == "*":
             raise AblyError(40166, 401, "Unidentified client cannot modify own messages")
@@ -38,9 +44,9 @@ def may_change_some(identity: Identity, channel: str, action: int) -> None:
     Checked before the message is looked up, so a caller that may change nothing learns
     nothing of which serials exist (nor loads the channel)."""
     kind = _kind(action)
-    if not any(
-        identity.capability.allows(channel, f"message-{kind}-{whose}") for whose in ("any", "own")
-    ):
+    any_op, own_op = _OPERATIONS[kind]
+    capability = identity.capability
+    if not (capability.allows(channel, any_op) or capability.allows(channel, own_op)):
         raise _forbidden(kind, channel)
 
 
