@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from channel_relay.store.schema import SCHEMA
+from channel_relay.store.schema import apply_schema
 
 __all__ = ["BackupError", "BackupInfo", "backup", "restore"]
 
@@ -130,8 +130,8 @@ def _keep_numbering(database: Path, staging: Path) -> None:
         return  # unreadable (the reason for restoring, perhaps): nothing to carry over
     new = sqlite3.connect(staging)
     try:
-        # A backup taken before the table existed gets it now.
-        new.executescript(SCHEMA)
+        # A backup taken before a table or column existed gets it now.
+        apply_schema(new)
         with new:
             for app_id, name, seq in rows:
                 found = new.execute(

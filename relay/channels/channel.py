@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from channel_relay.channels.deltas import Deltas
-from channel_relay.channels.mutations import apply_mutation
 from channel_relay.channels.outgoing import Outgoing, Subscriber
 from channel_relay.channels.presence import Presence
 from channel_relay.channels.rules import ChannelRules
 from channel_relay.channels.sequencer import Sequencer
 from channel_relay.protocol.actions import Action, MessageAction
 from channel_relay.protocol.errors import AblyError
+from channel_relay.protocol.mutations import apply_mutation
 from channel_relay.protocol.serials import format_serial, parse_serial
 from channel_relay.protocol.validation import message_size
 from channel_relay.store.base import (

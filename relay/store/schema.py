@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-__all__ = ["SCHEMA"]
+import sqlite3
+
+__all__ = ["SCHEMA", "apply_schema"]
 
 # Messages are clustered by (channel_id, seq): a history page is one range scan. The message
 # body is msgpack of the wire dict (str and bytes data kept apart), and for a message that was
 # updated or appended to, it is the latest aggregate (what history and late joiners get).
 # Timestamps are non-decreasing within a channel, so the timestamp index serves start/end bounds.
+# folded_seq NULL: the body is the message's latest aggregate. Otherwise the body is its aggregate
+# as of the version numbered folded_seq, and the appends logged in `versions` after it are the
+# rest of it (channel_relay.store.appends): a streamed message's row is not rewritten per append.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS settings (
     name TEXT PRIMARY KEY,
@@ -35,6 +40,7 @@ CREATE TABLE IF NOT EXISTS messages (
     seq INTEGER NOT NULL,
     timestamp INTEGER NOT NULL,
     body BLOB NOT NULL,
+    folded_seq INTEGER,
     PRIMARY KEY (channel_id, seq)
 ) WITHOUT ROWID;
 
@@ -163,3 +169,12 @@ CREATE TABLE IF NOT EXISTS trimmed (
     trimmed_seq INTEGER NOT NULL
 );
 """
+
+
+def apply_schema(db: sqlite3.Connection) -> None:
+    """Create what is missing, and bring a database made by an earlier version up to date."""
+    db.executescript(SCHEMA)
+    columns = {row[1] for row in db.execute("PRAGMA table_info(messages)")}
+    if "folded_seq" not in columns:
+        # Every row of such a database is its message's latest aggregate: NULL says so.
+        db.execute("ALTER TABLE messages ADD COLUMN folded_seq INTEGER")

@@ -26,19 +26,23 @@ import sqlite3
 import tempfile
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiosqlite
 
 from channel_relay.auth.keys import ApiKey
 from channel_relay.auth.revocation import Revocation
-from channel_relay.protocol.actions import PresenceAction
+from channel_relay.protocol.actions import MessageAction, PresenceAction
 from channel_relay.protocol.errors import AblyError
 from channel_relay.protocol.serials import format_serial, new_epoch
+from channel_relay.store.appends import APPENDS_PER_ROW, fold, pending_query
 from channel_relay.store.base import (
     ChannelLog,
+    HistoryQuery,
+    LogEvent,
     Mutate,
     MutateResult,
     PresenceEvents,
@@ -51,8 +55,8 @@ from channel_relay.store.base import (
 from channel_relay.store.commit_hook import CommitHook, report_commit
 from channel_relay.store.health import WriteHealth, ready_check_value
 from channel_relay.store.reads import LogReads
-from channel_relay.store.rows import pack, unpack
-from channel_relay.store.schema import SCHEMA
+from channel_relay.store.rows import pack, page_clause, unpack
+from channel_relay.store.schema import apply_schema
 
 __all__ = ["SqliteStore"]
 
@@ -60,6 +64,9 @@ log = logging.getLogger(__name__)
 
 # Bounds one transaction so a flood of tiny publishes still commits (and ACKs) steadily.
 _MAX_OPS_PER_COMMIT = 4096
+# Aggregates of recently changed messages the writer keeps (by channel_id and seq), so a
+# stream of appends to one message neither reads nor unpacks it back from disk each time.
+_RECENT_AGGREGATES = 4096
 # Pause before reopening the database after the writer failed to, so a lasting fault (a
 # missing volume) does not spin.
 _REOPEN_DELAY = 0.5
@@ -365,7 +372,57 @@ class SqliteStore(LogReads):
     async def trim(self, channel_id: int, upto_seq: int, batch: int) -> tuple[int, int]:
         return await self._write(lambda db: _trim(db, channel_id, upto_seq, batch))
 
-    # Reads
+    # Reads: messages come with the appends their rows leave out folded in
+
+    async def history(self, query: HistoryQuery) -> list[StoredMessage]:
+        where, params = page_clause(query, with_time=True)
+        rows = await self._fetchall(
+            f"SELECT seq, body, folded_seq FROM messages WHERE channel_id = ? {where}", params
+        )
+        return [StoredMessage(seq, m) for seq, m in await self._whole(query.channel_id, rows)]
+
+    async def message(self, channel_id: int, seq: int) -> dict[str, Any] | None:
+        row = await self._fetchone(
+            "SELECT seq, body, folded_seq FROM messages WHERE channel_id = ? AND seq = ?",
+            (channel_id, seq),
+        )
+        return None if row is None else (await self._whole(channel_id, [row]))[0][1]
+
+    async def events(
+        self, channel_id: int, start_seq: int, after_seq: int, until_seq: int, limit: int
+    ) -> list[LogEvent]:
+        rows = await self._fetchall(
+            "SELECT seq, seq, body, folded_seq FROM messages WHERE channel_id = ? AND seq > ? "
+            "AND seq <= ? "
+            "UNION ALL "
+            "SELECT seq, target_seq, body, NULL FROM versions WHERE channel_id = ? AND seq > ? "
+            "AND seq <= ? AND target_seq <= ? AND seq != target_seq "
+            "ORDER BY 1 LIMIT ?",
+            (channel_id, after_seq, until_seq, channel_id, after_seq, until_seq, start_seq, limit),
+        )
+        messages = dict(
+            await self._whole(
+                channel_id,
+                [(seq, body, folded) for seq, target, body, folded in rows if seq == target],
+            )
+        )
+        return [
+            LogEvent(seq, target, messages[seq] if seq == target else unpack(body))
+            for seq, target, body, _ in rows
+        ]
+
+    async def _whole(
+        self, channel_id: int, rows: Sequence[tuple[int, bytes, int | None]]
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """Message rows (seq, body, folded_seq) as (seq, latest aggregate)."""
+        messages = [(seq, unpack(body)) for seq, body, _ in rows]
+        marked = [(seq, folded) for seq, _, folded in rows if folded is not None]
+        if not marked:
+            return messages
+        appends: dict[int, list[bytes]] = {}
+        for target, body in await self._fetchall(*pending_query(channel_id, marked)):
+            appends.setdefault(target, []).append(body)
+        return [(seq, fold(m, appends[seq]) if seq in appends else m) for seq, m in messages]
 
     async def idempotent_seqs(self, channel_id: int, ids: Sequence[str]) -> dict[str, int]:
         if not ids:
@@ -395,7 +452,7 @@ class SqliteStore(LogReads):
         try:
             db.execute("PRAGMA journal_mode = WAL")
             db.execute(f"PRAGMA synchronous = {self._synchronous}")
-            db.executescript(SCHEMA)
+            apply_schema(db)
         except sqlite3.Error:
             db.close()
             raise
@@ -467,6 +524,7 @@ class SqliteStore(LogReads):
         """Commit the queue batch by batch until a stop (True); raises if the database fails
         in a way a rollback cannot undo. `in_flight` holds the batch being committed."""
         assert self._loop is not None
+        aggregates = _Aggregates(db)
         while True:
             first = self._queue.get()
             if first is None:
@@ -474,7 +532,7 @@ class SqliteStore(LogReads):
             in_flight[:] = [first]
             stop = self._take_queued(in_flight, limit=_MAX_OPS_PER_COMMIT)
             started = time.perf_counter()
-            outcomes = _commit(db, in_flight, self.node_id)
+            outcomes = _commit(db, in_flight, self.node_id, aggregates)
             report_commit(self.on_commit, len(in_flight), time.perf_counter() - started)
             self._loop.call_soon_threadsafe(_complete, list(in_flight), outcomes, self.health)
             in_flight.clear()
@@ -559,11 +617,13 @@ def _trim(db: sqlite3.Connection, channel_id: int, upto_seq: int, batch: int) ->
     return removed, end
 
 
-def _commit(db: sqlite3.Connection, ops: list[_Op], node_id: str) -> list[_Outcome]:
+def _commit(
+    db: sqlite3.Connection, ops: list[_Op], node_id: str, aggregates: _Aggregates
+) -> list[_Outcome]:
     """Commit `ops` as one transaction; if that fails, each in a transaction of its own, so
     only a faulty op reports an error. Raises when a failed transaction cannot be rolled back."""
     try:
-        return _transaction(db, ops, node_id)
+        return _transaction(db, ops, node_id, aggregates)
     except Exception as exc:
         _rollback(db)
         if len(ops) == 1:
@@ -573,7 +633,7 @@ def _commit(db: sqlite3.Connection, ops: list[_Op], node_id: str) -> list[_Outco
     outcomes: list[_Outcome] = []
     for op in ops:
         try:
-            outcomes.extend(_transaction(db, [op], node_id))
+            outcomes.extend(_transaction(db, [op], node_id, aggregates))
         except Exception as exc:
             _rollback(db)
             log.warning("store commit of one operation failed: %s", exc)
@@ -586,26 +646,82 @@ def _rollback(db: sqlite3.Connection) -> None:
         db.execute("ROLLBACK")
 
 
-def _transaction(db: sqlite3.Connection, ops: list[_Op], node_id: str) -> list[_Outcome]:
+def _transaction(
+    db: sqlite3.Connection, ops: list[_Op], node_id: str, aggregates: _Aggregates
+) -> list[_Outcome]:
     db.execute("BEGIN IMMEDIATE")
-    writer = _Writes(db, node_id)
+    aggregates.check()
+    writer = _Writes(db, node_id, aggregates)
     outcomes = [writer.apply(op) for op in ops]
     writer.finish()
     db.execute("COMMIT")
+    aggregates.committed(writer.changed)
     return outcomes
+
+
+class _Held(NamedTuple):
+    """A changed message as the writer holds it."""
+
+    aggregate: dict[str, Any]
+    # Appends its row leaves out (None: the row is its latest aggregate, unmarked).
+    pending: int | None
+    # The seq of its latest version, and whether its row is to be rewritten at commit.
+    version: int
+    rewrite: bool
+
+
+class _Aggregates:
+    """The aggregates of recently changed messages as last committed, kept by the writer.
+
+    Only what a commit wrote gets in, so a failed transaction leaves nothing behind. Any other
+    kind of write (retention, a channel replaced, an app's data deleted) may change messages
+    underneath, and so may another process writing the file (the CLI): either empties it.
+    """
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        self.kept: OrderedDict[tuple[int, int], _Held] = OrderedDict()
+        # SQLite's count of commits by other connections, as of the last look.
+        self.data_version = self._data_version()
+
+    def _data_version(self) -> int:
+        return int(self.db.execute("PRAGMA data_version").fetchone()[0])
+
+    def check(self) -> None:
+        """Inside a transaction: forget everything if another connection wrote since."""
+        version = self._data_version()
+        if version != self.data_version:
+            self.data_version = version
+            self.kept.clear()
+
+    def committed(self, changed: dict[tuple[int, int], _Held] | None) -> None:
+        if changed is None:
+            self.kept.clear()
+            return
+        kept = self.kept
+        for key, held in changed.items():
+            kept[key] = held
+            kept.move_to_end(key)
+        while len(kept) > _RECENT_AGGREGATES:
+            kept.popitem(last=False)
 
 
 class _Writes:
     """The writes of one transaction. Each channel's last seq is read once and written back at
-    the end; everything else is written as it comes, so later ops of the same transaction see
-    earlier ones (an id stored twice, two appends to one message)."""
+    the end, and so is each changed message's aggregate (several appends to one message in a
+    commit rewrite it once); everything else is written as it comes, so later ops of the same
+    transaction see earlier ones (an id stored twice)."""
 
-    def __init__(self, db: sqlite3.Connection, node_id: str) -> None:
+    def __init__(self, db: sqlite3.Connection, node_id: str, aggregates: _Aggregates) -> None:
         self.db = db
         self.node_id = node_id
+        self.aggregates = aggregates
         self.last_seqs: dict[int, int] = {}
         self.presence_seqs: dict[int, int] = {}
         self.touched: set[int] = set()
+        # Aggregates this transaction changed, by (channel_id, seq); None once an arbitrary
+        # write ran (it may have changed messages: nothing is kept from this transaction).
+        self.changed: dict[tuple[int, int], _Held] | None = {}
 
     def apply(self, op: _Op) -> _Outcome:
         if isinstance(op, Publish):
@@ -618,6 +734,8 @@ class _Writes:
         if isinstance(op, PresenceEvents):
             self.presence(op)
             return None, None
+        self.write_aggregates()
+        self.changed = None
         self.db.execute("SAVEPOINT op")
         try:
             result = op.fn(self.db)
@@ -676,31 +794,61 @@ class _Writes:
 
     def mutate(self, op: Mutate) -> MutateResult:
         db, cid, target = self.db, op.channel_id, op.target_seq
-        row = db.execute(
-            "SELECT body FROM messages WHERE channel_id = ? AND seq = ?", (cid, target)
-        ).fetchone()
-        if row is None:
-            raise AblyError.not_found(f"No message with serial {format_serial(op.epoch, target)!r}")
-        current = unpack(row[0])
+        key = (cid, target)
+        changed = self.changed
+        held = None if changed is None else changed.get(key) or self.aggregates.kept.get(key)
+        stored = b""
+        if held is None:
+            held, stored = self.load(op)
         seq = self.last_seq(cid) + 1
-        aggregate, operation = op.apply(current, format_serial(op.epoch, seq))
+        aggregate, operation = op.apply(held.aggregate, format_serial(op.epoch, seq))
         self.take_seq(cid)
-        if "version" not in current:
+        if "version" not in held.aggregate:
             # The message as first published, kept as its first version once it changes.
             db.execute(
                 "INSERT OR IGNORE INTO versions (channel_id, seq, target_seq, body) "
                 "VALUES (?, ?, ?, ?)",
-                (cid, target, target, row[0]),
+                (cid, target, target, stored),
             )
         db.execute(
             "INSERT INTO versions (channel_id, seq, target_seq, body) VALUES (?, ?, ?, ?)",
             (cid, seq, target, pack(operation)),
         )
-        db.execute(
-            "UPDATE messages SET body = ? WHERE channel_id = ? AND seq = ?",
-            (pack(aggregate), cid, target),
-        )
+        append = operation.get("action") == MessageAction.APPEND
+        if changed is None:
+            db.execute(
+                "UPDATE messages SET body = ?, folded_seq = NULL WHERE channel_id = ? AND seq = ?",
+                (pack(aggregate), cid, target),
+            )
+        elif append and held.pending is not None and held.pending + 1 < APPENDS_PER_ROW:
+            changed[key] = _Held(aggregate, held.pending + 1, seq, held.rewrite)
+        else:
+            changed[key] = _Held(aggregate, 0 if append else None, seq, True)
         return MutateResult(seq, target, aggregate, operation)
+
+    def load(self, op: Mutate) -> tuple[_Held, bytes]:
+        """The message `op` changes as it stands (the appends its row leaves out folded in),
+        and its row's body."""
+        key = (op.channel_id, op.target_seq)
+        row = self.db.execute(
+            "SELECT body, folded_seq FROM messages WHERE channel_id = ? AND seq = ?", key
+        ).fetchone()
+        if row is None:
+            raise AblyError.not_found(
+                f"No message with serial {format_serial(op.epoch, op.target_seq)!r}"
+            )
+        body, folded = row
+        if folded is None:
+            return _Held(unpack(body), None, 0, False), body
+        appends = [
+            version
+            for (version,) in self.db.execute(
+                "SELECT body FROM versions WHERE channel_id = ? AND target_seq = ? AND seq > ? "
+                "ORDER BY seq",
+                (*key, folded),
+            )
+        ]
+        return _Held(fold(unpack(body), appends), len(appends), 0, False), body
 
     def presence(self, op: PresenceEvents) -> None:
         cid = op.channel_id
@@ -731,7 +879,25 @@ class _Writes:
                 )
         self.presence_seqs[cid] = last
 
+    def write_aggregates(self) -> None:
+        """Rewrite the rows of the messages this transaction changed that are due."""
+        changed = self.changed
+        if not changed:
+            return
+        due = [(key, held) for key, held in changed.items() if held.rewrite]
+        self.db.executemany(
+            "UPDATE messages SET body = ?, folded_seq = ? WHERE channel_id = ? AND seq = ?",
+            [
+                (pack(held.aggregate), None if held.pending is None else held.version, *key)
+                for key, held in due
+            ],
+        )
+        for key, held in due:
+            pending = None if held.pending is None else 0
+            changed[key] = _Held(held.aggregate, pending, held.version, False)
+
     def finish(self) -> None:
+        self.write_aggregates()
         self.db.executemany(
             "UPDATE channels SET last_seq = ? WHERE id = ?",
             [(self.last_seqs[cid], cid) for cid in self.touched],

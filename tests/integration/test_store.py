@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 from channel_relay.channels.registry import ChannelRegistry
 from channel_relay.channels.rules import ChannelRules
 from channel_relay.config import Settings
+from channel_relay.protocol.errors import AblyError
 from channel_relay.protocol.serials import format_serial, parse_serial
 from channel_relay.server import Relay
 from channel_relay.store.base import (
@@ -518,3 +520,109 @@ async def test_appends_to_one_message_through_two_nodes_all_land_in_its_aggregat
     # Each node's appends land in the order it sent them, and the last version wins.
     assert [f for f in fragments if f[0] == "a"] == [f"a{i}" for i in range(50)]
     assert final["version"]["serial"] == format_serial(log_a.epoch, max(r.seq for r in results))
+
+
+# Appends: the aggregate each commit leaves
+
+
+async def test_appends_queued_together_all_land_in_the_aggregate_and_its_versions(
+    store: Store,
+) -> None:
+    log = await store.channel("app", "burst")
+    (target,) = (await _append(store, log, [{"data": "", "timestamp": 1}])).seqs
+    results = [await f for f in [_mutate_append(store, log, target, f"{i} ") for i in range(30)]]
+    final = await store.message(log.channel_id, target)
+    assert final is not None
+    assert final["data"].split() == [str(i) for i in range(30)]
+    assert final["version"]["serial"] == format_serial(log.epoch, results[-1].seq)
+    versions = await store.versions(
+        log.channel_id, target, HistoryQuery(log.channel_id, limit=100, forwards=True)
+    )
+    assert [v.message["data"] for v in versions] == ["", *(f"{i} " for i in range(30))]
+
+
+async def test_a_long_stream_reads_whole_from_history_the_message_and_a_replay(
+    store: Store,
+) -> None:
+    log = await store.channel("app", "long-stream")
+    first, target = (await _append(store, log, [_message(1), {"data": "", "timestamp": 2}])).seqs
+    for start in range(0, 150, 10):
+        await asyncio.gather(
+            *(_mutate_append(store, log, target, f"{i} ") for i in range(start, start + 10))
+        )
+    whole = "".join(f"{i} " for i in range(150))
+    assert (await store.message(log.channel_id, target) or {})["data"] == whole
+    assert await _data(store, HistoryQuery(log.channel_id, limit=10)) == [whole, "m1"]
+    replayed = await store.events(log.channel_id, first, first, 1_000, 10)
+    assert [(e.seq, e.message["data"]) for e in replayed] == [(target, whole)]
+
+
+async def test_a_stream_carries_on_whole_after_the_database_is_reopened(
+    new_store: Callable[[], Store],
+) -> None:
+    store = new_store()
+    await store.open()
+    log = await store.channel("app", "resumed-stream")
+    (target,) = (await _append(store, log, [{"data": "", "timestamp": 1}])).seqs
+    for i in range(70):
+        await _mutate_append(store, log, target, f"{i} ")
+    await store.close()
+    reopened = new_store()
+    await reopened.open()
+    try:
+        for i in range(70, 75):
+            await _mutate_append(reopened, log, target, f"{i} ")
+        final = await reopened.message(log.channel_id, target)
+        assert final is not None and final["data"] == "".join(f"{i} " for i in range(75))
+    finally:
+        await reopened.close()
+
+
+async def test_an_append_builds_on_what_another_process_wrote_to_the_message(
+    db_path: str,
+) -> None:
+    relay, other = SqliteStore(db_path), SqliteStore(db_path)
+    await relay.open()
+    await other.open()
+    try:
+        log = await relay.channel("app", "shared-file")
+        (target,) = (await _append(relay, log, [{"data": "", "timestamp": 1}])).seqs
+        await _mutate_append(relay, log, target, "a ")
+        await _mutate_append(other, log, target, "b ")
+        await _mutate_append(relay, log, target, "c ")
+        final = await relay.message(log.channel_id, target)
+        assert final is not None and final["data"] == "a b c "
+    finally:
+        await other.close()
+        await relay.close()
+
+
+async def test_an_append_to_a_message_retention_removed_is_refused(
+    sqlite_store: SqliteStore,
+) -> None:
+    log = await sqlite_store.channel("app", "trimmed-stream")
+    (target,) = (await _append(sqlite_store, log, [{"data": "", "timestamp": 1}])).seqs
+    await _mutate_append(sqlite_store, log, target, "kept in the writer ")
+    await sqlite_store.trim(log.channel_id, target, 100)
+    with pytest.raises(AblyError) as refused:
+        await _mutate_append(sqlite_store, log, target, "too late")
+    assert refused.value.code == 40400
+
+
+async def test_a_database_from_before_streamed_rows_opens_and_streams(db_path: str) -> None:
+    store = SqliteStore(db_path)
+    await store.open()
+    log = await store.channel("app", "older")
+    (target,) = (await _append(store, log, [{"data": "<", "timestamp": 1}])).seqs
+    await store.close()
+    with sqlite3.connect(db_path) as older:
+        older.execute("ALTER TABLE messages DROP COLUMN folded_seq")
+    store = SqliteStore(db_path)
+    await store.open()
+    try:
+        for i in range(70):
+            await _mutate_append(store, log, target, f"{i} ")
+        final = await store.message(log.channel_id, target)
+        assert final is not None and final["data"] == "<" + "".join(f"{i} " for i in range(70))
+    finally:
+        await store.close()

@@ -21,6 +21,7 @@ import pytest
 
 from channel_relay.config import Settings
 from channel_relay.server import Relay
+from channel_relay.store.appends import fold
 from channel_relay.store.sqlite import SqliteStore
 
 KEY = "app1.key1:secret1"
@@ -116,17 +117,27 @@ async def _history(http: aiohttp.ClientSession, relay: Relay, channel: str) -> l
 async def _served_equals_disk(
     http: aiohttp.ClientSession, relay: Relay, channel: str, serial: str
 ) -> str:
-    """The message as GET serves it (the channel's cache) equals the row on disk, read by a
-    connection of its own; returns its data."""
+    """The message as GET serves it (the channel's cache) equals the message on disk (its row
+    and the appends the row leaves out), read by a connection of its own; returns its data."""
     status, served = await _get(http, relay, f"/channels/{channel}/messages/{quote(serial)}")
     assert status == 200, served
+    seq = int(serial.rpartition("-")[2])
     with sqlite3.connect(_store(relay).path) as disk:
-        (body,) = disk.execute(
-            "SELECT m.body FROM messages m JOIN channels c ON c.id = m.channel_id "
-            "WHERE c.name = ? AND m.seq = ?",
-            (channel, int(serial.rpartition("-")[2])),
+        channel_id, body, folded = disk.execute(
+            "SELECT m.channel_id, m.body, m.folded_seq FROM messages m "
+            "JOIN channels c ON c.id = m.channel_id WHERE c.name = ? AND m.seq = ?",
+            (channel, seq),
         ).fetchone()
-    on_disk = msgpack.unpackb(body, raw=False)
+        appends = (
+            []
+            if folded is None
+            else disk.execute(
+                "SELECT body FROM versions WHERE channel_id = ? AND target_seq = ? AND seq > ? "
+                "ORDER BY seq",
+                (channel_id, seq, folded),
+            ).fetchall()
+        )
+    on_disk = fold(msgpack.unpackb(body, raw=False), [row[0] for row in appends])
     assert served["data"] == on_disk["data"]
     return served["data"]
 
