@@ -67,6 +67,11 @@ _MAX_OPS_PER_COMMIT = 4096
 # Aggregates of recently changed messages the writer keeps (by channel_id and seq), so a
 # stream of appends to one message neither reads nor unpacks it back from disk each time.
 _RECENT_AGGREGATES = 4096
+# Pages the write-ahead log grows to before a commit copies them back into the database (SQLite's
+# default is 1,000). A busy commit dirties a page of each channel it touches; copying back less
+# often writes a page that many commits rewrote once (a third fewer bytes written per publish,
+# and less CPU, under the durable load of `python -m bench`). The log stays under ~40 MB.
+_WAL_CHECKPOINT_PAGES = 10_000
 # Pause before reopening the database after the writer failed to, so a lasting fault (a
 # missing volume) does not spin.
 _REOPEN_DELAY = 0.5
@@ -452,6 +457,7 @@ class SqliteStore(LogReads):
         try:
             db.execute("PRAGMA journal_mode = WAL")
             db.execute(f"PRAGMA synchronous = {self._synchronous}")
+            db.execute(f"PRAGMA wal_autocheckpoint = {_WAL_CHECKPOINT_PAGES}")
             apply_schema(db)
         except sqlite3.Error:
             db.close()
