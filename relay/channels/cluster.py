@@ -10,8 +10,8 @@ hands each range of another node to the channel, if it is loaded here: its seque
 events from the log and delivers them in serial order (channel_relay.channels.sequencer).
 
 A notification can be lost only with the connection that would carry it: when the listening
-connection drops, the feed reconnects and then brings every loaded channel up to the last seq the
-log holds, so nothing committed meanwhile is missed.
+connection drops, the feed reconnects and then brings every loaded channel up to the last seq and
+the last presence seq the log holds, so nothing committed meanwhile is missed.
 """
 
 from __future__ import annotations
@@ -164,9 +164,18 @@ class ClusterFeed:
         return task
 
     async def _resync(self) -> None:
-        """After a reconnect: whatever was committed while nobody listened, from the log."""
-        for channel in self.channels.stored_channels():
-            channel.sequencer.learned(await self.store.last_seq(channel.log.channel_id))
+        """After a reconnect: whatever was committed while nobody listened, from the log, the
+        presence events as well as the messages."""
+        for channel in self.channels.loaded_channels():
+            if channel.stored:
+                channel.sequencer.learned(await self.store.last_seq(channel.log.channel_id))
+            elif await self.store.find_channel(channel.app_id, channel.name) is not None:
+                # First written by another node meanwhile (catches its messages up too).
+                await self.channels.adopt(channel)
+            else:
+                continue
+            last = await self.store.last_presence_seq(channel.log.channel_id)
+            self._spawn(channel.presence.catch_up(last))
 
 
 async def _logged(work: Awaitable[None]) -> None:

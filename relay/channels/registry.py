@@ -97,9 +97,9 @@ class ChannelRegistry:
         key = (channel.app_id, channel.name)
         await self._store(key, channel)
 
-    def stored_channels(self) -> list[Channel]:
-        """The loaded channels that have a log in the store."""
-        return [channel for channel in self._channels.values() if channel.stored]
+    def loaded_channels(self) -> list[Channel]:
+        """Every channel live in memory, with a log in the store or not yet."""
+        return list(self._channels.values())
 
     def peek(self, app_id: str, name: str) -> Channel | None:
         """The channel if it is loaded with a stored log: the hot path of a publish, with

@@ -484,6 +484,13 @@ class PostgresStore(LogReads):
         messages: list[dict[str, Any]] = msgpack.unpackb(body, raw=False)
         return messages
 
+    async def last_presence_seq(self, channel_id: int) -> int:
+        """The channel's last presence seq as committed (by any node)."""
+        row = await self._fetchone(
+            "SELECT last_presence_seq FROM channels WHERE id = ?", (channel_id,)
+        )
+        return 0 if row is None else int(row[0])
+
     async def idempotent_seqs(self, channel_id: int, ids: Sequence[str]) -> dict[str, int]:
         if not ids:
             return {}

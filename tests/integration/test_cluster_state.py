@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
+import pytest
 from raw_client import connect_raw
 
 from channel_relay.auth.keys import ApiKey
@@ -177,5 +179,43 @@ async def test_presence_changes_on_one_node_reach_subscribers_on_another_live(
             await alice.recv_action(ACK)
             heard = await observer.recv_action(PRESENCE, within=20)
             assert [(m["clientId"], m["action"]) for m in heard["presence"]] == [("alice", action)]
+        await alice.close()
+        await observer.close()
+
+
+@pytest.mark.parametrize("written_on_b", [False, True], ids=["new-to-b", "known-to-b"])
+async def test_a_presence_change_made_while_a_nodes_listen_connection_was_down_still_reaches_it(
+    tmp_path: Path, engine: str | None, written_on_b: bool
+) -> None:
+    """Whether node b had the channel's log already, or only subscribers waiting for one."""
+    assert engine is not None
+    async with _nodes(tmp_path, engine) as (a, b):
+        observer, _ = await connect_raw(b.port, APP_KEY, "json", clientId="observer")
+        await observer.send({"action": ATTACH, "channel": "gap"})
+        await observer.recv_action(ATTACHED)
+        if written_on_b:
+            await observer.send(
+                {"action": MESSAGE, "channel": "gap", "msgSerial": 0, "messages": [{"data": "x"}]}
+            )
+            await observer.recv_action(ACK)
+        alice, _ = await connect_raw(a.port, APP_KEY, "json", clientId="alice")
+        await alice.attach("gap")
+        # Node b's LISTEN connection is cut (nothing else): alice enters before it listens again
+        # (it waits half a second before reconnecting), so b never hears the notification.
+        admin = await asyncpg.connect(engine)
+        try:
+            cut = await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND query LIKE 'LISTEN %'"
+            )
+        finally:
+            await admin.close()
+        assert cut == 2  # both nodes' listeners
+        await alice.send(
+            {"action": PRESENCE, "channel": "gap", "msgSerial": 0, "presence": [{"action": ENTER}]}
+        )
+        await alice.recv_action(ACK)
+        heard = await observer.recv_action(PRESENCE, within=20)
+        assert [(m["clientId"], m["action"]) for m in heard["presence"]] == [("alice", ENTER)]
         await alice.close()
         await observer.close()
