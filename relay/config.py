@@ -33,8 +33,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     db_path: str | None = "relay.db"
-    # A postgresql:// URL: the log lives there, shared by every relay node given it (then
-    # db_path only holds this node's side tables: push registrations, annotations).
+    # A postgresql:// URL: everything lives there, shared by every relay node given it (then
+    # db_path is not used).
     store: str | None = None
     # Processes serving the port together (SO_REUSEPORT); more than one needs `store`.
     workers: int = 1

@@ -186,7 +186,7 @@ class Relay:
         anything is read from it (`relay serve --import` loads its fixture there). A database
         that cannot serve (missing or unwritable directory, read-only, corrupt) raises
         StoreOpenError before anything starts."""
-        if self.settings.db_path is not None:
+        if self.settings.store is None and self.settings.db_path is not None:
             await asyncio.to_thread(check_database, self.settings.db_path)
         await self.store.open()
         try:

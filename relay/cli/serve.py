@@ -24,6 +24,7 @@ import sys
 from collections.abc import Callable
 from multiprocessing.synchronize import Event
 from typing import Any
+from urllib.parse import urlsplit
 
 from channel_relay.cli.fixtures import export_to, import_from
 from channel_relay.cli.target import CliError
@@ -208,7 +209,7 @@ def banner(relay: Relay, secret_source: str | None) -> list[str]:
         snippet_key = f"{key_name}:<secret>"
     lines = [
         f"relay listening on {relay.url}",
-        f"database: {settings.db_path or '(in memory, removed at exit)'}",
+        f"database: {_database(settings)}",
         key_line,
     ]
     if settings.inspector:
@@ -264,3 +265,11 @@ def _start_failure(exc: Exception, settings: Settings) -> str | None:
             return f"{settings.host} is not an address of this machine"
         return f"cannot listen on {where}: {exc.strerror or exc}"
     return None
+
+
+def _database(settings: Settings) -> str:
+    """Where the relay keeps everything, as the banner names it (no password)."""
+    if settings.store is not None:
+        url = urlsplit(settings.store)
+        return f"PostgreSQL at {url.hostname}:{url.port or 5432}{url.path}"
+    return settings.db_path or "(in memory, removed at exit)"
