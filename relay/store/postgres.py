@@ -77,7 +77,8 @@ _PLACEHOLDER = re.compile(r"\?")
 
 def _numbered(sql: str) -> str:
     """`?` placeholders (the form shared with the SQLite store) as PostgreSQL's $1, $2..."""
-    count = iter(range(1, 1000))
+    # Unbounded: a read may name a page's worth of serials (1,000), one placeholder each.
+    count = itertools.count(1)
     return _PLACEHOLDER.sub(lambda _: f"${next(count)}", sql)
 
 
