@@ -35,6 +35,7 @@ __all__ = [
     "TcpProxy",
     "free_port",
     "in_process_relay",
+    "start_cluster",
     "start_relay_process",
 ]
 
@@ -136,6 +137,19 @@ async def start_relay_process(db: Path, port: int = 0, key: str = KEY, *extra: s
     _background.add(relay_drain)
     relay_drain.add_done_callback(_background.discard)
     return relay
+
+
+async def start_cluster(
+    folder: Path, store: str, processes: list[RelayProcess], *extra: str
+) -> list[RelayProcess]:
+    """Three relay processes (nodes a, b and c) on the PostgreSQL database `store`, each with
+    `extra` arguments; each is added to `processes` as it starts (to be killed at teardown)."""
+    nodes = []
+    for name in "abc":
+        node = await start_relay_process(folder / f"{name}.db", 0, KEY, "--store", store, *extra)
+        processes.append(node)
+        nodes.append(node)
+    return nodes
 
 
 _background: set[asyncio.Task[Any]] = set()

@@ -17,7 +17,7 @@ from continuity_support import (
     NodeProcess,
     RelayProcess,
     StartProxy,
-    start_relay_process,
+    start_cluster,
 )
 
 from channel_relay.protocol.serials import parse_serial
@@ -32,20 +32,9 @@ STATS_FLUSH = "0.3"
 async def cluster(
     tmp_path: Path, postgres_url: str, processes: list[RelayProcess]
 ) -> AsyncIterator[list[RelayProcess]]:
-    nodes = []
-    for name in "abc":
-        node = await start_relay_process(
-            tmp_path / f"{name}.db",
-            0,
-            "app1.key1:secret1",
-            "--store",
-            postgres_url,
-            "--stats-flush-interval",
-            STATS_FLUSH,
-        )
-        processes.append(node)
-        nodes.append(node)
-    yield nodes
+    yield await start_cluster(
+        tmp_path, postgres_url, processes, "--stats-flush-interval", STATS_FLUSH
+    )
 
 
 def _check_stream(received: list[dict[str, Any]]) -> None:

@@ -19,8 +19,8 @@ import pytest
 from continuity_support import KEY, NodeProcess
 from interop_support import rest_history
 from pg_support import PrivateServer
+from relay_support import running_relay
 
-from channel_relay.config import Settings
 from channel_relay.protocol.serials import parse_serial
 from channel_relay.server import Relay
 
@@ -41,25 +41,13 @@ def server() -> Iterator[PrivateServer]:
 
 @pytest.fixture
 async def cluster(tmp_path: Path, server: PrivateServer) -> AsyncIterator[list[Relay]]:
-    nodes = [
-        Relay(
-            Settings(
-                host="127.0.0.1",
-                port=0,
-                db_path=str(tmp_path / f"node{i}.db"),
-                store=server.url,
-                keys=[KEY],
-            )
-        )
-        for i in range(2)
-    ]
-    for node in nodes:
-        await node.start()
-    try:
-        yield nodes
-    finally:
-        for node in nodes:
-            await node.stop()
+    for name in "ab":
+        (tmp_path / name).mkdir()
+    async with (
+        running_relay(tmp_path / "a", store=server.url) as a,
+        running_relay(tmp_path / "b", store=server.url) as b,
+    ):
+        yield [a, b]
 
 
 async def _readiness(http: aiohttp.ClientSession, node: Relay) -> tuple[int, Any]:

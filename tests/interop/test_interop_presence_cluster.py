@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from continuity_support import NodeProcess, RelayProcess, start_relay_process
+from continuity_support import NodeProcess, RelayProcess, start_cluster
 
 # Short timers, with room for a loaded machine: heartbeats every second, a node silent for
 # 3 s + 2 s of grace is gone.
@@ -22,22 +22,15 @@ async def test_a_killed_nodes_members_leave_everywhere_and_the_others_stay(
     processes: list[RelayProcess],
     nodes: list[NodeProcess],
 ) -> None:
-    cluster = []
-    for name in "abc":
-        node = await start_relay_process(
-            tmp_path / f"{name}.db",
-            0,
-            "app1.key1:secret1",
-            "--store",
-            postgres_url,
-            "--max-idle-interval",
-            str(MAX_IDLE_MS),
-            "--presence-grace",
-            str(GRACE_MS),
-        )
-        processes.append(node)
-        cluster.append(node)
-    a, b, c = cluster
+    a, b, c = await start_cluster(
+        tmp_path,
+        postgres_url,
+        processes,
+        "--max-idle-interval",
+        str(MAX_IDLE_MS),
+        "--presence-grace",
+        str(GRACE_MS),
+    )
     script = await NodeProcess.start(
         "presence_cluster_kill.mjs",
         port=a.port,

@@ -124,6 +124,29 @@ export function collect(channel, count, name = undefined) {
   return { attached, done: withTimeout(done, `${count} messages on ${channel.name}`), received };
 }
 
+/**
+ * Subscribe to `channel` until a message named 'end' arrives (a stream's end marker: anything
+ * delivered twice or late would arrive before it). Returns {received, ended}: `received` holds
+ * {name, serial, id} of each message before the marker, and `ended` resolves at the marker;
+ * `onMessage(received)` is called after each. Resolves once the subscription is attached.
+ */
+export async function untilEnd(channel, onMessage = () => {}) {
+  const received = [];
+  let resolveEnd;
+  const ended = new Promise((resolve) => {
+    resolveEnd = resolve;
+  });
+  await channel.subscribe((message) => {
+    if (message.name === 'end') {
+      resolveEnd();
+      return;
+    }
+    received.push({ name: message.name, serial: message.serial, id: message.id });
+    onMessage(received);
+  });
+  return { received, ended };
+}
+
 export function withTimeout(promise, what, ms = timeoutMs) {
   let timer;
   const deadline = new Promise((_, reject) => {

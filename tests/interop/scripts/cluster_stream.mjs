@@ -6,7 +6,7 @@
 // subscriber is attached, {ev:'recv', who, n} every 20 messages, {ev:'acked', n}.
 // Once every publish is ACKed the publisher sends 'end'; each subscriber waits for it, so a
 // duplicate of an earlier message would have arrived before the script reports.
-import { args, connected, errorInfo, realtime, run, withTimeout } from '../lib/relay.mjs';
+import { args, connected, errorInfo, realtime, run, untilEnd, withTimeout } from '../lib/relay.mjs';
 
 const event = (e) => process.stdout.write(`EVENT ${JSON.stringify(e)}\n`);
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -21,18 +21,8 @@ run(async () => {
     });
     await connected(client);
     const channel = client.channels.get(args.channel);
-    const received = [];
-    let resolveEnd;
-    const ended = new Promise((resolve) => {
-      resolveEnd = resolve;
-    });
-    await channel.subscribe((message) => {
-      if (message.name === 'end') {
-        resolveEnd();
-        return;
-      }
-      received.push({ name: message.name, serial: message.serial });
-      if (received.length % 20 === 0) event({ ev: 'recv', who, n: received.length });
+    const { received, ended } = await untilEnd(channel, (got) => {
+      if (got.length % 20 === 0) event({ ev: 'recv', who, n: got.length });
     });
     subscribers.push({ client, received, ended });
   }

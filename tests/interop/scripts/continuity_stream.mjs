@@ -11,7 +11,7 @@
 //
 // Once every publish is ACKed the publisher sends a marker 'end'; the subscriber waits for it, so
 // any duplicate of an earlier message would have arrived before the script reports.
-import { args, connected, errorInfo, realtime, run, withTimeout } from '../lib/relay.mjs';
+import { args, connected, errorInfo, realtime, run, untilEnd, withTimeout } from '../lib/relay.mjs';
 
 const event = (e) => process.stdout.write(`EVENT ${JSON.stringify(e)}\n`);
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -43,18 +43,8 @@ run(async () => {
   subChannel.on((change) => {
     event({ ev: 'channel', who: 'sub', current: change.current, resumed: change.resumed ?? null, reason: errorInfo(change.reason) });
   });
-  const received = [];
-  let resolveEnd;
-  const ended = new Promise((resolve) => {
-    resolveEnd = resolve;
-  });
-  await subChannel.subscribe((message) => {
-    if (message.name === 'end') {
-      resolveEnd();
-      return;
-    }
-    received.push({ name: message.name, serial: message.serial, id: message.id });
-    if (received.length % 50 === 0) event({ ev: 'recv', n: received.length });
+  const { received, ended } = await untilEnd(subChannel, (got) => {
+    if (got.length % 50 === 0) event({ ev: 'recv', n: got.length });
   });
   event({ ev: 'ready', id: firstId });
 

@@ -8,7 +8,7 @@
 // Once released, the publisher sends 'end' and the subscriber waits for it, so anything
 // delivered twice or late would be seen before the script reports.
 import { existsSync } from 'node:fs';
-import { args, connected, errorInfo, realtime, run, withTimeout } from '../lib/relay.mjs';
+import { args, connected, errorInfo, realtime, run, untilEnd, withTimeout } from '../lib/relay.mjs';
 import { event, sleep } from './presence_common.mjs';
 
 run(async () => {
@@ -16,18 +16,7 @@ run(async () => {
   sub.connection.on((change) => event({ ev: 'state', who: 'sub', current: change.current }));
   await connected(sub);
   const subChannel = sub.channels.get(args.channel);
-  const received = [];
-  let resolveEnd;
-  const ended = new Promise((resolve) => {
-    resolveEnd = resolve;
-  });
-  await subChannel.subscribe((message) => {
-    if (message.name === 'end') {
-      resolveEnd();
-      return;
-    }
-    received.push({ name: message.name, serial: message.serial });
-  });
+  const { received, ended } = await untilEnd(subChannel);
 
   const pub = realtime({ clientId: 'pub', port: args.pubPort });
   pub.connection.on((change) => event({ ev: 'state', who: 'pub', current: change.current }));
