@@ -26,7 +26,7 @@ from channel_relay.channels.outgoing import Outgoing, Subscriber
 from channel_relay.channels.summaries import IDENTIFIED_AGGREGATIONS, aggregation, summarize
 from channel_relay.protocol.actions import Action, Flag, MessageAction
 from channel_relay.protocol.errors import AblyError
-from channel_relay.protocol.serials import parse_serial
+from channel_relay.protocol.serials import format_serial, parse_serial
 from channel_relay.store.annotations import Annotated, AnnotationStore, upto
 from channel_relay.store.errors import store_error
 
@@ -60,8 +60,11 @@ class Annotations:
             raise AblyError(
                 93002, 400, "Annotations are not enabled on this channel (the mutable rule)"
             )
+        # Annotation serials follow the channel's position here, or the message annotated when
+        # this node has not delivered it yet (another node committed it a moment ago).
+        position = channel.delivered_seq
         for annotation in annotations:
-            await self._check_target(channel, annotation["messageSerial"])
+            position = max(position, await self._check_target(channel, annotation["messageSerial"]))
             if "clientId" not in annotation and aggregation(annotation["type"]) in (
                 IDENTIFIED_AGGREGATIONS
             ):
@@ -76,7 +79,10 @@ class Annotations:
                 annotation["connectionId"] = connection_id
         try:
             stored, by_message = await self.store.append(
-                channel.app_id, channel.name, channel.serial, annotations
+                channel.app_id,
+                channel.name,
+                format_serial(channel.log.epoch, position),
+                annotations,
             )
         except Exception as exc:
             raise store_error("Annotation", exc) from exc
@@ -129,12 +135,14 @@ class Annotations:
             for m in messages
         ]
 
-    async def _check_target(self, channel: Channel, message_serial: str) -> None:
+    async def _check_target(self, channel: Channel, message_serial: str) -> int:
+        """The seq of the message annotated, found in the store (whichever node committed it)."""
         parsed = parse_serial(message_serial)
-        if parsed is None or parsed[0] != channel.log.epoch or parsed[1] > channel.delivered_seq:
+        if parsed is None or parsed[0] != channel.log.epoch:
             raise AblyError.not_found(f"No message with serial {message_serial!r}")
         if await channel.message(parsed[1]) is None:
             raise AblyError.not_found(f"No message with serial {message_serial!r}")
+        return parsed[1]
 
     def _deliver_annotations(
         self, channel: Channel, annotations: list[dict[str, Any]], publisher: str | None

@@ -204,3 +204,29 @@ async def test_ephemeral_messages_too_large_to_notify_reach_other_nodes_in_publi
         (f"e{i}", size) for i, size in enumerate(sizes)
     ]
     await subscriber.close()
+
+
+async def test_a_message_published_through_one_node_can_be_annotated_at_once_through_another(
+    nodes: list[Relay], http: aiohttp.ClientSession
+) -> None:
+    a, b, _ = nodes
+    # A subscriber on B: B delivers A's messages once it has read them from the log, which
+    # may be after the publisher's annotation reaches B.
+    subscriber = await _subscriber(b, "reviews")
+    for i in range(10):
+        (serial,) = (await _publish(http, a, "reviews", {"data": f"m{i}"}))["serials"]
+        async with http.post(
+            f"{b.url}/channels/reviews/messages/{quote(serial)}/annotations",
+            json={"type": "views:total.v1"},
+            headers=HEADERS,
+        ) as resp:
+            assert resp.status == 201, await resp.text()
+            (annotation,) = (await resp.json())["serials"]
+        assert annotation > serial
+    # Every message, and its summary (which may come first: B published the annotation before
+    # it had read the message from the log).
+    received = await _received(subscriber, 20)
+    assert sorted(m["data"] for m in received if "data" in m) == sorted(f"m{i}" for i in range(10))
+    summaries = [m["annotations"]["summary"] for m in received if "data" not in m]
+    assert summaries == [{"views:total.v1": {"total": 1}}] * 10
+    await subscriber.close()
