@@ -7,10 +7,17 @@ the conversation tree they share (`ConversationTree`, `View`, `Branch`), and the
 puts both on the wire byte for byte as the JS SDK does (`Encoder`).
 """
 
-from channel_relay.client.turns.agent import AgentRun, AgentSession, ChunkWriter, Invocation
+from channel_relay.client.turns.agent import (
+    AgentRun,
+    AgentSession,
+    ChunkWriter,
+    Invocation,
+    RunHooks,
+)
 from channel_relay.client.turns.encoder import Encoder, EncoderCore, Write
 from channel_relay.client.turns.session import ActiveTurn, Session, Steer, Turn, wait_until
-from channel_relay.client.turns.tree import Branch, ConversationTree, Node, Pager, Run, View
+from channel_relay.client.turns.steps import RunStep
+from channel_relay.client.turns.tree import Branch, ConversationTree, Node, Pager, Run, Step, View
 
 __all__ = [
     "ActiveTurn",
@@ -25,8 +32,11 @@ __all__ = [
     "Node",
     "Pager",
     "Run",
+    "RunHooks",
+    "RunStep",
     "Session",
     "Steer",
+    "Step",
     "Turn",
     "View",
     "Write",

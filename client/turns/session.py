@@ -75,8 +75,9 @@ class Turn:
 
     @property
     def nodes(self) -> list[Node]:
+        nodes = self.session.tree.nodes
         return [
-            self.session.tree.nodes[c] for c in self.run.messages if c in self.session.tree.nodes
+            nodes[c] for c in self.run.messages if c in nodes and not self.run.supersedes(nodes[c])
         ]
 
     @property

@@ -34,12 +34,14 @@ from channel_relay.client.turns.wire import (
     RUN_RESUME,
     RUN_START,
     RUN_SUSPEND,
+    STEP_END,
+    STEP_START,
     codec_headers,
     transport_headers,
 )
 from channel_relay.protocol.actions import MessageAction
 
-__all__ = ["Branch", "ConversationTree", "Node", "Pager", "Run", "View"]
+__all__ = ["Branch", "ConversationTree", "Node", "Pager", "Run", "Step", "View"]
 
 _LAST = "~"  # sorts after every serial character: unsent (optimistic) nodes go last
 ENDED = frozenset({"complete", "cancelled", "error"})
@@ -62,6 +64,9 @@ class Node:
     client_id: str | None = None
     run_id: str | None = None
     regenerates: str | None = None
+    # The step attempt the node's output was published in (its first output says).
+    step_id: str | None = None
+    step_start_serial: str | None = None
     _entries: dict[str, Any] = field(default_factory=dict, repr=False)
     _cache: list[dict[str, Any]] | None = field(default=None, repr=False)
 
@@ -117,6 +122,48 @@ class Node:
 
 
 @dataclass(eq=False)
+class Step:
+    """A step of a run as the channel shows it (the JS `StepInfo`), after its canonical
+    attempt: the one whose `ai-step-start` has the latest serial. `status`: active until that
+    attempt's `ai-step-end`, then its reason (complete, failed, cancelled). `attempt_count`:
+    the attempts seen (distinct step-start serials). `step_client_id`: from the canonical
+    attempt's start, None until a start is seen."""
+
+    step_id: str
+    status: str = "active"
+    attempt_count: int = 0
+    step_client_id: str | None = None
+    canonical_serial: str | None = None
+    _started: bool = field(default=False, repr=False)
+    _attempts: set[str] = field(default_factory=set, repr=False)
+    _ends: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def _start(self, serial: str, step_client_id: str) -> bool:
+        """Record an attempt's start; True when it became the canonical attempt."""
+        self._add_attempt(serial)
+        newer = not self._started or self.canonical_serial is None or serial > self.canonical_serial
+        self._started = True
+        if newer:
+            self.canonical_serial = serial
+            self.step_client_id = step_client_id
+        self._settle()
+        return newer
+
+    def _end(self, start_serial: str, reason: str) -> None:
+        self._add_attempt(start_serial)
+        self._ends[start_serial] = reason
+        self._settle()
+
+    def _add_attempt(self, serial: str) -> None:
+        self._attempts.add(serial)
+        self.attempt_count = len(self._attempts)
+
+    def _settle(self) -> None:
+        canonical = self.canonical_serial
+        self.status = self._ends.get(canonical, "active") if canonical is not None else "active"
+
+
+@dataclass(eq=False)
 class Run:
     """A turn on the wire. `status`: streaming, suspended, complete, cancelled, error.
     `client_id` is the run's owner (run-client-id). `synthesized`: known from its outputs only."""
@@ -137,17 +184,35 @@ class Run:
     consumed_steers: set[str] = field(default_factory=set)
     superseded: bool = False
     _lifecycle_serial: str = ""
+    _steps: dict[str, Step] = field(default_factory=dict, repr=False)
 
     @property
     def active(self) -> bool:
         return self.status == "streaming"
+
+    @property
+    def steps(self) -> list[Step]:
+        """The run's steps, in the order the channel first showed them."""
+        return list(self._steps.values())
+
+    def supersedes(self, node: Node) -> bool:
+        """Whether `node` is output of a step attempt a later attempt of its step replaced
+        (readers leave it out)."""
+        step = self._steps.get(node.step_id or "")
+        canonical = step.canonical_serial if step is not None else None
+        return (
+            canonical is not None
+            and node.step_start_serial is not None
+            and node.step_start_serial != canonical
+        )
 
 
 class ConversationTree(EventEmitter):
     """All nodes and runs of one session. Events: "run" (run, kind) with kind start, resume,
     suspend or end; "chunks" (run, node, chunks) for live output; "input" (node); "invocation"
     (event-id, messages) once per input that arrives live and asks an agent for work (a user
-    message, regenerate, approval or tool result; not a steer, not history); "steer" (run,
+    message, regenerate, approval or tool result; not a steer, not history); "step" (run, step)
+    when a step starts or ends; "steer" (run,
     codec-message-id); "cancel" (transport headers); "active_turns" (mapping); "update" ().
     `codec` reads the content of the messages (the Vercel UIMessage codec by default)."""
 
@@ -184,6 +249,8 @@ class ConversationTree(EventEmitter):
             self._apply_input(message, transport, live)
         elif name in (RUN_START, RUN_RESUME, RUN_SUSPEND, RUN_END):
             self._apply_lifecycle(message, transport)
+        elif name in (STEP_START, STEP_END):
+            self._apply_step(message, transport)
         elif name == AI_CANCEL:
             self.emit("cancel", transport, message)
         self.emit("update")
@@ -330,6 +397,27 @@ class ConversationTree(EventEmitter):
         self._update_active(run)
         self.emit("run", run, kind)
 
+    def _apply_step(self, message: Message, transport: dict[str, str]) -> None:
+        run_id, step_id = transport.get("run-id"), transport.get("step-id")
+        start_serial = transport.get("step-start-serial")
+        if not run_id or not step_id or (message.name == STEP_END and not start_serial):
+            return
+        run, created = self._run(run_id, transport)
+        if created:
+            run.synthesized = True
+            self._update_active(run)
+            self.emit("run", run, "start")
+        step = run._steps.get(step_id)
+        if step is None:
+            step = run._steps[step_id] = Step(step_id)
+        if message.name == STEP_START:
+            if step._start(message.serial or "", transport.get("step-client-id", "")):
+                # A retry: the earlier attempt's output leaves every view.
+                self._thread(run)
+        else:
+            step._end(start_serial or "", transport.get("step-reason", "complete"))
+        self.emit("step", run, step)
+
     def _apply_output(self, message: Message, transport: dict[str, str], live: bool) -> None:
         codec = codec_headers(message)
         serial = message.serial or ""
@@ -359,6 +447,8 @@ class ConversationTree(EventEmitter):
                 client_id=transport.get("run-client-id"),
                 run_id=run_id,
                 regenerates=transport.get("msg-regenerate"),
+                step_id=transport.get("step-id"),
+                step_start_serial=transport.get("step-start-serial"),
             )
             self._add(node)
             run.messages.append(cmid)
@@ -384,7 +474,7 @@ class ConversationTree(EventEmitter):
             node._entries[serial] = ("chunks", chunks)
         node._cache = None
         self._route_tool_results(run, node, serial, chunks)
-        if chunks:
+        if chunks and not run.supersedes(node):
             self.emit("chunks", run, node, chunks)
             self.emit("update")
 
@@ -450,6 +540,10 @@ class ConversationTree(EventEmitter):
         # The run's messages and steers in serial order (an unanswered steer last), each under
         # the one before; the first hangs where the run's first assistant message says.
         members = [self.nodes[c] for c in (*run.messages, *run.steers) if c in self.nodes]
+        for node in [n for n in members if run.supersedes(n)]:
+            members.remove(node)
+            if node in self._children.get(node.parent, ()):
+                self._children[node.parent].remove(node)
         members.sort(key=lambda n: (_unanswered(run, n), _order(n)))
         answers = sorted((n for n in members if n.role == "assistant"), key=_order)
         if not answers and run.parent is None:
