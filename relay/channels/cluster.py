@@ -117,7 +117,7 @@ class ClusterFeed:
             unstored = self.channels.loaded(app_id, name)
             if unstored is not None and not unstored.stored:
                 # Attached to here before any node wrote to it, and first written elsewhere.
-                self._spawn(self.channels.adopt(unstored))
+                self._spawn(self._adopt(unstored, last))
         # Presence changes: the channel reads them from the log (channel_relay.channels.presence).
         for channel_id, last, app_id, name in note.get("presence", ()):
             loaded = self.channels.loaded_by_id(channel_id)
@@ -152,6 +152,12 @@ class ClusterFeed:
             log.warning("cluster feed: ephemeral messages on %s dropped before read", channel.name)
             return
         channel.deliver_ephemeral(messages)
+
+    async def _adopt(self, channel: Channel, last: int) -> None:
+        # The log may have been read before this commit (by an adoption already under way,
+        # which this one joins): what it names is caught up all the same.
+        await self.channels.adopt(channel)
+        channel.sequencer.learned(last)
 
     async def _adopt_presence(self, channel: Channel, last: int) -> None:
         await self.channels.adopt(channel)
