@@ -85,7 +85,7 @@ class Channel:
         self._last_timestamp = 0
         self._aggregates: OrderedDict[int, dict[str, Any]] = OrderedDict()
         self.presence = Presence(self)
-        self.sequencer = Sequencer(self, self._deliver_logged)
+        self.sequencer = Sequencer(self, self._deliver_logged, self._deliver_published)
         # Every attached connection and its granted modes (occupancy).
         self.attached: dict[Subscriber, int] = {}
         # Injected faults (sandbox relays and the pytest plugin only): see channel_relay.faults.
@@ -380,8 +380,7 @@ class Channel:
         published, or a change with the aggregate it leaves."""
         message = event.message
         if not event.is_version:
-            publisher = message.get("connectionId")
-            self._fan_out_when_due(lambda: self._fan_out([message], publisher))
+            self._deliver_published(message)
             return
         target = event.target_seq
         aggregate = message
@@ -397,6 +396,11 @@ class Channel:
         self._fan_out_when_due(
             lambda: self._fan_out_change(target, event.seq, message, aggregate, None)
         )
+
+    def _deliver_published(self, message: dict[str, Any]) -> None:
+        """Deliver a message another node published, as first published."""
+        publisher = message.get("connectionId")
+        self._fan_out_when_due(lambda: self._fan_out([message], publisher))
 
     def _fan_out_when_due(self, fan_out: Callable[[], None]) -> None:
         """Fan out now, or later when a test delays this channel's deliveries (see faults.py)."""

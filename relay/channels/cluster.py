@@ -6,8 +6,10 @@ log) when they fit, or naming the row of the `ephemeral` table that holds them w
 (channel_relay.store.postgres). An append of annotations notifies the rows it added, which the
 channel's annotations deliver from the table with the summary they made
 (channel_relay.channels.annotations). This node listens on a connection of its own and
-hands each range of another node to the channel, if it is loaded here: its sequencer reads the
-events from the log and delivers them in serial order (channel_relay.channels.sequencer).
+hands each range of another node to the channel, if it is loaded here: its sequencer delivers
+them in serial order (channel_relay.channels.sequencer), as the notification carried them when
+they were small and are next, else read from the log. Notifications of this node's own commits
+are recognised by their first bytes and dropped unparsed.
 
 A notification can be lost only with the connection that would carry it: when the listening
 connection drops, the feed reconnects and then brings every loaded channel up to the last seq and
@@ -19,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from base64 import b64decode
 from collections.abc import Awaitable, Coroutine
 from typing import Any
 
@@ -28,7 +31,7 @@ from channel_relay.channels.channel import Channel
 from channel_relay.channels.registry import ChannelRegistry
 from channel_relay.store.pg_schema import NOTIFY_CHANNEL
 from channel_relay.store.postgres import PostgresStore
-from channel_relay.store.rows import unpack_list
+from channel_relay.store.rows import unpack, unpack_list
 from channel_relay.tasks import cancel_and_wait
 
 __all__ = ["ClusterFeed"]
@@ -90,13 +93,15 @@ class ClusterFeed:
             await asyncio.sleep(_RECONNECT_SECONDS)
 
     def _notified(self, conn: Any, pid: int, channel: str, payload: str) -> None:
+        if payload.startswith(f'{{"node":"{self.store.node_id}"'):
+            return  # this node's own commit: delivered as it completed (and not worth parsing)
         try:
             note = json.loads(payload)
         except ValueError:
             log.warning("cluster feed: unreadable notification %r", payload[:200])
             return
         if note.get("node") == self.store.node_id:
-            return  # this node's own commit: delivered as it completed
+            return
         for kind in ("ephemeral", "parked"):
             for channel_id, app_id, name, item in note.get(kind, ()):
                 channel = self.channels.loaded_by_id(channel_id) or self.channels.loaded(
@@ -109,10 +114,14 @@ class ClusterFeed:
             channel = self.channels.loaded(app_id, name)
             if channel is not None and annotations is not None:
                 self._spawn(annotations.committed_elsewhere(channel, ids))
-        for channel_id, _first, last, app_id, name in note.get("ranges", ()):
+        for channel_id, first, last, app_id, name, *carried in note.get("ranges", ()):
             loaded = self.channels.loaded_by_id(channel_id)
             if loaded is not None:
-                loaded.sequencer.learned(last)
+                bodies = carried[0] if carried else None
+                if bodies:
+                    loaded.sequencer.arrived(first, [unpack(b64decode(b)) for b in bodies])
+                else:
+                    loaded.sequencer.learned(last)
                 continue
             unstored = self.channels.loaded(app_id, name)
             if unstored is not None and not unstored.stored:

@@ -4,8 +4,9 @@ With one node, commits complete in seq order and each is delivered as it complet
 (PostgreSQL), this node's commit of seqs 10-12 may complete before it has heard of 7-9, committed
 by another node: it is held back, the gap is read from the log, and then it goes out. What other
 nodes commit is learned from their notifications (a channel and a seq range) and read from the
-log. Each seq is delivered once (the delivered seq only moves forward, and whatever is at or
-below it is skipped), in serial order, on every node.
+log, unless the notification carried the messages themselves and they are next. Each seq is
+delivered once (the delivered seq only moves forward, and whatever is at or below it is
+skipped), in serial order, on every node.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from channel_relay.store.base import LogEvent
 
@@ -34,10 +35,15 @@ Deliver = Callable[[int], None]
 
 class Sequencer:
     def __init__(
-        self, channel: Channel, deliver_logged: Callable[[LogEvent], Awaitable[None]]
+        self,
+        channel: Channel,
+        deliver_logged: Callable[[LogEvent], Awaitable[None]],
+        deliver_message: Callable[[dict[str, Any]], None],
     ) -> None:
         self.channel = channel
         self._deliver_logged = deliver_logged
+        # Delivers a message another node published, as first published (no change of one).
+        self._deliver_message = deliver_message
         # Local commits waiting for the seqs before them: first seq -> (last seq, deliver).
         self._held: dict[int, tuple[int, Deliver]] = {}
         # The highest seq known to be committed by any node.
@@ -61,6 +67,19 @@ class Sequencer:
             return
         self._held[first] = (last, deliver)
         self.learned(first - 1)
+
+    def arrived(self, first: int, messages: list[dict[str, Any]]) -> None:
+        """Another node committed `messages` as seqs first.. and its notification carried them:
+        delivered at once when they are next and nothing is being caught up, else read from the
+        log like any other commit (they may have been delivered already, or a gap precede them)."""
+        channel = self.channel
+        last = first + len(messages) - 1
+        if first == channel.delivered_seq + 1 and self.idle and channel.subscribers:
+            channel.delivered_seq = last
+            for message in messages:
+                self._deliver_message(message)
+            return
+        self.learned(last)
 
     def learned(self, until: int) -> None:
         """Seqs up to `until` are committed (by another node, or before a held local commit)."""

@@ -20,6 +20,9 @@ NOTIFY_BYTES = 7000
 # Milliseconds a large ephemeral message's row (too large for a notification) waits for the other
 # nodes to read it.
 PARKED_MS = 60_000
+# A commit whose new messages take at most this many bytes carries them in its notification, so
+# the other nodes deliver them without reading the log.
+INLINE_BYTES = 3000
 # pg_advisory_xact_lock key taken while the schema is applied.
 SCHEMA_LOCK = 0x72656C6179
 
@@ -241,6 +244,9 @@ CREATE TABLE IF NOT EXISTS live_stats (
 # notifies. A message body arrives packed with the serial `<epoch>-0000000000000000` as its last
 # entry; the seq's 16 digits are written over the zeros. It returns, per message in order, its
 # seq and whether this commit stored it (false: its id was stored before, under that seq).
+# The notification's entry per channel written is [id, first seq, last seq, app, name, bodies]:
+# bodies (base64 msgpack, in seq order) when the commit's new messages are small (INLINE_BYTES),
+# else null.
 #
 # Ephemeral messages (never stored) ride in the notification as base64 msgpack, or, too large
 # for it, in a row of `ephemeral` the notification names ("parked"), with every other of that
@@ -303,6 +309,7 @@ DECLARE
     chan TEXT;
     row_id BIGINT;
     trimmed BOOLEAN := false;
+    small BOOLEAN;
 BEGIN
     IF (SELECT count(*) FROM (SELECT id FROM channels WHERE id = ANY(wanted)
                               ORDER BY id FOR UPDATE) AS locked) < cardinality(wanted) THEN
@@ -329,10 +336,15 @@ BEGIN
     INTO seqs, fresh
     FROM m LEFT JOIN taken t ON t.i = m.anchor LEFT JOIN known k ON k.i = m.anchor;
 
+    bodies := ARRAY(
+        SELECT overlay(u.body PLACING convert_to(lpad(u.seq::text, 16, '0'), 'UTF8')
+                       FROM octet_length(u.body) - 15)
+        FROM unnest(bodies, seqs) WITH ORDINALITY AS u(body, seq, i) ORDER BY u.i
+    );
+    small := (SELECT coalesce(sum(octet_length(u.body)), 0) FROM unnest(bodies, fresh)
+               AS u(body, fresh) WHERE u.fresh) <= {INLINE_BYTES};
     INSERT INTO messages (channel_id, seq, timestamp, body)
-    SELECT u.cid, u.seq, u.ts,
-           overlay(u.body PLACING convert_to(lpad(u.seq::text, 16, '0'), 'UTF8')
-                   FROM octet_length(u.body) - 15)
+    SELECT u.cid, u.seq, u.ts, u.body
     FROM unnest(cids, seqs, stamps, bodies, fresh) AS u(cid, seq, ts, body, fresh)
     WHERE u.fresh;
     INSERT INTO idempotency (channel_id, message_id, seq)
@@ -347,8 +359,12 @@ BEGIN
         RETURNING c.id, t.first, t.last, c.app_id, c.name
     )
     SELECT coalesce(array_agg('ranges'::text), '{{}}'),
-           coalesce(array_agg(json_build_array(a.id, a.first, a.last, a.app_id, a.name)::text
-                              ORDER BY a.id), '{{}}')
+           coalesce(array_agg(json_build_array(a.id, a.first, a.last, a.app_id, a.name,
+               CASE WHEN small THEN (
+                   SELECT json_agg(translate(encode(u.body, 'base64'), E'\\n', '') ORDER BY u.i)
+                   FROM unnest(cids, bodies, fresh) WITH ORDINALITY AS u(cid, body, fresh, i)
+                   WHERE u.fresh AND u.cid = a.id
+               ) END)::text ORDER BY a.id), '{{}}')
     INTO kinds, entries FROM advanced a;
     FOR i IN 1 .. coalesce(cardinality(ephemeral_cids), 0) LOOP
         SELECT c.app_id, c.name INTO app, chan FROM channels c WHERE c.id = ephemeral_cids[i];

@@ -98,6 +98,22 @@ async def test_subscribers_on_every_node_get_every_publish_once_in_serial_order(
         await subscriber.close()
 
 
+async def test_small_and_large_commits_reach_other_nodes_alike(
+    nodes: list[Relay], http: aiohttp.ClientSession
+) -> None:
+    # A small commit's messages ride in its notification; a large one's are read from the log.
+    a, b, _ = nodes
+    subscriber = await _subscriber(b, "sizes")
+    large = [{"data": f"L{i}" + "x" * 2000} for i in range(3)]
+    await _publish(http, a, "sizes", {"data": "s0"})
+    await _publish(http, a, "sizes", large)
+    await _publish(http, a, "sizes", [{"data": "s1"}, {"data": "s2"}])
+    received = await _received(subscriber, 6)
+    assert _seqs(received) == list(range(1, 7))
+    assert [m["data"][:2] for m in received] == ["s0", "L0", "L1", "L2", "s1", "s2"]
+    await subscriber.close()
+
+
 async def test_appends_through_two_nodes_reach_every_node_and_aggregate(
     nodes: list[Relay], http: aiohttp.ClientSession
 ) -> None:
