@@ -86,6 +86,7 @@ class Annotations:
             )
         except Exception as exc:
             raise store_error("Annotation", exc) from exc
+        await self._after_messages(channel, list(by_message))
         self._deliver(channel, stored, by_message, connection_id, now)
         return [annotation["serial"] for annotation in stored]
 
@@ -93,7 +94,19 @@ class Annotations:
         """Another node appended rows `ids` on `channel`: deliver them and their summaries."""
         added, by_message = await self.store.committed(channel.app_id, channel.name, ids)
         if added:
+            await self._after_messages(channel, list(by_message))
             self._deliver(channel, added, by_message, None, added[-1]["timestamp"])
+
+    async def _after_messages(self, channel: Channel, message_serials: list[str]) -> None:
+        """Hold annotations and summaries until the messages they annotate are delivered here:
+        another node may have committed one a moment ago, not yet read from the log."""
+        seqs = [
+            parsed[1]
+            for parsed in map(parse_serial, message_serials)
+            if parsed is not None and parsed[0] == channel.log.epoch
+        ]
+        if seqs and max(seqs) > channel.delivered_seq:
+            await channel.sequencer.reached(max(seqs))
 
     def _deliver(
         self,

@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 # Events read from the log per query while catching up.
 _PAGE = 200
 _RETRY_SECONDS = 0.5
+# The longest an annotation's delivery waits for its message to be delivered (`reached`).
+_REACH_SECONDS = 5.0
 
 Deliver = Callable[[int], None]
 """Delivers a local commit's events above the given seq (those at or below went out already)."""
@@ -95,6 +97,24 @@ class Sequencer:
         self._target = max(self._target, until)
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._catch_up())
+
+    async def reached(self, seq: int) -> bool:
+        """Wait until `seq`, known to be committed, is delivered here (read from the log if
+        this node has not heard of it yet); False if that cannot be done now (the log is away),
+        never waiting more than a few seconds."""
+        try:
+            async with asyncio.timeout(_REACH_SECONDS):
+                while self.channel.delivered_seq < seq:
+                    self.learned(seq)
+                    task = self._task
+                    if task is None:
+                        break  # learned() moved the delivered seq itself
+                    await asyncio.wait([task])
+                    if self._task is None and self.channel.delivered_seq < seq:
+                        return False  # the catch-up failed: retried later, not waited for
+        except TimeoutError:
+            return False
+        return True
 
     async def _catch_up(self) -> None:
         channel = self.channel

@@ -20,6 +20,7 @@ from relay_support import APP_KEY, running_relay
 
 from channel_relay.protocol.serials import parse_serial
 from channel_relay.server import Relay
+from channel_relay.store.base import LogEvent
 
 MESSAGE = 15
 HEADERS = {"Authorization": "Basic " + base64.b64encode(APP_KEY.encode()).decode()}
@@ -226,9 +227,16 @@ async def test_a_message_published_through_one_node_can_be_annotated_at_once_thr
     nodes: list[Relay], http: aiohttp.ClientSession
 ) -> None:
     a, b, _ = nodes
-    # A subscriber on B: B delivers A's messages once it has read them from the log, which
-    # may be after the publisher's annotation reaches B.
+    # A subscriber on B: B delivers A's messages once it has read them from the log, here
+    # slowly (a loaded database), so after the publisher's annotation has reached B.
     subscriber = await _subscriber(b, "reviews")
+    read_log = b.store.log_since
+
+    async def slow_read(channel_id: int, after_seq: int, limit: int) -> list[LogEvent]:
+        await asyncio.sleep(0.2)
+        return await read_log(channel_id, after_seq, limit)
+
+    b.store.log_since = slow_read  # type: ignore[method-assign]
     for i in range(10):
         (serial,) = (await _publish(http, a, "reviews", {"data": f"m{i}"}))["serials"]
         async with http.post(
@@ -239,10 +247,11 @@ async def test_a_message_published_through_one_node_can_be_annotated_at_once_thr
             assert resp.status == 201, await resp.text()
             (annotation,) = (await resp.json())["serials"]
         assert annotation > serial
-    # Every message, and its summary (which may come first: B published the annotation before
-    # it had read the message from the log).
+    # Every message, then its summary: B holds the summary until it has read the message from
+    # the log.
     received = await _received(subscriber, 20)
-    assert sorted(m["data"] for m in received if "data" in m) == sorted(f"m{i}" for i in range(10))
-    summaries = [m["annotations"]["summary"] for m in received if "data" not in m]
-    assert summaries == [{"views:total.v1": {"total": 1}}] * 10
+    assert [m.get("data") for m in received[::2]] == [f"m{i}" for i in range(10)]
+    for message, summary in zip(received[::2], received[1::2], strict=True):
+        assert summary["serial"] == message["serial"]
+        assert summary["annotations"]["summary"] == {"views:total.v1": {"total": 1}}
     await subscriber.close()
