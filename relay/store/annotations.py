@@ -226,7 +226,11 @@ class PgAnnotations(AnnotationStore):
             for start in range(0, len(added), _IDS_PER_NOTIFY):
                 chunk = added[start : start + _IDS_PER_NOTIFY]
                 note = {"node": self._pg.node_id, "annotations": [[app_id, channel, chunk]]}
-                await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, json.dumps(note))
+                await conn.execute(
+                    "SELECT pg_notify($1, $2)",
+                    NOTIFY_CHANNEL,
+                    json.dumps(note, separators=(",", ":")),
+                )
             return stored, out
 
         return await self._pg.transaction(append)
