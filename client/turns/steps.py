@@ -191,7 +191,8 @@ class RunStep:
         finally:
             # Steers taken before or during this output were stamped on it.
             run._step_steers = []
-        await writer.close("cancelled" if reason == "cancelled" else "complete")
+        # The JS pipe cancels whatever its source left open, even when the source completed.
+        await writer.close()
         return reason
 
 
@@ -272,11 +273,10 @@ class _StepWriter:
         if pending:
             await asyncio.gather(*pending)
 
-    async def close(self, status: str) -> None:
-        """Close the streams left open (status complete, or cancelled) and flush."""
-        for stream_id in list(self.encoder.streams):
-            if self.encoder.is_open(stream_id):
-                await self._perform(self.encoder.close_stream(stream_id, status=status))
+    async def close(self) -> None:
+        """Close the streams left open (as cancelled) and flush."""
+        for write in self.encoder.cancel_streams():
+            await self._perform(write)
         await self.flush()
 
 

@@ -351,3 +351,29 @@ async def test_a_cancel_reaches_the_adopted_run(world: dict[str, Any]) -> None:
         assert await turn.done(10) == "cancelled"
     finally:
         await worker.close()
+
+
+async def test_a_part_the_source_left_open_is_closed_cancelled_as_the_js_pipe_does(
+    world: dict[str, Any],
+) -> None:
+    phone: Session = world["phone"]
+    agent: AgentSession = world["agent"]
+    statuses: list[str | None] = []
+
+    def record(message: Message) -> None:
+        assert isinstance(message.extras, dict)
+        statuses.append(message.extras["ai"]["transport"].get("status"))
+
+    invocations = agent.invocations()
+    turn = await phone.send("Trail off.")
+    run = await agent.accept(await invocations.get(10), on_ably_message=record)
+    async with run:
+        unfinished = [
+            {"type": "text-start", "id": "t"},
+            {"type": "text-delta", "id": "t", "delta": "So"},
+        ]
+        assert await run.pipe(unfinished) == "complete"
+    assert await turn.done(10) == "complete"
+    assert statuses == ["streaming", "streaming", "cancelled"]
+    [step] = phone.tree.runs[run.run_id].steps
+    assert step.status == "complete"
