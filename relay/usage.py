@@ -55,6 +55,9 @@ class LiveStats:
         self._channels: dict[_Key, set[str]] = {}
         self._open: dict[str, int] = {}
         self._flusher: asyncio.Task[None] | None = None
+        # Held while counts are on their way to the table: a read meanwhile would find them
+        # neither there nor pending.
+        self._flushing = asyncio.Lock()
 
     async def open(self) -> None:
         await self._db.open()
@@ -143,34 +146,37 @@ class LiveStats:
 
     async def flush(self) -> None:
         """Add the minutes counted so far to the table (one transaction)."""
-        self._fold_tallies()
-        pending, self._pending = self._pending, {}
-        now = _minute(int(time.time() * 1000))
-        self._channels = {k: v for k, v in self._channels.items() if k[1] >= now}
-        if not pending:
-            return
-        try:
-            await self._db.add(pending)
-        except BaseException:
-            for key, entries in pending.items():
-                merge_entries(self._pending.setdefault(key, {}), entries)
-            raise
+        async with self._flushing:
+            self._fold_tallies()
+            pending, self._pending = self._pending, {}
+            now = _minute(int(time.time() * 1000))
+            self._channels = {k: v for k, v in self._channels.items() if k[1] >= now}
+            if not pending:
+                return
+            try:
+                await self._db.add(pending)
+            except BaseException:
+                for key, entries in pending.items():
+                    merge_entries(self._pending.setdefault(key, {}), entries)
+                raise
 
     async def minutes(
         self, app_id: str, start: int, end: int
     ) -> list[tuple[int, dict[str, float]]]:
         """The app's counted minutes starting within [start, end], oldest first."""
-        out = await self._db.read(app_id, start, end)
-        self._fold_tallies()
-        for (app, minute), entries in self._pending.items():
-            if app == app_id and start <= minute <= end:
-                merge_entries(out.setdefault(minute, {}), entries)
+        async with self._flushing:
+            out = await self._db.read(app_id, start, end)
+            self._fold_tallies()
+            for (app, minute), entries in self._pending.items():
+                if app == app_id and start <= minute <= end:
+                    merge_entries(out.setdefault(minute, {}), entries)
         return sorted(out.items())
 
     async def delete_app(self, app_id: str) -> None:
-        self._fold_tallies()
-        self._pending = {k: v for k, v in self._pending.items() if k[0] != app_id}
-        await self._db.delete_app(app_id)
+        async with self._flushing:
+            self._fold_tallies()
+            self._pending = {k: v for k, v in self._pending.items() if k[0] != app_id}
+            await self._db.delete_app(app_id)
 
     async def _flush_periodically(self) -> None:
         while True:
