@@ -60,6 +60,17 @@ def _binaries() -> tuple[str, str] | None:
     return None
 
 
+def _working_in(folder: str) -> list[int]:
+    """The processes whose working directory is `folder`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if os.readlink(entry / "cwd") == folder:
+                    found.append(int(entry.name))
+    return found
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -137,17 +148,18 @@ class PrivateServer:
         server, self._server = self._server, None
         if server is None:
             return
-        # To the postmaster itself (its pid file's first line): runuser, between us and it,
-        # would turn any signal into a SIGTERM (a smart shutdown, waiting for every session).
-        pid = int(Path(self._data, "postmaster.pid").read_text().split()[0])
         if mode == "kill":
-            # Stopped first, so that it forks no backend the list below would miss.
-            os.kill(pid, signal.SIGSTOP)
-            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-            for process in [pid, *map(int, children)]:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(process, signal.SIGKILL)
+            # Each backend is a session of its own (no process group reaches them all), but
+            # every process of the server works in its data directory. The postmaster goes in
+            # the first round; a child it forked meanwhile, in the next.
+            while found := _working_in(self._data):
+                for pid in found:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
         else:
+            # To the postmaster itself (its pid file's first line): runuser, between us and it,
+            # would turn any signal into a SIGTERM (a smart shutdown, waiting for every session).
+            pid = int(Path(self._data, "postmaster.pid").read_text().split()[0])
             os.kill(pid, {"fast": signal.SIGINT, "immediate": signal.SIGQUIT}[mode])
         server.wait(timeout=60)
 
