@@ -61,8 +61,9 @@ class ClusterFeed:
 
     @property
     def listening(self) -> bool:
-        """False from the loss of the listening connection until it is back and caught up:
-        meanwhile this node does not hear what the others commit (readiness)."""
+        """False from the loss of the listening connection until it listens again and has
+        begun catching up: meanwhile this node does not hear what the others commit
+        (readiness)."""
         return self._listening.is_set()
 
     async def stop(self) -> None:
