@@ -25,9 +25,12 @@ def unpack_list(text: str) -> list[dict[str, Any]]:
     return messages
 
 
-def page_clause(query: HistoryQuery, *, with_time: bool) -> tuple[str, list[Any]]:
+def page_clause(
+    query: HistoryQuery, *, with_time: bool, time: str = "timestamp"
+) -> tuple[str, list[Any]]:
     """The WHERE tail (after a `channel_id = ?` clause), ORDER BY and LIMIT of a paged query,
-    with `?` placeholders, and its parameters (the channel id first)."""
+    with `?` placeholders, and its parameters (the channel id first). `time` is how the
+    timestamp is named in the bounds."""
     clauses: list[str] = []
     params: list[Any] = [query.channel_id]
     bounds: list[tuple[str, int | None]] = [
@@ -35,7 +38,7 @@ def page_clause(query: HistoryQuery, *, with_time: bool) -> tuple[str, list[Any]
         ("seq <= ?", query.max_seq),
     ]
     if with_time:
-        bounds += [("timestamp >= ?", query.start), ("timestamp <= ?", query.end)]
+        bounds += [(f"{time} >= ?", query.start), (f"{time} <= ?", query.end)]
     for clause, value in bounds:
         if value is not None:
             clauses.append(f"AND {clause}")

@@ -6,10 +6,14 @@ import sqlite3
 
 __all__ = ["SCHEMA", "apply_schema"]
 
-# Messages are clustered by (channel_id, seq): a history page is one range scan. The message
-# body is msgpack of the wire dict (str and bytes data kept apart), and for a message that was
-# updated or appended to, it is the latest aggregate (what history and late joiners get).
-# Timestamps are non-decreasing within a channel, so the timestamp index serves start/end bounds.
+# Messages are kept in the order they were committed (rowid), found by the narrow
+# (channel_id, seq) and (channel_id, timestamp) indexes: a commit's rows land together at the end
+# of the table instead of on a page of every channel it touches, which is what a commit writes
+# (clustered by channel, the bytes written per publish grew with the channels a commit touched).
+# A history page is an index range scan plus a lookup per row. The message body is msgpack of
+# the wire dict (str and bytes data kept apart), and for a message that was updated or appended
+# to, it is the latest aggregate (what history and late joiners get). Timestamps are
+# non-decreasing within a channel, so the timestamp index serves start/end bounds.
 # folded_seq NULL: the body is the message's latest aggregate. Otherwise the body is its aggregate
 # as of the version numbered folded_seq, and the appends logged in `versions` after it are the
 # rest of it (channel_relay.store.appends): a streamed message's row is not rewritten per append.
@@ -36,13 +40,15 @@ CREATE TABLE IF NOT EXISTS channels (
 );
 
 CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY,
     channel_id INTEGER NOT NULL,
     seq INTEGER NOT NULL,
     timestamp INTEGER NOT NULL,
     body BLOB NOT NULL,
-    folded_seq INTEGER,
-    PRIMARY KEY (channel_id, seq)
-) WITHOUT ROWID;
+    folded_seq INTEGER
+);
+
+CREATE UNIQUE INDEX IF NOT EXISTS messages_by_seq ON messages (channel_id, seq);
 
 CREATE INDEX IF NOT EXISTS messages_by_time ON messages (channel_id, timestamp);
 
@@ -89,11 +95,14 @@ CREATE TABLE IF NOT EXISTS stats (
     PRIMARY KEY (app_id, interval_start)
 ) WITHOUT ROWID;
 
+-- Keyed by the id first: ids a realtime connection generates ("<connectionId>:<msgSerial>:<i>")
+-- are stored next to each other, not on a page of every channel a commit touches. Removing a
+-- channel's ids (replacing the channel, deleting an app's data) reads the whole table.
 CREATE TABLE IF NOT EXISTS idempotency (
-    channel_id INTEGER NOT NULL,
     message_id TEXT NOT NULL,
+    channel_id INTEGER NOT NULL,
     seq INTEGER NOT NULL,
-    PRIMARY KEY (channel_id, message_id)
+    PRIMARY KEY (message_id, channel_id)
 ) WITHOUT ROWID;
 
 -- Retention (channel_relay.retention): every event of the channel with seq <= trimmed_seq has been
@@ -171,10 +180,49 @@ CREATE TABLE IF NOT EXISTS trimmed (
 """
 
 
+# Tables whose layout changed, and what their CREATE statement read before: such a table is
+# rebuilt in the current layout when the database is opened.
+_REBUILT = {
+    "messages": "WITHOUT ROWID",
+    "idempotency": "PRIMARY KEY (channel_id, message_id)",
+}
+
+
 def apply_schema(db: sqlite3.Connection) -> None:
     """Create what is missing, and bring a database made by an earlier version up to date."""
+    for table, before in _REBUILT.items():
+        sql = _definition(db, table)
+        if sql is not None and before in " ".join(sql.split()):
+            # Set aside (with its indexes dropped, their names are the new table's) to copy.
+            indexes = db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ? "
+                "AND sql IS NOT NULL",
+                (table,),
+            ).fetchall()
+            db.execute("BEGIN IMMEDIATE")
+            db.execute(f"ALTER TABLE {table} RENAME TO {table}_before")
+            for (index,) in indexes:
+                db.execute(f"DROP INDEX {index}")
+            db.execute("COMMIT")
     db.executescript(SCHEMA)
-    columns = {row[1] for row in db.execute("PRAGMA table_info(messages)")}
-    if "folded_seq" not in columns:
-        # Every row of such a database is its message's latest aggregate: NULL says so.
-        db.execute("ALTER TABLE messages ADD COLUMN folded_seq INTEGER")
+    for table in _REBUILT:
+        if _definition(db, f"{table}_before") is not None:
+            # (Also finishes a copy a crash interrupted: the old table goes with the last row.)
+            new = _columns(db, table)
+            kept = [c for c in _columns(db, f"{table}_before") if c in new]
+            names = ", ".join(kept)
+            db.execute("BEGIN IMMEDIATE")
+            db.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {table}_before")
+            db.execute(f"DROP TABLE {table}_before")
+            db.execute("COMMIT")
+
+
+def _definition(db: sqlite3.Connection, table: str) -> str | None:
+    row = db.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def _columns(db: sqlite3.Connection, table: str) -> list[str]:
+    return [row[1] for row in db.execute(f"PRAGMA table_info({table})")]

@@ -380,7 +380,10 @@ class SqliteStore(LogReads):
     # Reads: messages come with the appends their rows leave out folded in
 
     async def history(self, query: HistoryQuery) -> list[StoredMessage]:
-        where, params = page_clause(query, with_time=True)
+        # A page walks the channel in seq order and stops at its limit: time bounds filter
+        # along the way (+ keeps the planner off the timestamp index, which would gather every
+        # message in the time range and sort them before the limit applies).
+        where, params = page_clause(query, with_time=True, time="+timestamp")
         rows = await self._fetchall(
             f"SELECT seq, body, folded_seq FROM messages WHERE channel_id = ? {where}", params
         )

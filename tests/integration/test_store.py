@@ -609,20 +609,45 @@ async def test_an_append_to_a_message_retention_removed_is_refused(
     assert refused.value.code == 40400
 
 
-async def test_a_database_from_before_streamed_rows_opens_and_streams(db_path: str) -> None:
+async def test_a_database_in_the_layout_clustered_by_channel_opens_in_the_log_layout(
+    db_path: str,
+) -> None:
     store = SqliteStore(db_path)
     await store.open()
-    log = await store.channel("app", "older")
-    (target,) = (await _append(store, log, [{"data": "<", "timestamp": 1}])).seqs
+    logs = [await store.channel("app", name) for name in ("older-a", "older-b")]
+    for seq in range(1, 4):
+        for log in logs:
+            await _append(store, log, [_message(seq)], [f"id-{seq}"])
     await store.close()
-    with sqlite3.connect(db_path) as older:
-        older.execute("ALTER TABLE messages DROP COLUMN folded_seq")
+    with sqlite3.connect(db_path) as older:  # as releases before the log layout made it
+        older.executescript(
+            "CREATE TABLE clustered (channel_id INTEGER NOT NULL, seq INTEGER NOT NULL, "
+            "timestamp INTEGER NOT NULL, body BLOB NOT NULL, PRIMARY KEY (channel_id, seq)) "
+            "WITHOUT ROWID; "
+            "INSERT INTO clustered SELECT channel_id, seq, timestamp, body FROM messages; "
+            "DROP TABLE messages; ALTER TABLE clustered RENAME TO messages; "
+            "CREATE INDEX messages_by_time ON messages (channel_id, timestamp); "
+            "CREATE TABLE ids (channel_id INTEGER NOT NULL, message_id TEXT NOT NULL, "
+            "seq INTEGER NOT NULL, PRIMARY KEY (channel_id, message_id)) WITHOUT ROWID; "
+            "INSERT INTO ids SELECT channel_id, message_id, seq FROM idempotency; "
+            "DROP TABLE idempotency; ALTER TABLE ids RENAME TO idempotency;"
+        )
     store = SqliteStore(db_path)
     await store.open()
     try:
+        a, b = logs
+        assert await _data(store, HistoryQuery(a.channel_id, limit=10)) == ["m3", "m2", "m1"]
+        again = await _append(store, b, [_message(2)], ["id-2"])
+        assert (again.seqs, again.fresh) == ([2], [False])
+        assert (await _append(store, b, [_message(4)], ["id-4"])).seqs == [4]
+        assert await _data(store, HistoryQuery(b.channel_id, limit=2)) == ["m4", "m3"]
         for i in range(70):
-            await _mutate_append(store, log, target, f"{i} ")
-        final = await store.message(log.channel_id, target)
-        assert final is not None and final["data"] == "<" + "".join(f"{i} " for i in range(70))
+            await _mutate_append(store, a, 1, f" {i}")
+        final = await store.message(a.channel_id, 1)
+        assert final is not None and final["data"] == "m1" + "".join(f" {i}" for i in range(70))
     finally:
         await store.close()
+    with sqlite3.connect(db_path) as migrated:
+        tables = {name for (name,) in migrated.execute("SELECT name FROM sqlite_master")}
+    assert not {"messages_before", "idempotency_before"} & tables
+    assert {"messages", "messages_by_seq", "messages_by_time", "idempotency"} <= tables
