@@ -18,6 +18,7 @@ from urllib.parse import quote
 import aiohttp
 import msgpack
 import pytest
+from store_calls import append, get, history, post
 
 from channel_relay.config import Settings
 from channel_relay.server import Relay
@@ -26,7 +27,6 @@ from channel_relay.store.sqlite import SqliteStore
 
 KEY = "app1.key1:secret1"
 OTHER_KEY = "app2.key1:secret2"
-HEADERS = {"Authorization": "Basic " + base64.b64encode(KEY.encode()).decode()}
 OTHER_HEADERS = {"Authorization": "Basic " + base64.b64encode(OTHER_KEY.encode()).decode()}
 
 
@@ -79,47 +79,12 @@ async def _read_only(relay: Relay, read_only: bool) -> None:
     await _on_writer(relay, lambda db: db.set_authorizer(_refuse_writes if read_only else None))
 
 
-async def _post(
-    http: aiohttp.ClientSession,
-    relay: Relay,
-    channel: str,
-    body: Any,
-    headers: dict[str, str] = HEADERS,
-) -> tuple[int, Any]:
-    async with http.post(
-        f"{relay.url}/channels/{channel}/messages", json=body, headers=headers
-    ) as resp:
-        return resp.status, await resp.json()
-
-
-async def _append(
-    http: aiohttp.ClientSession, relay: Relay, channel: str, serial: str, data: str
-) -> tuple[int, Any]:
-    async with http.patch(
-        f"{relay.url}/channels/{channel}/messages/{quote(serial)}",
-        json={"action": 5, "data": data},
-        headers=HEADERS,
-    ) as resp:
-        return resp.status, await resp.json()
-
-
-async def _get(http: aiohttp.ClientSession, relay: Relay, path: str) -> tuple[int, Any]:
-    async with http.get(f"{relay.url}{path}", headers=HEADERS) as resp:
-        return resp.status, await resp.json()
-
-
-async def _history(http: aiohttp.ClientSession, relay: Relay, channel: str) -> list[Any]:
-    status, body = await _get(http, relay, f"/channels/{channel}/messages?direction=forwards")
-    assert status == 200, body
-    return [m["data"] for m in body]
-
-
 async def _served_equals_disk(
     http: aiohttp.ClientSession, relay: Relay, channel: str, serial: str
 ) -> str:
     """The message as GET serves it (the channel's cache) equals the message on disk (its row
     and the appends the row leaves out), read by a connection of its own; returns its data."""
-    status, served = await _get(http, relay, f"/channels/{channel}/messages/{quote(serial)}")
+    status, served = await get(http, relay, f"/channels/{channel}/messages/{quote(serial)}")
     assert status == 200, served
     seq = int(serial.rpartition("-")[2])
     with sqlite3.connect(_store(relay).path) as disk:
@@ -148,40 +113,40 @@ async def _served_equals_disk(
 async def test_an_idempotent_publish_whose_commit_failed_is_stored_by_its_retry(
     relay: Relay, http: aiohttp.ClientSession
 ) -> None:
-    assert (await _post(http, relay, "idem", {"data": "warm"}))[0] == 201
+    assert (await post(http, relay, "idem", {"data": "warm"}))[0] == 201
     await _disk_full(relay, True)
-    status, body = await _post(http, relay, "idem", {"id": "order-1", "data": BIG})
+    status, body = await post(http, relay, "idem", {"id": "order-1", "data": BIG})
     assert (status, body["error"]["code"]) == (500, 50000)
     assert "store failed" in body["error"]["message"]
     await _disk_full(relay, False)
-    status, body = await _post(http, relay, "idem", {"id": "order-1", "data": BIG})
+    status, body = await post(http, relay, "idem", {"id": "order-1", "data": BIG})
     assert status == 201, body
-    assert await _history(http, relay, "idem") == ["warm", BIG]
-    again = await _post(http, relay, "idem", {"id": "order-1", "data": BIG})
+    assert await history(http, relay, "idem") == ["warm", BIG]
+    again = await post(http, relay, "idem", {"id": "order-1", "data": BIG})
     assert again == (201, body)
-    assert await _history(http, relay, "idem") == ["warm", BIG]
+    assert await history(http, relay, "idem") == ["warm", BIG]
 
 
 async def test_an_append_whose_commit_failed_leaves_no_trace_in_the_served_message(
     relay: Relay, http: aiohttp.ClientSession
 ) -> None:
-    status, body = await _post(http, relay, "stream", {"data": "Hello"})
+    status, body = await post(http, relay, "stream", {"data": "Hello"})
     (serial,) = body["serials"]
-    assert (await _append(http, relay, "stream", serial, ","))[0] == 200
+    assert (await append(http, relay, "stream", serial, ","))[0] == 200
     await _disk_full(relay, True)
-    status, body = await _append(http, relay, "stream", serial, BIG)
+    status, body = await append(http, relay, "stream", serial, BIG)
     assert (status, body["error"]["code"]) == (500, 50000)
     await _disk_full(relay, False)
     assert await _served_equals_disk(http, relay, "stream", serial) == "Hello,"
-    assert (await _append(http, relay, "stream", serial, " world"))[0] == 200
+    assert (await append(http, relay, "stream", serial, " world"))[0] == 200
     assert await _served_equals_disk(http, relay, "stream", serial) == "Hello, world"
-    assert await _history(http, relay, "stream") == ["Hello, world"]
+    assert await history(http, relay, "stream") == ["Hello, world"]
 
 
 async def test_when_the_writer_dies_pending_publishes_are_nacked_and_it_restarts(
     relay: Relay, http: aiohttp.ClientSession
 ) -> None:
-    assert (await _post(http, relay, "dies", {"data": "before"}))[0] == 201
+    assert (await post(http, relay, "dies", {"data": "before"}))[0] == 201
     # Once armed, every statement inside a transaction is interrupted, the ROLLBACK included:
     # the writer cannot recover its connection and dies.
     armed = False
@@ -190,7 +155,7 @@ async def test_when_the_writer_dies_pending_publishes_are_nacked_and_it_restarts
     )
     armed = True
     results = await asyncio.wait_for(
-        asyncio.gather(*(_post(http, relay, "dies", {"data": f"m{i}"}) for i in range(5))),
+        asyncio.gather(*(post(http, relay, "dies", {"data": f"m{i}"}) for i in range(5))),
         timeout=30,
     )
     assert all(status in (201, 500) for status, _ in results)
@@ -198,10 +163,10 @@ async def test_when_the_writer_dies_pending_publishes_are_nacked_and_it_restarts
     assert failed, results
     assert all(b["error"]["code"] == 50000 for b in failed)
     # A new connection serves: publishing, and readiness, work again.
-    assert (await _post(http, relay, "dies", {"data": "after"}))[0] == 201
-    assert (await _get(http, relay, "/readyz"))[0] == 200
+    assert (await post(http, relay, "dies", {"data": "after"}))[0] == 201
+    assert (await get(http, relay, "/readyz"))[0] == 200
     stored = [f"m{i}" for i, (status, _) in enumerate(results) if status == 201]
-    assert await _history(http, relay, "dies") == ["before", *stored, "after"]
+    assert await history(http, relay, "dies") == ["before", *stored, "after"]
 
 
 # One bad operation never fails another
@@ -210,12 +175,12 @@ async def test_when_the_writer_dies_pending_publishes_are_nacked_and_it_restarts
 async def test_a_message_the_store_cannot_hold_is_refused_before_it_reaches_a_commit(
     relay: Relay, http: aiohttp.ClientSession
 ) -> None:
-    bad = _post(http, relay, "other", {"data": "x", "extras": {"n": 2**70}}, OTHER_HEADERS)
-    goods = [_post(http, relay, "good", {"data": f"m{i}"}) for i in range(5)]
+    bad = post(http, relay, "other", {"data": "x", "extras": {"n": 2**70}}, OTHER_HEADERS)
+    goods = [post(http, relay, "good", {"data": f"m{i}"}) for i in range(5)]
     (bad_status, bad_body), *results = await asyncio.gather(bad, *goods)
     assert (bad_status, bad_body["error"]["code"]) == (400, 40032)
     assert all(status == 201 for status, _ in results)
-    assert sorted(await _history(http, relay, "good")) == [f"m{i}" for i in range(5)]
+    assert sorted(await history(http, relay, "good")) == [f"m{i}" for i in range(5)]
 
 
 # Disk full and read-only: publishes refused, reads served, recovery
@@ -225,18 +190,18 @@ async def test_a_message_the_store_cannot_hold_is_refused_before_it_reaches_a_co
 async def test_a_database_that_cannot_be_written_nacks_publishes_serves_reads_and_recovers(
     relay: Relay, http: aiohttp.ClientSession, fault: Callable[[Relay, bool], Any]
 ) -> None:
-    assert (await _post(http, relay, "ro", {"data": "kept"}))[0] == 201
+    assert (await post(http, relay, "ro", {"data": "kept"}))[0] == 201
     await fault(relay, True)
-    status, body = await _post(http, relay, "ro", {"data": BIG})
+    status, body = await post(http, relay, "ro", {"data": BIG})
     assert (status, body["error"]["code"]) == (500, 50000)
     # (A full database still takes the readiness probe's one small row: the failed publish
     # is what tells.)
-    assert (await _get(http, relay, "/readyz"))[0] == 503
-    assert await _history(http, relay, "ro") == ["kept"]
+    assert (await get(http, relay, "/readyz"))[0] == 503
+    assert await history(http, relay, "ro") == ["kept"]
     await fault(relay, False)
-    assert (await _get(http, relay, "/readyz"))[0] == 200
-    assert (await _post(http, relay, "ro", {"data": "again"}))[0] == 201
-    assert await _history(http, relay, "ro") == ["kept", "again"]
+    assert (await get(http, relay, "/readyz"))[0] == 200
+    assert (await post(http, relay, "ro", {"data": "again"}))[0] == 201
+    assert await history(http, relay, "ro") == ["kept", "again"]
 
 
 # An interrupt at every step of a commit
@@ -248,7 +213,7 @@ async def test_a_commit_failing_at_any_step_leaves_memory_equal_to_disk(
     """For k = 1, 2, ...: interrupt the k-th step of the writer's work on an idempotent publish
     and an append, then check that history, the served message and an idempotent retry all
     agree with the disk; until a round runs with no step left to interrupt."""
-    _, body = await _post(http, relay, "steps", {"data": "base"})
+    _, body = await post(http, relay, "steps", {"data": "base"})
     (serial,) = body["serials"]
     expected_data = "base"
     expected_history = ["base"]
@@ -267,8 +232,8 @@ async def test_a_commit_failing_at_any_step_leaves_memory_equal_to_disk(
     await _on_writer(relay, lambda db: db.set_progress_handler(handler, 5))
     for k in range(1, 500):
         seen, armed = 0, True
-        published = await _post(http, relay, "steps", {"id": f"p{k}", "data": f"p{k}"})
-        appended = await _append(http, relay, "steps", serial, f"+{k}")
+        published = await post(http, relay, "steps", {"id": f"p{k}", "data": f"p{k}"})
+        appended = await append(http, relay, "steps", serial, f"+{k}")
         armed = False
         fired = seen >= k
         if published[0] == 201:
@@ -277,16 +242,16 @@ async def test_a_commit_failing_at_any_step_leaves_memory_equal_to_disk(
             expected_data += f"+{k}"
         assert {published[0], appended[0]} <= {201, 200, 500}
         # An idempotent retry stores a failed publish, or answers the stored one's serial.
-        retry = await _post(http, relay, "steps", {"id": f"p{k}", "data": f"p{k}"})
+        retry = await post(http, relay, "steps", {"id": f"p{k}", "data": f"p{k}"})
         assert retry[0] == 201
         if published[0] == 201:
             assert retry == published
         else:
             expected_history.append(f"p{k}")
         assert await _served_equals_disk(http, relay, "steps", serial) == expected_data
-        history = await _history(http, relay, "steps")
-        assert history[0] == expected_data
-        assert history[1:] == expected_history[1:]
+        logged = await history(http, relay, "steps")
+        assert logged[0] == expected_data
+        assert logged[1:] == expected_history[1:]
         if not fired:
             assert k > 10, "the interrupts never reached into the commits"
             break

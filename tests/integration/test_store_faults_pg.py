@@ -9,7 +9,6 @@ Ably error, nothing kept, and what the relay serves afterwards is what the datab
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,13 +19,12 @@ import aiohttp
 import asyncpg
 import msgpack
 import pytest
-from relay_support import APP_KEY, running_relay
+from relay_support import running_relay
+from store_calls import HEADERS, append, get, history, post
 
 from channel_relay.protocol.serials import parse_serial
 from channel_relay.server import Relay
 from channel_relay.store.postgres import PostgresStore
-
-HEADERS = {"Authorization": "Basic " + base64.b64encode(APP_KEY.encode()).decode()}
 
 
 @pytest.fixture
@@ -48,42 +46,13 @@ async def _read_only(relay: Relay, read_only: bool) -> None:
     )
 
 
-async def _post(http: aiohttp.ClientSession, relay: Relay, body: Any) -> tuple[int, Any]:
-    async with http.post(
-        f"{relay.url}/channels/faults/messages", json=body, headers=HEADERS
-    ) as resp:
-        return resp.status, await resp.json()
-
-
-async def _append(
-    http: aiohttp.ClientSession, relay: Relay, serial: str, data: str
-) -> tuple[int, Any]:
-    async with http.patch(
-        f"{relay.url}/channels/faults/messages/{quote(serial)}",
-        json={"action": 5, "data": data},
-        headers=HEADERS,
-    ) as resp:
-        return resp.status, await resp.json()
-
-
-async def _get(http: aiohttp.ClientSession, relay: Relay, path: str) -> tuple[int, Any]:
-    async with http.get(f"{relay.url}{path}", headers=HEADERS) as resp:
-        return resp.status, await resp.json()
-
-
-async def _history(http: aiohttp.ClientSession, relay: Relay) -> list[Any]:
-    status, body = await _get(http, relay, "/channels/faults/messages?direction=forwards")
-    assert status == 200, body
-    return [m["data"] for m in body]
-
-
 async def test_a_read_only_database_nacks_writes_serves_reads_and_recovers(
     relay: Relay, http: aiohttp.ClientSession
 ) -> None:
-    _, body = await _post(http, relay, {"data": "Hello"})
+    _, body = await post(http, relay, "faults", {"data": "Hello"})
     (serial,) = body["serials"]
     await _read_only(relay, True)
-    status, body = await _post(http, relay, {"id": "retry-me", "data": "refused"})
+    status, body = await post(http, relay, "faults", {"id": "retry-me", "data": "refused"})
     assert (status, body["error"]["code"]) == (500, 50000)
     async with http.patch(
         f"{relay.url}/channels/faults/messages/{quote(serial)}",
@@ -91,21 +60,21 @@ async def test_a_read_only_database_nacks_writes_serves_reads_and_recovers(
         headers=HEADERS,
     ) as resp:
         assert resp.status == 500
-    assert (await _get(http, relay, "/readyz"))[0] == 503
-    assert await _history(http, relay) == ["Hello"]
-    assert (await _get(http, relay, f"/channels/faults/messages/{quote(serial)}"))[1][
+    assert (await get(http, relay, "/readyz"))[0] == 503
+    assert await history(http, relay, "faults") == ["Hello"]
+    assert (await get(http, relay, f"/channels/faults/messages/{quote(serial)}"))[1][
         "data"
     ] == "Hello"
     await _read_only(relay, False)
-    assert (await _get(http, relay, "/readyz"))[0] == 200
-    assert (await _post(http, relay, {"id": "retry-me", "data": "refused"}))[0] == 201
-    assert await _history(http, relay) == ["Hello", "refused"]
+    assert (await get(http, relay, "/readyz"))[0] == 200
+    assert (await post(http, relay, "faults", {"id": "retry-me", "data": "refused"}))[0] == 201
+    assert await history(http, relay, "faults") == ["Hello", "refused"]
 
 
 async def test_a_killed_writer_connection_fails_no_publish_silently_and_is_replaced(
     relay: Relay, http: aiohttp.ClientSession, postgres_url: str
 ) -> None:
-    assert (await _post(http, relay, {"data": "before"}))[0] == 201
+    assert (await post(http, relay, "faults", {"data": "before"}))[0] == 201
     admin = await asyncpg.connect(postgres_url)
     try:
         # Every backend of the relay's database, the writer's among them.
@@ -116,15 +85,19 @@ async def test_a_killed_writer_connection_fails_no_publish_silently_and_is_repla
     finally:
         await admin.close()
     results = await asyncio.wait_for(
-        asyncio.gather(*(_post(http, relay, {"id": f"k{i}", "data": f"k{i}"}) for i in range(5))),
+        asyncio.gather(
+            *(post(http, relay, "faults", {"id": f"k{i}", "data": f"k{i}"}) for i in range(5))
+        ),
         timeout=60,
     )
     assert all(status in (201, 500) for status, _ in results), results
     # Whatever was refused is stored once by its retry; whatever was ACKed is there.
     for i, (status, _) in enumerate(results):
         if status != 201:
-            assert (await _post(http, relay, {"id": f"k{i}", "data": f"k{i}"}))[0] == 201
-    assert sorted(await _history(http, relay)) == sorted(["before", *(f"k{i}" for i in range(5))])
+            assert (await post(http, relay, "faults", {"id": f"k{i}", "data": f"k{i}"}))[0] == 201
+    assert sorted(await history(http, relay, "faults")) == sorted(
+        ["before", *(f"k{i}" for i in range(5))]
+    )
 
 
 # An error at every statement of a commit, in turn. Every write to the log's tables counts as a
@@ -185,7 +158,7 @@ async def _served_equals_stored(
     http: aiohttp.ClientSession, relay: Relay, admin: asyncpg.Connection, serial: str
 ) -> str:
     """The message as GET serves it (the channel's cache) equals its row; returns its data."""
-    status, served = await _get(http, relay, f"/channels/faults/messages/{quote(serial)}")
+    status, served = await get(http, relay, f"/channels/faults/messages/{quote(serial)}")
     assert status == 200, served
     parsed = parse_serial(serial)
     assert parsed is not None
@@ -204,15 +177,15 @@ async def test_a_commit_failing_at_any_statement_leaves_memory_equal_to_the_data
     """For k = 1, 2, ...: fail the k-th write of an idempotent publish and an append, then check
     that history, the served message and an idempotent retry all agree with the database;
     until a round runs with no step left to fail."""
-    _, body = await _post(http, relay, {"data": "base"})
+    _, body = await post(http, relay, "faults", {"data": "base"})
     (serial,) = body["serials"]
     expected_data = "base"
     expected_history = ["base"]
     for k in range(1, 200):
         await steps.execute("SELECT setval('relay_test_steps', 1, false)")
         await steps.execute("UPDATE relay_test_fault SET k = $1", k)
-        published = await _post(http, relay, {"id": f"p{k}", "data": f"p{k}"})
-        appended = await _append(http, relay, serial, f"+{k}")
+        published = await post(http, relay, "faults", {"id": f"p{k}", "data": f"p{k}"})
+        appended = await append(http, relay, "faults", serial, f"+{k}")
         await steps.execute("UPDATE relay_test_fault SET k = 0")
         last, called = await steps.fetchrow("SELECT last_value, is_called FROM relay_test_steps")
         fired = called and last >= k
@@ -225,16 +198,16 @@ async def test_a_commit_failing_at_any_statement_leaves_memory_equal_to_the_data
         if appended[0] == 200:
             expected_data += f"+{k}"
         # An idempotent retry stores a failed publish, or answers the stored one's serial.
-        retry = await _post(http, relay, {"id": f"p{k}", "data": f"p{k}"})
+        retry = await post(http, relay, "faults", {"id": f"p{k}", "data": f"p{k}"})
         assert retry[0] == 201, retry
         if published[0] == 201:
             assert retry == published
         else:
             expected_history.append(f"p{k}")
         assert await _served_equals_stored(http, relay, steps, serial) == expected_data
-        history = await _history(http, relay)
-        assert history[0] == expected_data
-        assert history[1:] == expected_history[1:]
+        logged = await history(http, relay, "faults")
+        assert logged[0] == expected_data
+        assert logged[1:] == expected_history[1:]
         if not fired:
             assert k > 5, "the faults never reached into the commits"
             break
@@ -280,7 +253,7 @@ async def _send(
 
 
 async def _inbound_count(http: aiohttp.ClientSession, relay: Relay) -> int:
-    status, minutes = await _get(http, relay, "/stats?unit=minute&limit=100")
+    status, minutes = await get(http, relay, "/stats?unit=minute&limit=100")
     assert status == 200, minutes
     return sum(m["entries"].get("messages.inbound.all.messages.count", 0) for m in minutes)
 
@@ -288,7 +261,7 @@ async def _inbound_count(http: aiohttp.ClientSession, relay: Relay) -> int:
 async def test_push_annotations_and_stats_refused_by_the_database_leave_nothing_behind(
     relay: Relay, http: aiohttp.ClientSession, postgres_url: str
 ) -> None:
-    _, body = await _post(http, relay, {"data": "annotated"})
+    _, body = await post(http, relay, "faults", {"data": "annotated"})
     (serial,) = body["serials"]
     device_url = f"{relay.url}/push/deviceRegistrations/phone-1"
     annotations_url = f"{relay.url}/channels/faults/messages/{quote(serial)}/annotations"
@@ -314,7 +287,7 @@ async def test_push_annotations_and_stats_refused_by_the_database_leave_nothing_
         assert (await _send(http, "POST", annotations_url, {"type": "views:total.v1"}))[0] == 201
         _, listed = await _send(http, "GET", f"{relay.url}/push/deviceRegistrations")
         assert [d["id"] for d in listed] == ["phone-1"]
-        _, history = await _get(http, relay, "/channels/faults/messages")
+        _, history = await get(http, relay, "/channels/faults/messages")
         assert history[0]["annotations"]["summary"] == {"views:total.v1": {"total": 1}}
         # Flushed once the database takes writes again, and counted once.
         stored = None

@@ -5,18 +5,16 @@ once a message-sized write commits. On both engines."""
 
 from __future__ import annotations
 
-import base64
 import sqlite3
 from typing import Any
 
 import aiohttp
 import asyncpg
+from store_calls import post
 
 from channel_relay.server import Relay
 from channel_relay.store.sqlite import SqliteStore
 
-APP_KEY = "app1.key1:secret1"
-HEADERS = {"Authorization": "Basic " + base64.b64encode(APP_KEY.encode()).decode()}
 # Bigger than a page: storing it needs space a full database does not have.
 BIG = "x" * 8000
 
@@ -60,13 +58,6 @@ async def _disk_full(relay: Relay, engine: str | None, full: bool) -> None:
         await conn.close()
 
 
-async def _post(http: aiohttp.ClientSession, relay: Relay, data: str) -> tuple[int, Any]:
-    async with http.post(
-        f"{relay.url}/channels/full/messages", json={"data": data}, headers=HEADERS
-    ) as resp:
-        return resp.status, await resp.json()
-
-
 async def _ready(http: aiohttp.ClientSession, relay: Relay) -> tuple[int, Any]:
     async with http.get(f"{relay.url}/readyz") as resp:
         return resp.status, await resp.json()
@@ -75,11 +66,11 @@ async def _ready(http: aiohttp.ClientSession, relay: Relay) -> tuple[int, Any]:
 async def test_a_full_database_is_not_ready_from_the_first_failed_publish_until_one_fits(
     relay: Relay, engine: str | None, http: aiohttp.ClientSession
 ) -> None:
-    assert (await _post(http, relay, "kept"))[0] == 201
+    assert (await post(http, relay, "full", {"data": "kept"}))[0] == 201
     assert (await _ready(http, relay))[0] == 200
     await _disk_full(relay, engine, True)
     # The probe's small row still fits: only a publish shows the database is full.
-    status, body = await _post(http, relay, BIG)
+    status, body = await post(http, relay, "full", {"data": BIG})
     assert (status, body["error"]["code"]) == (500, 50000)
     status, body = await _ready(http, relay)
     assert status == 503, body
@@ -90,7 +81,7 @@ async def test_a_full_database_is_not_ready_from_the_first_failed_publish_until_
     assert (await _ready(http, relay))[0] == 503
     await _disk_full(relay, engine, False)
     assert await _ready(http, relay) == (200, {"status": "ready"})
-    assert (await _post(http, relay, BIG))[0] == 201
+    assert (await post(http, relay, "full", {"data": BIG}))[0] == 201
     assert (await _ready(http, relay))[0] == 200
 
 
@@ -98,8 +89,8 @@ async def test_a_publish_that_commits_again_makes_the_relay_ready_without_a_prob
     relay: Relay, engine: str | None, http: aiohttp.ClientSession
 ) -> None:
     await _disk_full(relay, engine, True)
-    assert (await _post(http, relay, BIG))[0] == 500
+    assert (await post(http, relay, "full", {"data": BIG}))[0] == 500
     await _disk_full(relay, engine, False)
-    assert (await _post(http, relay, BIG))[0] == 201
+    assert (await post(http, relay, "full", {"data": BIG}))[0] == 201
     assert relay.store.health.failure is None
     assert (await _ready(http, relay))[0] == 200
