@@ -87,7 +87,7 @@ class Annotations:
         except Exception as exc:
             raise store_error("Annotation", exc) from exc
         await self._after_messages(channel, list(by_message))
-        self._deliver(channel, stored, by_message, connection_id, now)
+        await self._deliver(channel, stored, by_message, connection_id, now)
         return [annotation["serial"] for annotation in stored]
 
     async def committed_elsewhere(self, channel: Channel, ids: list[int]) -> None:
@@ -95,7 +95,7 @@ class Annotations:
         added, by_message = await self.store.committed(channel.app_id, channel.name, ids)
         if added:
             await self._after_messages(channel, list(by_message))
-            self._deliver(channel, added, by_message, None, added[-1]["timestamp"])
+            await self._deliver(channel, added, by_message, None, added[-1]["timestamp"])
 
     async def _after_messages(self, channel: Channel, message_serials: list[str]) -> None:
         """Hold annotations and summaries until the messages they annotate are delivered here:
@@ -108,7 +108,7 @@ class Annotations:
         if seqs and max(seqs) > channel.delivered_seq:
             await channel.sequencer.reached(max(seqs))
 
-    def _deliver(
+    async def _deliver(
         self,
         channel: Channel,
         added: list[dict[str, Any]],
@@ -116,10 +116,13 @@ class Annotations:
         publisher: str | None,
         timestamp: int,
     ) -> None:
+        # Names first: from the check of a summary's order to its delivery nothing may await.
+        names = {serial: await _name_of(channel, serial) for serial in by_message}
         self._deliver_annotations(channel, added, publisher)
         for serial, all_of_message in by_message.items():
             if self._newer(channel, serial, upto(all_of_message)):
-                self._deliver_summary(channel, serial, summarize(all_of_message), timestamp)
+                summary = summarize(all_of_message)
+                self._deliver_summary(channel, serial, names[serial], summary, timestamp)
 
     def _newer(self, channel: Channel, message_serial: str, row_id: int) -> bool:
         """Whether a summary up to `row_id` is newer than the last delivered (and now is)."""
@@ -177,26 +180,34 @@ class Annotations:
         self,
         channel: Channel,
         message_serial: str,
+        name: str | None,
         summary: dict[str, Any],
         timestamp: int,
     ) -> None:
-        message = {
-            "action": Action.MESSAGE,
-            "channel": channel.name,
-            "messages": [
-                {
-                    "action": MessageAction.SUMMARY,
-                    "serial": message_serial,
-                    "timestamp": timestamp,
-                    "annotations": {"summary": summary},
-                }
-            ],
+        event: dict[str, Any] = {
+            "action": MessageAction.SUMMARY,
+            "serial": message_serial,
+            "timestamp": timestamp,
+            "annotations": {"summary": summary},
         }
+        # The annotated message's name, as on Ably: subscribers filtering by name see it.
+        if name is not None:
+            event["name"] = name
+        message = {"action": Action.MESSAGE, "channel": channel.name, "messages": [event]}
         # The summary is the channel's, not the publisher's message: echo=false does not hide it.
         outgoing = Outgoing(message, None)
         channel.deltas.reset()
         for subscriber in list(channel.subscribers):
             _deliver(subscriber, outgoing)
+
+
+async def _name_of(channel: Channel, message_serial: str) -> str | None:
+    parsed = parse_serial(message_serial)
+    if parsed is None or parsed[0] != channel.log.epoch:
+        return None
+    message = await channel.message(parsed[1])
+    name = None if message is None else message.get("name")
+    return name if isinstance(name, str) else None
 
 
 def _deliver(subscriber: Subscriber, outgoing: Outgoing) -> None:

@@ -16,6 +16,9 @@ async def test_annotations_deliver_and_summarize_every_aggregation(
     serial = out["serial"]
     assert out["summaryActions"] == ["message.summary"]
     assert out["summarySerials"] == [serial]
+    # As on Ably, a summary carries the annotated message's name: subscribe('post') sees it.
+    assert out["summaryNames"] == ["post"]
+    assert out["summariesByName"] is True
     assert out["summary"] == {
         "reactions:distinct.v1": {
             "👍": {"total": 2, "clientIds": ["ann", "bob"], "clipped": False},

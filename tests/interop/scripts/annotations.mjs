@@ -36,6 +36,9 @@ run(async () => {
   const summaries = collector((l) => plainChannel.subscribe((m) => m.action === 'message.summary' && l(m)), 'summaries');
   const seenByBob = collector((l) => bobChannel.annotations.subscribe(l), 'annotations');
   const seenByPlain = [];
+  // A subscription to the message's name sees its summaries too (they carry the name).
+  const summariesByName = [];
+  plainChannel.subscribe('post', (m) => m.action === 'message.summary' && summariesByName.push(m.serial));
   plainChannel.annotations.subscribe((a) => seenByPlain.push(a)).catch(() => {});
 
   const { serials } = await annChannel.publish('post', 'hello');
@@ -82,6 +85,8 @@ run(async () => {
     serial,
     summaryActions: [...new Set(all.map((m) => m.action))],
     summarySerials: [...new Set(all.map((m) => m.serial))],
+    summaryNames: [...new Set(all.map((m) => m.name ?? null))],
+    summariesByName: summariesByName.length === all.length,
     summary: last.annotations.summary,
     historySummary: history.items.find((m) => m.serial === serial)?.annotations?.summary ?? null,
     fetchedSummary: fetched.annotations?.summary ?? null,
