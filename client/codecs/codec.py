@@ -36,6 +36,7 @@ __all__ = [
     "Stream",
     "WireCodec",
     "WireOp",
+    "lifecycle_policy",
     "stream_events",
 ]
 
@@ -206,6 +207,21 @@ class LifecyclePolicy:
     )
     on_stream_start: Callable[[str, dict[str, str]], list[Event]] | None = None
 
+    def discrete_lead_in(self, kind: str, run_id: str, codec: dict[str, str]) -> list[Event]:
+        repair = self.on_discrete.get(kind)
+        return repair(run_id, codec) if repair is not None else []
+
+    def stream_lead_in(self, run_id: str, codec: dict[str, str]) -> list[Event]:
+        start = self.on_stream_start
+        return start(run_id, codec) if start is not None else []
+
+
+def lifecycle_policy(codec: object) -> LifecyclePolicy | None:
+    """A fresh lifecycle policy from the codec's `decoder_lifecycle()`, a method a codec has only
+    when it repairs runs met mid-way (the JS `decoderSynthesiseLifecycle`)."""
+    make = getattr(codec, "decoder_lifecycle", None)
+    return make() if callable(make) else None
+
 
 @dataclass(slots=True)
 class Stream:
@@ -348,9 +364,7 @@ class MessageDecoder:
         return [], events
 
     def discrete_lead_in(self, kind: str, run_id: str, codec: dict[str, str]) -> list[Event]:
-        repair = self.lifecycle.on_discrete.get(kind) if self.lifecycle else None
-        return repair(run_id, codec) if repair is not None else []
+        return self.lifecycle.discrete_lead_in(kind, run_id, codec) if self.lifecycle else []
 
     def stream_lead_in(self, run_id: str, codec: dict[str, str]) -> list[Event]:
-        start = self.lifecycle.on_stream_start if self.lifecycle else None
-        return start(run_id, codec) if start is not None else []
+        return self.lifecycle.stream_lead_in(run_id, codec) if self.lifecycle else []

@@ -390,7 +390,11 @@ class DefinedCodec:
 
     def decoder(self) -> MessageDecoder:
         """A fresh decoder (JS `codec.createDecoder()`), with its own lifecycle state."""
-        return MessageDecoder(self, self.decode_input, self.lifecycle() if self.lifecycle else None)
+        return MessageDecoder(self, self.decode_input, self.decoder_lifecycle())
+
+    def decoder_lifecycle(self) -> LifecyclePolicy | None:
+        """A fresh lifecycle policy (None without `lifecycle`)."""
+        return self.lifecycle() if self.lifecycle else None
 
     # Messages
 

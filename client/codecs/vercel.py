@@ -705,6 +705,9 @@ class VercelCodec:
     def fold(self, events: list[Chunk], message_id: str) -> list[UIMessage]:
         return [fold_chunks(events, message_id, "assistant")]
 
+    def decoder_lifecycle(self) -> LifecyclePolicy:
+        return decoder_lifecycle()
+
     def decode_input_part(self, data: Any, codec: dict[str, str]) -> dict[str, Any]:
         return decode_input_part(data, codec)
 

@@ -23,7 +23,12 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from channel_relay.client.codecs import vercel
-from channel_relay.client.codecs.codec import Codec, OutputDecoder, stream_events
+from channel_relay.client.codecs.codec import (
+    Codec,
+    OutputDecoder,
+    lifecycle_policy,
+    stream_events,
+)
 from channel_relay.client.events import EventEmitter, Subscription
 from channel_relay.client.message import Message
 from channel_relay.client.turns.wire import (
@@ -68,6 +73,9 @@ class Node:
     step_id: str | None = None
     step_start_serial: str | None = None
     _entries: dict[str, Any] = field(default_factory=dict, repr=False)
+    # The events the codec's lifecycle puts before an output entry (by serial) of a run met
+    # mid-way: what the reader never saw of the run's opening.
+    _lead_ins: dict[str, list[dict[str, Any]]] = field(default_factory=dict, repr=False)
     _cache: list[dict[str, Any]] | None = field(default=None, repr=False)
 
     @property
@@ -104,7 +112,9 @@ class Node:
             return [self.codec.new_message(message_id, "user", parts)]
         seeded = next((e[1] for e in entries if e[0] == "seed"), None)
         events: list[dict[str, Any]] = []
-        for entry in entries:
+        for serial in sorted(self._entries):
+            entry = self._entries[serial]
+            events.extend(self._lead_ins.get(serial, ()))
             if entry[0] == "chunks":
                 events.extend(entry[1])
             elif entry[0] == "stream":
@@ -466,17 +476,53 @@ class ConversationTree(EventEmitter):
             transport,
             codec,
         )
-        if is_stream:
-            stream = self._decoder.streams.get(serial)
-            if stream is not None:
-                node._entries[serial] = ("stream", stream)
+        first_sight = serial not in node._entries
+        stream = self._decoder.streams.get(serial) if is_stream else None
+        if stream is not None:
+            node._entries[serial] = ("stream", stream)
         elif chunks:
-            node._entries[serial] = ("chunks", chunks)
+            # The kind a discrete output's lifecycle repair goes by (none for a stream of a
+            # kind the codec does not stream: the SDK's decoder repairs none of those).
+            kind = None if is_stream else codec.get("kind", "")
+            node._entries[serial] = ("chunks", chunks, kind, codec)
         node._cache = None
+        if first_sight and serial in node._entries:
+            self._repair(run)
+            chunks = node._lead_ins.get(serial, []) + chunks
         self._route_tool_results(run, node, serial, chunks)
         if chunks and not run.supersedes(node):
             self.emit("chunks", run, node, chunks)
             self.emit("update")
+
+    def _repair(self, run: Run) -> None:
+        """Derive again, in serial order over the whole run, the events the codec's lifecycle
+        puts before each output (the JS decoder's repair of a run met mid-way, made as it
+        meets messages). Redone from the start because history comes newest page first: once
+        an older page brings the run's real opening, nothing is synthesised any more."""
+        policy = lifecycle_policy(self.codec)
+        if policy is None:
+            return
+        outputs = [
+            (serial, node, entry)
+            for node in (self.nodes.get(cmid) for cmid in run.messages)
+            if node is not None
+            for serial, entry in node._entries.items()
+            if entry[0] in ("chunks", "stream")
+        ]
+        outputs.sort(key=lambda output: output[0])
+        for serial, node, entry in outputs:
+            if entry[0] == "stream":
+                lead_in = policy.stream_lead_in(run.run_id, entry[1].codec)
+            elif entry[2] is not None:
+                lead_in = policy.discrete_lead_in(entry[2], run.run_id, entry[3])
+            else:
+                lead_in = []
+            if node._lead_ins.get(serial, []) != lead_in:
+                if lead_in:
+                    node._lead_ins[serial] = lead_in
+                else:
+                    del node._lead_ins[serial]
+                node._cache = None
 
     def _route_tool_results(
         self, run: Run, node: Node, serial: str, chunks: list[dict[str, Any]]

@@ -377,3 +377,29 @@ async def test_a_part_the_source_left_open_is_closed_cancelled_as_the_js_pipe_do
     assert statuses == ["streaming", "streaming", "cancelled"]
     [step] = phone.tree.runs[run.run_id].steps
     assert step.status == "complete"
+
+
+async def test_a_reader_meeting_a_run_mid_way_gets_the_opening_it_missed_once(
+    world: dict[str, Any],
+) -> None:
+    phone: Session = world["phone"]
+    turn, run = await _accepted(world, "Answer in one step.")
+    async with run:
+        await run.pipe(text_chunks("Only the end of this run is on the newest page."))
+    assert await turn.done(10) == "complete"
+    [answer] = [m for m in phone.view.messages() if m["role"] == "assistant"]
+    assert [p["type"] for p in answer["parts"]] == ["step-start", "text"]
+
+    # The newest five messages: the text stream, finish-step, finish, ai-step-end, ai-run-end.
+    # The codec's lifecycle stands in for the start and start-step this reader never saw.
+    late = Session(await world["make_client"]("alice"), world["channel"], history_page_size=5)
+    await late.connect()
+    try:
+        node = late.tree.nodes[answer["id"]]
+        assert node.messages == [answer]
+        # Older pages bring the real opening: it replaces what was made up, nothing doubles.
+        while await late.load_older():
+            pass
+        assert late.view.messages() == phone.view.messages()
+    finally:
+        await late.close()

@@ -255,3 +255,37 @@ async def test_the_header_constants_are_the_sdks(run_node: RunNode) -> None:
         re.findall(r'export declare const (HEADER_\w+) = "([^"]+)"', CONSTANTS.read_text())
     )
     assert declared == {name: getattr(headers, name) for name in headers.__all__}
+
+
+async def test_a_late_reader_whose_pages_split_the_run_reads_it_as_a_live_reader(
+    run_node: RunNode, relay: Relay, py_client: list[Realtime]
+) -> None:
+    channel = "ai:steps-late"
+    phone = Session(py_realtime(relay, py_client, "alice"), channel)
+    await phone.connect()
+    agent = AgentSession(py_realtime(relay, py_client, "py-agent"), channel)
+    await agent.connect()
+    invocations = agent.invocations()
+    turn = await phone.send(QUESTION)
+    async with await agent.accept(await invocations.get(20)) as run:
+        await run.pipe(text_chunks(RIGHT, "r"))
+    assert await turn.done(20) == "complete"
+    await agent.close()
+    # Five messages a page: the newest page starts at the text stream, after the run's start
+    # and start-step; both decoders make up the opening they have not seen.
+    late = Session(py_realtime(relay, py_client, "late"), channel, history_page_size=5)
+    await late.connect()
+    answer = phone.view.messages()[-1]
+    assert [p["type"] for p in answer["parts"]] == ["step-start", "text"]
+    assert late.tree.nodes[answer["id"]].messages == [answer]
+    while await late.load_older():
+        pass
+    assert late.view.messages() == phone.view.messages()
+    # The JS reader keeps the step-start its decoder made up at the page split next to the real
+    # one from the older page; the Python tree derives the repair again in serial order.
+    result = await run_node(
+        "client_steps.mjs", args={"mode": "late", "channel": channel, "pageSize": 5}
+    )
+    assert result["errors"] == []
+    js_answer = result["all"][-1]
+    assert js_answer["parts"] == [{"type": "step-start"}, *answer["parts"]]

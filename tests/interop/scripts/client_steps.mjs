@@ -14,7 +14,7 @@
 import * as transport from '@ably/ai-transport';
 import { Invocation } from '@ably/ai-transport';
 
-import { agentSession, clientSession, conversation, runsOf, tokenStream, until } from '../lib/ai.mjs';
+import { agentSession, clientSession, conversation, messagesOf, runsOf, tokenStream, until } from '../lib/ai.mjs';
 import { args, realtime, run, withTimeout } from '../lib/relay.mjs';
 
 const ENDED = ['complete', 'cancelled', 'error'];
@@ -95,6 +95,16 @@ const modes = {
     await step.end();
     await r.end({ reason: 'complete' });
     return { runId: r.runId, reason, errors: agent.errors };
+  },
+
+  async late() {
+    // A reader that joins once the run ended, with `args.pageSize` wire messages per history
+    // page: what it shows after the first page, and after all of them.
+    const late = await clientSession(args.channel, { clientId: 'late', historyPageSize: args.pageSize });
+    await withTimeout(late.session.view.loadOlder(1), 'late loadOlder');
+    const first = messagesOf(late.session.view);
+    while (late.session.view.hasOlder()) await withTimeout(late.session.view.loadOlder(), 'late loadOlder');
+    return { first, all: messagesOf(late.session.view), errors: late.errors };
   },
 
   async headers() {
