@@ -133,6 +133,8 @@ class AgentSession:
         if self.report_status and self.status is not None:
             await self.channel.presence.leave()
             self.status = None
+        for run in self.runs.values():
+            run._unwatch()
         await self.session.close()
 
     async def set_status(self, status: str) -> None:
@@ -453,6 +455,9 @@ class AgentRun:
 
     def _finish(self) -> None:
         self.ended = True
+        self._unwatch()
+
+    def _unwatch(self) -> None:
         if self._signal_watch is not None:
             self._signal_watch.cancel()
 
