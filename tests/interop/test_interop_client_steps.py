@@ -196,6 +196,23 @@ async def test_a_python_agent_adopts_a_run_a_js_agent_started(
     assert list(phone.tree.runs) == [opened["runId"]]
     assert phone.view.conversation() == conversation
     assert _steps(phone, opened["runId"]) == steps
+    # Both agents write the step events and the outputs in them alike, header for header.
+    by_agent: dict[str, dict[str, list[str]]] = {}
+    page = await phone.channel.history(direction="forwards", limit=1000)
+    for message in page.items:
+        assert isinstance(message.extras, dict)
+        transport = message.extras["ai"]["transport"]
+        if message.name in ("ai-step-start", "ai-step-end", "ai-output"):
+            agent = "js" if transport["invocation-id"] == opened["invocationId"] else "py"
+            kind = f"{message.name} {transport.get('stream')}"
+            by_agent.setdefault(agent, {}).setdefault(kind, list(transport))
+    assert by_agent["py"] == by_agent["js"]
+    assert set(by_agent["py"]) == {
+        "ai-step-start None",
+        "ai-step-end None",
+        "ai-output true",
+        "ai-output false",
+    }
     await worker.close()
 
 
