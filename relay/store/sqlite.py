@@ -67,6 +67,8 @@ _MAX_OPS_PER_COMMIT = 4096
 # Aggregates of recently changed messages the writer keeps (by channel_id and seq), so a
 # stream of appends to one message neither reads nor unpacks it back from disk each time.
 _RECENT_AGGREGATES = 4096
+# Channels whose last seq the writer remembers at most (it starts again from empty beyond).
+_KNOWN_CHANNELS = 100_000
 # Pages the write-ahead log grows to before a commit copies them back into the database (SQLite's
 # default is 1,000). A busy commit dirties a page of each channel it touches; copying back less
 # often writes a page that many commits rewrote once (a third fewer bytes written per publish,
@@ -533,7 +535,7 @@ class SqliteStore(LogReads):
         """Commit the queue batch by batch until a stop (True); raises if the database fails
         in a way a rollback cannot undo. `in_flight` holds the batch being committed."""
         assert self._loop is not None
-        aggregates = _Aggregates(db)
+        known = _Committed(db)
         while True:
             first = self._queue.get()
             if first is None:
@@ -541,7 +543,7 @@ class SqliteStore(LogReads):
             in_flight[:] = [first]
             stop = self._take_queued(in_flight, limit=_MAX_OPS_PER_COMMIT)
             started = time.perf_counter()
-            outcomes = _commit(db, in_flight, self.node_id, aggregates)
+            outcomes = _commit(db, in_flight, self.node_id, known)
             report_commit(self.on_commit, len(in_flight), time.perf_counter() - started)
             self._loop.call_soon_threadsafe(_complete, list(in_flight), outcomes, self.health)
             in_flight.clear()
@@ -627,12 +629,12 @@ def _trim(db: sqlite3.Connection, channel_id: int, upto_seq: int, batch: int) ->
 
 
 def _commit(
-    db: sqlite3.Connection, ops: list[_Op], node_id: str, aggregates: _Aggregates
+    db: sqlite3.Connection, ops: list[_Op], node_id: str, known: _Committed
 ) -> list[_Outcome]:
     """Commit `ops` as one transaction; if that fails, each in a transaction of its own, so
     only a faulty op reports an error. Raises when a failed transaction cannot be rolled back."""
     try:
-        return _transaction(db, ops, node_id, aggregates)
+        return _transaction(db, ops, node_id, known)
     except Exception as exc:
         _rollback(db)
         if len(ops) == 1:
@@ -642,7 +644,7 @@ def _commit(
     outcomes: list[_Outcome] = []
     for op in ops:
         try:
-            outcomes.extend(_transaction(db, [op], node_id, aggregates))
+            outcomes.extend(_transaction(db, [op], node_id, known))
         except Exception as exc:
             _rollback(db)
             log.warning("store commit of one operation failed: %s", exc)
@@ -656,15 +658,15 @@ def _rollback(db: sqlite3.Connection) -> None:
 
 
 def _transaction(
-    db: sqlite3.Connection, ops: list[_Op], node_id: str, aggregates: _Aggregates
+    db: sqlite3.Connection, ops: list[_Op], node_id: str, known: _Committed
 ) -> list[_Outcome]:
     db.execute("BEGIN IMMEDIATE")
-    aggregates.check()
-    writer = _Writes(db, node_id, aggregates)
+    known.check()
+    writer = _Writes(db, node_id, known)
     outcomes = [writer.apply(op) for op in ops]
     writer.finish()
     db.execute("COMMIT")
-    aggregates.committed(writer.changed)
+    known.committed(writer)
     return outcomes
 
 
@@ -679,17 +681,20 @@ class _Held(NamedTuple):
     rewrite: bool
 
 
-class _Aggregates:
-    """The aggregates of recently changed messages as last committed, kept by the writer.
+class _Committed:
+    """What the writer remembers of its commits: each channel's last seq, and the aggregates
+    of recently changed messages.
 
     Only what a commit wrote gets in, so a failed transaction leaves nothing behind. Any other
-    kind of write (retention, a channel replaced, an app's data deleted) may change messages
-    underneath, and so may another process writing the file (the CLI): either empties it.
+    kind of write (retention, a channel replaced, an app's data deleted) may change channels
+    and messages underneath, and so may another process writing the file (the CLI): either
+    empties it.
     """
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
-        self.kept: OrderedDict[tuple[int, int], _Held] = OrderedDict()
+        self.aggregates: OrderedDict[tuple[int, int], _Held] = OrderedDict()
+        self.last_seqs: dict[int, int] = {}
         # SQLite's count of commits by other connections, as of the last look.
         self.data_version = self._data_version()
 
@@ -701,18 +706,25 @@ class _Aggregates:
         version = self._data_version()
         if version != self.data_version:
             self.data_version = version
-            self.kept.clear()
+            self.forget()
 
-    def committed(self, changed: dict[tuple[int, int], _Held] | None) -> None:
-        if changed is None:
-            self.kept.clear()
+    def forget(self) -> None:
+        self.aggregates.clear()
+        self.last_seqs.clear()
+
+    def committed(self, writes: _Writes) -> None:
+        if writes.changed is None:
+            self.forget()
             return
-        kept = self.kept
-        for key, held in changed.items():
-            kept[key] = held
-            kept.move_to_end(key)
-        while len(kept) > _RECENT_AGGREGATES:
-            kept.popitem(last=False)
+        aggregates = self.aggregates
+        for key, held in writes.changed.items():
+            aggregates[key] = held
+            aggregates.move_to_end(key)
+        while len(aggregates) > _RECENT_AGGREGATES:
+            aggregates.popitem(last=False)
+        if len(self.last_seqs) > _KNOWN_CHANNELS:
+            self.last_seqs.clear()
+        self.last_seqs.update(writes.last_seqs)
 
 
 class _Writes:
@@ -721,10 +733,10 @@ class _Writes:
     commit rewrite it once); everything else is written as it comes, so later ops of the same
     transaction see earlier ones (an id stored twice)."""
 
-    def __init__(self, db: sqlite3.Connection, node_id: str, aggregates: _Aggregates) -> None:
+    def __init__(self, db: sqlite3.Connection, node_id: str, known: _Committed) -> None:
         self.db = db
         self.node_id = node_id
-        self.aggregates = aggregates
+        self.known = known
         self.last_seqs: dict[int, int] = {}
         self.presence_seqs: dict[int, int] = {}
         self.touched: set[int] = set()
@@ -757,6 +769,10 @@ class _Writes:
 
     def last_seq(self, channel_id: int) -> int:
         last = self.last_seqs.get(channel_id)
+        if last is None and self.changed is not None:
+            last = self.known.last_seqs.get(channel_id)
+            if last is not None:
+                self.last_seqs[channel_id] = last
         if last is None:
             row = self.db.execute(
                 "SELECT last_seq FROM channels WHERE id = ?", (channel_id,)
@@ -777,35 +793,41 @@ class _Writes:
         seqs: list[int] = []
         fresh: list[bool] = []
         for message, mid in zip(op.messages, op.idempotent_ids, strict=True):
-            if mid is not None:
+            seq = self.last_seq(cid) + 1
+            # Claiming the id is also the lookup: a row already there keeps it (a retry).
+            if mid is not None and not self.claim(cid, mid, seq):
                 row = db.execute(
-                    "SELECT seq FROM idempotency WHERE channel_id = ? AND message_id = ?",
-                    (cid, mid),
+                    "SELECT seq FROM idempotency WHERE message_id = ? AND channel_id = ?",
+                    (mid, cid),
                 ).fetchone()
-                if row is not None:
-                    seqs.append(row[0])
-                    fresh.append(False)
-                    continue
-            seq = self.take_seq(cid)
+                seqs.append(row[0])
+                fresh.append(False)
+                continue
+            self.take_seq(cid)
             body = {**message, "serial": format_serial(op.epoch, seq)}
             db.execute(
                 "INSERT INTO messages (channel_id, seq, timestamp, body) VALUES (?, ?, ?, ?)",
                 (cid, seq, message["timestamp"], pack(body)),
             )
-            if mid is not None:
-                db.execute(
-                    "INSERT INTO idempotency (channel_id, message_id, seq) VALUES (?, ?, ?)",
-                    (cid, mid, seq),
-                )
             seqs.append(seq)
             fresh.append(True)
         return PublishResult(seqs, fresh)
+
+    def claim(self, channel_id: int, message_id: str, seq: int) -> bool:
+        """Store `message_id` for `seq` of the channel; False when the channel has it already."""
+        return (
+            self.db.execute(
+                "INSERT OR IGNORE INTO idempotency (message_id, channel_id, seq) VALUES (?, ?, ?)",
+                (message_id, channel_id, seq),
+            ).rowcount
+            == 1
+        )
 
     def mutate(self, op: Mutate) -> MutateResult:
         db, cid, target = self.db, op.channel_id, op.target_seq
         key = (cid, target)
         changed = self.changed
-        held = None if changed is None else changed.get(key) or self.aggregates.kept.get(key)
+        held = None if changed is None else changed.get(key) or self.known.aggregates.get(key)
         stored = b""
         if held is None:
             held, stored = self.load(op)

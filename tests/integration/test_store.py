@@ -651,3 +651,31 @@ async def test_a_database_in_the_layout_clustered_by_channel_opens_in_the_log_la
         tables = {name for (name,) in migrated.execute("SELECT name FROM sqlite_master")}
     assert not {"messages_before", "idempotency_before"} & tables
     assert {"messages", "messages_by_seq", "messages_by_time", "idempotency"} <= tables
+
+
+async def test_two_stores_on_one_file_number_a_channel_without_gaps_or_repeats(
+    db_path: str,
+) -> None:
+    relay, other = SqliteStore(db_path), SqliteStore(db_path)
+    await relay.open()
+    await other.open()
+    try:
+        log = await relay.channel("app", "two-writers")
+        seqs = []
+        for i in range(6):
+            store = relay if i % 3 else other
+            seqs += (await _append(store, log, [_message(i)])).seqs
+        assert seqs == list(range(1, 7))
+    finally:
+        await other.close()
+        await relay.close()
+
+
+async def test_a_replaced_channel_numbers_on_from_its_new_last_seq(
+    sqlite_store: SqliteStore,
+) -> None:
+    log = await sqlite_store.channel("app", "replaced")
+    await _append(sqlite_store, log, [_message(1), _message(2)])
+    channel_id = await sqlite_store.replace_channel("app", "replaced", log.epoch, 40, 1)
+    replaced = ChannelLog(channel_id, log.epoch, 40)
+    assert (await _append(sqlite_store, replaced, [_message(41)])).seqs == [41]
