@@ -298,6 +298,8 @@ CREATE OR REPLACE FUNCTION relay_publish(
 #variable_conflict use_column
 DECLARE
     wanted BIGINT[] := ARRAY(SELECT DISTINCT c FROM unnest(cids || ephemeral_cids) AS c);
+    locked_ids BIGINT[];
+    last_seqs BIGINT[];
     -- Channels with an ephemeral entry too large for the notification: all of their entries
     -- are parked, so the other nodes deliver them in order.
     parked BIGINT[] := ARRAY(
@@ -311,8 +313,10 @@ DECLARE
     trimmed BOOLEAN := false;
     small BOOLEAN;
 BEGIN
-    IF (SELECT count(*) FROM (SELECT id FROM channels WHERE id = ANY(wanted)
-                              ORDER BY id FOR UPDATE) AS locked) < cardinality(wanted) THEN
+    -- The locked rows' last_seq is their latest (READ COMMITTED re-reads a row it waited for).
+    SELECT array_agg(l.id), array_agg(l.last_seq) INTO locked_ids, last_seqs
+    FROM (SELECT id, last_seq FROM channels WHERE id = ANY(wanted) ORDER BY id FOR UPDATE) AS l;
+    IF coalesce(cardinality(locked_ids), 0) < cardinality(wanted) THEN
         RAISE EXCEPTION 'a channel published to is not in the store'
             USING ERRCODE = 'no_data_found';
     END IF;
@@ -323,12 +327,14 @@ BEGIN
                     ELSE min(u.i) OVER (PARTITION BY u.cid, u.mid) END AS anchor
         FROM unnest(cids, mids) WITH ORDINALITY AS u(cid, mid, i)
     ), known AS (
+        -- One index probe per id (LIMIT 1 keeps the planner from hashing the whole table).
         SELECT m.i, k.seq FROM m
-        JOIN idempotency k ON k.channel_id = m.cid AND k.message_id = m.mid
+        JOIN LATERAL (SELECT d.seq FROM idempotency d
+                      WHERE d.channel_id = m.cid AND d.message_id = m.mid LIMIT 1) AS k ON true
         WHERE m.i = m.anchor
     ), taken AS (
         SELECT m.i, c.last_seq + row_number() OVER (PARTITION BY m.cid ORDER BY m.i) AS seq
-        FROM m JOIN channels c ON c.id = m.cid
+        FROM m JOIN unnest(locked_ids, last_seqs) AS c(id, last_seq) ON c.id = m.cid
         WHERE m.i = m.anchor AND NOT EXISTS (SELECT 1 FROM known WHERE known.i = m.i)
     )
     SELECT coalesce(array_agg(coalesce(t.seq, k.seq) ORDER BY m.i), '{{}}'),
