@@ -10,8 +10,9 @@
   so recovery shows at once. Publishes failing count too, whatever the probe says (a small row
   can fit where a message does not, channel_relay.store.health): from a commit that failed for
   the engine's reasons, every probe writes a row as large as a message, and the relay is ready
-  again once that write or a publish commits. On PostgreSQL, a node whose LISTEN connection is
-  lost is not ready until it listens again (it cannot hear the other nodes' commits).
+  again once that write or a publish as large as the ones that failed commits. On PostgreSQL, a
+  node whose LISTEN connection is lost is not ready until it listens again (it cannot hear the
+  other nodes' commits).
 - /metrics is the Prometheus text format (channel_relay.metrics).
 
 None of them needs a key: expose the port to monitoring, not to the internet at large, or

@@ -1,7 +1,9 @@
 """/readyz follows the publishes, not only its own probe: a database that still takes the probe's
 one small row but no message (SQLite full up to its last free page; PostgreSQL refusing large
 rows as a full disk does) is not ready from the first failed commit, says why, and is ready again
-once a message-sized write commits. On both engines."""
+once a message-sized write commits. A small write that still fits (a presence event, a short
+message) does not make it ready while messages as large as the one that failed do not fit: /readyz
+does not flap. On both engines."""
 
 from __future__ import annotations
 
@@ -10,10 +12,14 @@ from typing import Any
 
 import aiohttp
 import asyncpg
+from raw_client import connect_raw
+from relay_support import APP_KEY
 from store_calls import post
 
 from channel_relay.server import Relay
 from channel_relay.store.sqlite import SqliteStore
+
+ACK, PRESENCE, ENTER = 1, 14, 2
 
 # Bigger than a page: storing it needs space a full database does not have.
 BIG = "x" * 8000
@@ -94,3 +100,30 @@ async def test_a_publish_that_commits_again_makes_the_relay_ready_without_a_prob
     assert (await post(http, relay, "full", {"data": BIG}))[0] == 201
     assert relay.store.health.failure is None
     assert (await _ready(http, relay))[0] == 200
+
+
+async def test_small_writes_that_still_fit_do_not_make_a_full_database_ready(
+    relay: Relay, engine: str | None, http: aiohttp.ClientSession
+) -> None:
+    client, _ = await connect_raw(relay.port, APP_KEY, "json", clientId="small")
+    await client.attach("full")
+    await _disk_full(relay, engine, True)
+    assert (await post(http, relay, "full", {"data": BIG}))[0] == 500
+    assert (await _ready(http, relay))[0] == 503
+    # A presence event and a short message still fit, and commit.
+    await client.send(
+        {"action": PRESENCE, "channel": "full", "msgSerial": 0, "presence": [{"action": ENTER}]}
+    )
+    ack = await client.recv_action(ACK)
+    assert "error" not in ack, ack
+    assert (await post(http, relay, "full", {"data": "short"}))[0] == 201
+    # Messages like the one that failed still do not: not ready, every time it is asked.
+    for _ in range(3):
+        status, body = await _ready(http, relay)
+        assert status == 503, body
+        assert body["reason"].startswith("publishes are failing: "), body
+    assert (await post(http, relay, "full", {"data": BIG}))[0] == 500
+    await _disk_full(relay, engine, False)
+    assert (await post(http, relay, "full", {"data": BIG}))[0] == 201
+    assert (await _ready(http, relay))[0] == 200
+    await client.close()
