@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from channel_relay.channels.registry import ChannelRegistry
 from channel_relay.channels.rules import ChannelRules
 from channel_relay.store.base import Store
+from channel_relay.store.outage import OutageLog
 from channel_relay.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ class Retention:
         self.batch = batch
         self.metrics = metrics
         self._task: asyncio.Task[None] | None = None
+        self._outage = OutageLog(log, "a retention pass")
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="relay-retention")
@@ -68,8 +70,10 @@ class Retention:
                 await self.run_once()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("retention pass failed; trying again in %s s", self.interval)
+            except Exception as exc:
+                self._outage.failed(exc)
+            else:
+                self._outage.succeeded()
 
     async def run_once(self, now_ms: int | None = None) -> int:
         """One pass over every channel; the number of messages removed."""

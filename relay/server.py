@@ -202,6 +202,7 @@ class Relay:
             self.channels.start()
             if self._cluster_store is not None:
                 self.cluster = ClusterFeed(self._cluster_store, self.channels)
+                self.cluster.on_revocations = self.authenticator.catch_up_revocations
                 await self.cluster.start()
             await self.realtime.start()
             ssl_context = tls_context(self.settings)
@@ -240,7 +241,6 @@ class Relay:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        await self.authenticator.stop()
         await self.channels.stop()
         if self.cluster is not None:
             await self.cluster.stop()

@@ -17,6 +17,7 @@ from typing import Any
 
 from channel_relay.protocol.validation import message_size
 from channel_relay.store.live_stats import LiveStatsTable, merge_entries
+from channel_relay.store.outage import OutageLog
 from channel_relay.tasks import cancel_and_wait
 
 __all__ = ["LiveStats", "merged"]
@@ -58,6 +59,7 @@ class LiveStats:
         # Held while counts are on their way to the table: a read meanwhile would find them
         # neither there nor pending.
         self._flushing = asyncio.Lock()
+        self._outage = OutageLog(log, "flushing live stats")
 
     async def open(self) -> None:
         await self._db.open()
@@ -183,9 +185,11 @@ class LiveStats:
             await asyncio.sleep(self._flush_every)
             try:
                 await self.flush()
-            except Exception:
+            except Exception as exc:
                 # The minutes stay pending for the next flush.
-                log.exception("flushing live stats failed")
+                self._outage.failed(exc)
+            else:
+                self._outage.succeeded()
 
 
 def merged(

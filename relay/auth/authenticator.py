@@ -4,7 +4,9 @@ live connection too.
 
 Nonces and revocations live in the store, so they survive a restart and every node on one
 engine shares them: a nonce is claimed in the store, and the revocations in force are cached in
-memory (verification never awaits) from the store, which every node polls for new ones.
+memory (verification never awaits) from the store. On PostgreSQL a revocation's commit notifies
+every node, which reads it at once (`catch_up_revocations`, called by the cluster feed), so a
+token revoked through one node stops working on all of them together.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from channel_relay.auth.keys import KeyLookup
 from channel_relay.auth.revocation import RevocationRegistry
 from channel_relay.auth.tokens import TokenDetails, issue_token, request_token
 from channel_relay.protocol.errors import AblyError
-from channel_relay.tasks import cancel_and_wait
+from channel_relay.store.outage import OutageLog
 
 if TYPE_CHECKING:
     from channel_relay.store.base import Store
@@ -35,9 +37,7 @@ if TYPE_CHECKING:
 __all__ = ["Authenticator", "now_ms", "stamp_client_ids"]
 
 log = logging.getLogger(__name__)
-
-# How often a node looks for revocations made through another node (seconds).
-_REVOCATION_POLL = 1.0
+_outage = OutageLog(log, "reading revocations")
 
 
 def now_ms() -> int:
@@ -52,36 +52,34 @@ class Authenticator:
         # Called when revocations come into force, so live connections using them are dropped.
         self.on_revoked: Callable[[], None] | None = None
         self._revocations_seen = 0
-        self._poll: asyncio.Task[None] | None = None
+        # One read at a time, so the last id seen only grows.
+        self._reading = asyncio.Lock()
 
     async def start(self) -> None:
-        """Load the revocations in force and keep picking up those made by other nodes."""
+        """Load the revocations in force."""
         await self.refresh_revocations()
-        self._poll = asyncio.get_running_loop().create_task(self._poll_revocations())
-
-    async def stop(self) -> None:
-        await cancel_and_wait(self._poll)
-        self._poll = None
 
     async def refresh_revocations(self) -> bool:
         """Apply revocations committed since the last look; whether there were any."""
-        rows = await self.store.revocations(self._revocations_seen)
-        if not rows:
-            return False
-        self._revocations_seen = rows[-1][0]
-        self.revocations.apply((r for _, r in rows), now_ms())
-        return True
+        async with self._reading:
+            rows = await self.store.revocations(self._revocations_seen)
+            if not rows:
+                return False
+            self._revocations_seen = rows[-1][0]
+            self.revocations.apply((r for _, r in rows), now_ms())
+            return True
 
-    async def _poll_revocations(self) -> None:
-        while True:
-            await asyncio.sleep(_REVOCATION_POLL)
-            try:
-                changed = await self.refresh_revocations()
-            except Exception:
-                log.exception("reading revocations from the store failed")
-                continue
-            if changed and self.on_revoked is not None:
-                self.on_revoked()
+    async def catch_up_revocations(self) -> None:
+        """Put in force the revocations another node committed, dropping the connections they
+        revoke."""
+        try:
+            changed = await self.refresh_revocations()
+        except Exception as exc:
+            _outage.failed(exc)
+            return
+        _outage.succeeded()
+        if changed and self.on_revoked is not None:
+            self.on_revoked()
 
     def key(self, key: str, client_id: str | None = None) -> Identity:
         return authenticate(key, "key", self.lookup, client_id=client_id, now_ms=now_ms())

@@ -9,11 +9,14 @@ channel's annotations deliver from the table with the summary they made
 hands each range of another node to the channel, if it is loaded here: its sequencer delivers
 them in serial order (channel_relay.channels.sequencer), as the notification carried them when
 they were small and are next, else read from the log. Notifications of this node's own commits
-are recognised by their first bytes and dropped unparsed.
+are recognised by their first bytes and dropped unparsed. A token revocation committed by
+another node is a notification of its own: this node reads the new revocations at once
+(`on_revocations`), so they are in force here as soon as they are on the node that took them.
 
 A notification can be lost only with the connection that would carry it: when the listening
 connection drops, the feed reconnects and then brings every loaded channel up to the last seq and
-the last presence seq the log holds, so nothing committed meanwhile is missed.
+the last presence seq the log holds, and reads the revocations committed meanwhile, so nothing
+committed meanwhile is missed.
 """
 
 from __future__ import annotations
@@ -22,13 +25,14 @@ import asyncio
 import json
 import logging
 from base64 import b64decode
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import asyncpg
 
 from channel_relay.channels.channel import Channel
 from channel_relay.channels.registry import ChannelRegistry
+from channel_relay.store.outage import ENGINE_AWAY, OutageLog
 from channel_relay.store.pg_schema import NOTIFY_CHANNEL
 from channel_relay.store.postgres import PostgresStore
 from channel_relay.store.rows import unpack, unpack_list
@@ -37,6 +41,7 @@ from channel_relay.tasks import cancel_and_wait
 __all__ = ["ClusterFeed"]
 
 log = logging.getLogger(__name__)
+_outage = OutageLog(log, "cluster feed: listening for the other nodes' commits")
 
 _RECONNECT_SECONDS = 0.5
 
@@ -54,6 +59,9 @@ class ClusterFeed:
         self._lost: asyncio.Event = asyncio.Event()
         # Set while a LISTEN is in place (start() waits for the first).
         self._listening = asyncio.Event()
+        # Reads the revocations committed since it last did and enforces them (the
+        # authenticator's): after each LISTEN is in place, and at each revocation elsewhere.
+        self.on_revocations: Callable[[], Coroutine[Any, Any, None]] | None = None
 
     async def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -79,15 +87,17 @@ class ClusterFeed:
                 self._lost.clear()
                 conn.add_termination_listener(lambda _: self._lost.set())
                 await conn.add_listener(NOTIFY_CHANNEL, self._notified)
+                self._revoked()
                 if not first:
                     await self._resync()
                 first = False
                 self._listening.set()
+                _outage.succeeded()
                 await self._lost.wait()
                 self._listening.clear()
                 log.warning("cluster feed: the listening connection was lost; reconnecting")
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("cluster feed: cannot listen (%s); retrying", exc)
+            except (*ENGINE_AWAY, asyncpg.PostgresError) as exc:
+                _outage.failed(exc)
             finally:
                 if conn is not None and not conn.is_closed():
                     conn.terminate()
@@ -103,6 +113,8 @@ class ClusterFeed:
             return
         if note.get("node") == self.store.node_id:
             return
+        if note.get("revocations"):
+            self._revoked()
         for kind in ("ephemeral", "parked"):
             for channel_id, app_id, name, item in note.get(kind, ()):
                 channel = self.channels.loaded_by_id(channel_id) or self.channels.loaded(
@@ -137,6 +149,10 @@ class ClusterFeed:
             unstored = self.channels.loaded(app_id, name)
             if unstored is not None and not unstored.stored:
                 self._spawn(self._adopt_presence(unstored, last))
+
+    def _revoked(self) -> None:
+        if self.on_revocations is not None:
+            self._spawn(self.on_revocations())
 
     def _ephemeral(self, channel: Channel, item: list[dict[str, Any]] | int) -> None:
         """Deliver ephemeral messages (or those of a parked row) in the order their commits

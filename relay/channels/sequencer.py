@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from channel_relay.store.base import LogEvent
+from channel_relay.store.outage import OutageLog
 
 if TYPE_CHECKING:
     from channel_relay.channels.channel import Channel
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["Sequencer"]
 
 log = logging.getLogger(__name__)
+_outage = OutageLog(log, "catching channels up from the log")
 
 # Events read from the log per query while catching up.
 _PAGE = 200
@@ -123,6 +125,7 @@ class Sequencer:
                 self._release()
                 target = max([self._target, *(last for last, _ in self._held.values())])
                 if channel.delivered_seq >= target:
+                    _outage.succeeded()
                     return
                 events = await channel.store.log_since(
                     channel.log.channel_id, channel.delivered_seq, _PAGE
@@ -144,10 +147,10 @@ class Sequencer:
                     # the hole rather than wait for rows that will never come.
                     firsts = [first - 1 for first in self._held]
                     channel.delivered_seq = max(channel.delivered_seq, min([self._target, *firsts]))
-        except Exception:
+        except Exception as exc:
             # (The log could not be read: the database is away.) Nothing is left waiting for
             # good: the catch-up is tried again shortly.
-            log.exception("catching up channel %s from the log failed", channel.name)
+            _outage.failed(exc)
             asyncio.get_running_loop().call_later(_RETRY_SECONDS, self._resume)
         finally:
             self._task = None

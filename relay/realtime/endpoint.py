@@ -22,11 +22,13 @@ from channel_relay.protocol.errors import AblyError
 from channel_relay.realtime.connection import CONNECTION_KEY, Connection
 from channel_relay.realtime.frames import FrameWriter, ws_frame
 from channel_relay.realtime.outbound import OutboundBudget
+from channel_relay.store.outage import OutageLog
 from channel_relay.tasks import cancel_and_wait
 
 __all__ = ["RealtimeEndpoint"]
 
 log = logging.getLogger(__name__)
+_outage = OutageLog(log, "recording connection state in the store")
 
 
 class RealtimeEndpoint:
@@ -340,8 +342,10 @@ def _key_hash(key: str) -> str:
 async def _logged(write: Awaitable[None]) -> None:
     try:
         await write
-    except Exception:
-        log.exception("recording connection state in the store failed")
+    except Exception as exc:
+        _outage.failed(exc)
+    else:
+        _outage.succeeded()
 
 
 async def _last_word(

@@ -51,8 +51,10 @@ from channel_relay.store.base import (
 )
 from channel_relay.store.commit_hook import CommitHook, report_commit
 from channel_relay.store.health import WriteHealth, ready_check_value
+from channel_relay.store.outage import ENGINE_AWAY, OutageLog
 from channel_relay.store.pg_schema import (
     CHANNEL_TABLES,
+    NOTIFY_CHANNEL,
     PG_FUNCTIONS,
     PG_SCHEMA,
     SCHEMA_LOCK,
@@ -114,11 +116,14 @@ class PostgresStore(LogReads):
         # Called after each commit with (operations, seconds): metrics.
         self.on_commit: CommitHook | None = None
         self.health = WriteHealth()
+        self._outage = OutageLog(log, "the store writer (publishes are NACKed meanwhile)")
 
     async def open(self) -> None:
         self._pool = await asyncpg.create_pool(
             self.url,
-            min_size=1,
+            # No floor of idle connections: asyncpg would log a traceback at each failed
+            # attempt to restore it while the server is away.
+            min_size=0,
             max_size=4,
             timeout=_CONNECT_TIMEOUT,
             command_timeout=_COMMAND_TIMEOUT,
@@ -217,6 +222,13 @@ class PostgresStore(LogReads):
                 "INSERT INTO revocations (key_name, kind, value, issued_before, applies_at) "
                 "VALUES ($1, $2, $3, $4, $5)",
                 [(r.key_name, r.kind, r.value, r.issued_before, r.applies_at) for r in revocations],
+            )
+            # Heard by every other node at commit, which then reads what is new
+            # (channel_relay.channels.cluster).
+            await conn.execute(
+                "SELECT pg_notify($1, $2)",
+                NOTIFY_CHANNEL,
+                json.dumps({"node": self.node_id, "revocations": True}, separators=(",", ":")),
             )
 
         await self._pooled(add)
@@ -547,6 +559,8 @@ class PostgresStore(LogReads):
                     outcomes = [(None, exc)] * len(ops)
                 report_commit(self.on_commit, len(ops), time.perf_counter() - started)
                 self.health.record(ops, outcomes)
+                if self.health.failure is None:
+                    self._outage.succeeded()
                 _complete(ops, outcomes)
             if stop:
                 return
@@ -575,11 +589,10 @@ class PostgresStore(LogReads):
         faulty operation fails."""
         try:
             conn = await self._writer_connection()
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except (*ENGINE_AWAY, asyncpg.PostgresError) as exc:
             # The server down or refusing: expected until it is back, so said once, not as a
             # traceback per batch.
-            report = log.debug if self.health.failure is not None else log.warning
-            report("store unreachable (%s): publishes are NACKed until it answers", exc)
+            self._outage.failed(exc)
             return [(None, exc)] * len(ops)
         try:
             return await commit(conn, ops)

@@ -89,7 +89,7 @@ async def test_revocations_and_nonces_hold_on_every_node(
             a, "POST", f"/keys/{KEY_NAME}/revokeTokens", _basic(), {"targets": ["clientId:mallory"]}
         )
         assert status == 201
-        # Node b picks the revocation up from the engine (it polls every second).
+        # Node b hears of the revocation as it commits (a notification from the engine).
         for _ in range(200):
             status, refused = await _call(b, "GET", "/channels/c/messages", bearer)
             if status != 200:

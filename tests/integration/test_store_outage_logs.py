@@ -1,0 +1,98 @@
+"""PostgreSQL gone from under a relay: each background task that touches the store (connection
+state and node liveness, live stats, retention, the cluster feed's LISTEN, the writer) says so
+once, with a warning and no traceback, rather than a traceback at every attempt; and once the
+server is back, the relay is ready and publishes again."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from pg_support import PrivateServer
+from raw_client import connect_raw
+from relay_support import APP_KEY, running_relay
+from store_calls import post
+
+from channel_relay.server import Relay
+
+# How long the server stays away while the log is watched.
+OUTAGE_SECONDS = 3.0
+
+
+@pytest.fixture
+def server() -> Iterator[PrivateServer]:
+    """A PostgreSQL of this test's own, to stop and start."""
+    private = PrivateServer()
+    try:
+        private.start()
+        yield private
+    finally:
+        private.remove()
+
+
+@pytest.fixture
+async def relay(tmp_path: Path, server: PrivateServer) -> AsyncIterator[Relay]:
+    # Every periodic task at a fast pace, so each has many attempts during the outage:
+    # heartbeats (node liveness) every 200 ms, stats flushes and retention passes every 200 ms.
+    async with running_relay(
+        tmp_path,
+        store=server.url,
+        max_idle_interval=600,
+        stats_flush_interval=0.2,
+        retention_interval=0.2,
+    ) as node:
+        yield node
+
+
+async def _until_ready(http: aiohttp.ClientSession, relay: Relay, status: int) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        async with http.get(f"{relay.url}/readyz") as resp:
+            if resp.status == status:
+                return
+        assert time.monotonic() < deadline, f"/readyz not {status}"
+        await asyncio.sleep(0.1)
+
+
+async def test_an_engine_outage_is_logged_once_per_task_and_the_relay_recovers(
+    relay: Relay,
+    server: PrivateServer,
+    http: aiohttp.ClientSession,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    client, _ = await connect_raw(relay.port, APP_KEY, "json")
+    await client.attach("watched")
+    assert (await post(http, relay, "watched", {"data": "before"}))[0] == 201
+    caplog.set_level(logging.INFO, logger="channel_relay")
+    caplog.set_level(logging.INFO, logger="asyncpg")
+    caplog.clear()
+
+    await asyncio.to_thread(server.stop, "fast")
+    await _until_ready(http, relay, 503)
+    # Publishes are refused meanwhile (the writer's failures are logged too).
+    for _ in range(5):
+        assert (await post(http, relay, "watched", {"data": "refused"}))[0] == 500
+    await asyncio.sleep(OUTAGE_SECONDS)
+    # (The requests' own log, a line per refused request, is not a background task's.)
+    during = [r for r in caplog.records if r.name != "channel_relay.server"]
+
+    await asyncio.to_thread(server.start)
+    await _until_ready(http, relay, 200)
+    deadline = time.monotonic() + 10
+    while (await post(http, relay, "watched", {"data": "after"}))[0] != 201:
+        assert time.monotonic() < deadline, "publishes not accepted after the outage"
+        await asyncio.sleep(0.2)
+    await client.close()
+
+    lines = [f"{r.name} {r.levelname} {r.getMessage()}" for r in during]
+    assert not [r for r in during if r.exc_info], "\n".join(lines)
+    # A few lines per task over several seconds with many attempts each, not one per attempt.
+    per_logger = Counter(r.name for r in during)
+    assert per_logger and max(per_logger.values()) <= 3, "\n".join(lines)
+    assert len(during) <= 12, "\n".join(lines)
