@@ -98,6 +98,38 @@ async def test_revocations_and_nonces_hold_on_every_node(
         assert (status, refused["error"]["code"]) == (401, 40141)
 
 
+async def test_a_revocation_made_while_a_node_was_not_listening_is_in_force_once_it_listens(
+    tmp_path: Path, engine: str | None
+) -> None:
+    async with _nodes(tmp_path, engine) as (a, b):
+        request = create_token_request(
+            ApiKey.parse(APP_KEY), now_ms=int(time.time() * 1000), client_id="mallory"
+        ).to_dict()
+        _, token = await _call(a, "POST", f"/keys/{KEY_NAME}/requestToken", "", request)
+        bearer = "Bearer " + base64.b64encode(token["token"].encode()).decode()
+        assert (await _call(b, "GET", "/channels/c/messages", bearer))[0] == 200
+        # Both nodes' listening connections cut: the revocation's notification reaches no one.
+        admin = await asyncpg.connect(engine)
+        try:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+            )
+        finally:
+            await admin.close()
+        status, _ = await _call(
+            a, "POST", f"/keys/{KEY_NAME}/revokeTokens", _basic(), {"targets": ["clientId:mallory"]}
+        )
+        assert status == 201
+        # Node b reads what it missed as soon as it listens again.
+        for _ in range(100):
+            status, refused = await _call(b, "GET", "/channels/c/messages", bearer)
+            if status != 200:
+                break
+            await asyncio.sleep(0.1)
+        assert (status, refused["error"]["code"]) == (401, 40141)
+
+
 async def test_a_member_entered_on_one_node_is_in_sync_on_another_and_leaves_when_it_dies(
     tmp_path: Path, engine: str | None
 ) -> None:
