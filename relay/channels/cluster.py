@@ -127,14 +127,16 @@ class ClusterFeed:
             channel = self.channels.loaded(app_id, name)
             if channel is not None and annotations is not None:
                 self._spawn(annotations.committed_elsewhere(channel, ids))
-        for channel_id, first, last, app_id, name, *carried in note.get("ranges", ()):
+        # Messages a small commit carried: delivered now if they are next (their range, below,
+        # then changes nothing); otherwise the range has them read from the log.
+        for channel_id, first, bodies in note.get("messages", ()):
             loaded = self.channels.loaded_by_id(channel_id)
             if loaded is not None:
-                bodies = carried[0] if carried else None
-                if bodies:
-                    loaded.sequencer.arrived(first, [unpack(b64decode(b)) for b in bodies])
-                else:
-                    loaded.sequencer.learned(last)
+                loaded.sequencer.arrived(first, [unpack(b64decode(b)) for b in bodies])
+        for channel_id, _first, last, app_id, name in note.get("ranges", ()):
+            loaded = self.channels.loaded_by_id(channel_id)
+            if loaded is not None:
+                loaded.sequencer.learned(last)
                 continue
             unstored = self.channels.loaded(app_id, name)
             if unstored is not None and not unstored.stored:

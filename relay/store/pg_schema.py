@@ -244,9 +244,10 @@ CREATE TABLE IF NOT EXISTS live_stats (
 # notifies. A message body arrives packed with the serial `<epoch>-0000000000000000` as its last
 # entry; the seq's 16 digits are written over the zeros. It returns, per message in order, its
 # seq and whether this commit stored it (false: its id was stored before, under that seq).
-# The notification's entry per channel written is [id, first seq, last seq, app, name, bodies]:
-# bodies (base64 msgpack, in seq order) when the commit's new messages are small (INLINE_BYTES),
-# else null.
+# The notification names, per channel written, [id, first seq, last seq, app, name] ("ranges");
+# when the commit's new messages are small (INLINE_BYTES) it also carries them, per channel
+# [id, first seq, [bodies as stored, base64 msgpack, in seq order]] ("messages", a kind of its
+# own, so a node of the previous version, which knows only the others, still reads the ranges).
 #
 # Ephemeral messages (never stored) ride in the notification as base64 msgpack, or, too large
 # for it, in a row of `ephemeral` the notification names ("parked"), with every other of that
@@ -365,13 +366,20 @@ BEGIN
         RETURNING c.id, t.first, t.last, c.app_id, c.name
     )
     SELECT coalesce(array_agg('ranges'::text), '{{}}'),
-           coalesce(array_agg(json_build_array(a.id, a.first, a.last, a.app_id, a.name,
-               CASE WHEN small THEN (
-                   SELECT json_agg(translate(encode(u.body, 'base64'), E'\\n', '') ORDER BY u.i)
-                   FROM unnest(cids, bodies, fresh) WITH ORDINALITY AS u(cid, body, fresh, i)
-                   WHERE u.fresh AND u.cid = a.id
-               ) END)::text ORDER BY a.id), '{{}}')
+           coalesce(array_agg(json_build_array(a.id, a.first, a.last, a.app_id, a.name)::text
+                              ORDER BY a.id), '{{}}')
     INTO kinds, entries FROM advanced a;
+    IF small THEN
+        SELECT kinds || coalesce(array_agg('messages'::text), '{{}}'),
+               entries || coalesce(array_agg(json_build_array(t.cid, t.first, t.bodies)::text
+                                             ORDER BY t.cid), '{{}}')
+        INTO kinds, entries
+        FROM (SELECT u.cid, min(u.seq) AS first,
+                     json_agg(translate(encode(u.body, 'base64'), E'\\n', '') ORDER BY u.i)
+                         AS bodies
+              FROM unnest(cids, seqs, bodies, fresh) WITH ORDINALITY AS u(cid, seq, body, fresh, i)
+              WHERE u.fresh GROUP BY u.cid) AS t;
+    END IF;
     FOR i IN 1 .. coalesce(cardinality(ephemeral_cids), 0) LOOP
         SELECT c.app_id, c.name INTO app, chan FROM channels c WHERE c.id = ephemeral_cids[i];
         IF NOT ephemeral_cids[i] = ANY(parked) THEN
