@@ -177,16 +177,43 @@ class PostgresStore(LogReads):
         if found is not None:
             return found
         assert self._pool is not None
-        await self._pool.execute(
+        epoch = new_epoch()
+        channel_id = await self._pool.fetchval(
             "INSERT INTO channels (app_id, name, epoch) VALUES ($1, $2, $3) "
-            "ON CONFLICT (app_id, name) DO NOTHING",
+            "ON CONFLICT (app_id, name) DO NOTHING RETURNING id",
             app_id,
             name,
-            new_epoch(),
+            epoch,
         )
-        created = await self.find_channel(app_id, name)
+        if channel_id is not None:
+            return ChannelLog(int(channel_id), epoch, 0)
+        created = await self.find_channel(app_id, name)  # another node created it meanwhile
         assert created is not None
         return created
+
+    async def find_channel(self, app_id: str, name: str) -> ChannelLog | None:
+        # One round trip (the shared reads make three): every first publish to a channel a
+        # node has not loaded waits for it.
+        assert self._pool is not None
+        row = await self._pool.fetchrow(
+            "SELECT c.id, c.epoch, c.last_seq, "
+            "(SELECT trimmed_seq FROM trimmed WHERE channel_id = c.id), "
+            "(SELECT array_agg(ARRAY[after_seq, upto_seq]) FROM restored "
+            "WHERE channel_id = c.id) "
+            "FROM channels c WHERE c.app_id = $1 AND c.name = $2",
+            app_id,
+            name,
+        )
+        if row is None:
+            return None
+        channel_id, epoch, last_seq, trimmed, lost = row
+        return ChannelLog(
+            channel_id=channel_id,
+            epoch=epoch,
+            last_seq=last_seq,
+            first_seq=trimmed + 1 if trimmed is not None else 1,
+            lost=tuple((after, upto) for after, upto in lost or ()),
+        )
 
     async def add_keys(self, keys: Sequence[ApiKey]) -> None:
         await self._pooled(lambda conn: _upsert_keys(conn, keys))

@@ -266,6 +266,17 @@ async def test_channels_are_scoped_per_app(store: Store) -> None:
     assert await store.history(HistoryQuery(two.channel_id, limit=10)) == []
 
 
+async def test_a_trimmed_channel_is_found_with_its_first_remaining_seq(store: Store) -> None:
+    log = await store.channel("app", "trimmed")
+    await _append(store, log, [_message(seq) for seq in range(1, 6)])
+    await store.trim(log.channel_id, 3, 100)
+    found = await store.find_channel("app", "trimmed")
+    assert found is not None
+    assert (found.channel_id, found.epoch) == (log.channel_id, log.epoch)
+    assert (found.first_seq, found.last_seq, found.lost) == (4, 5, ())
+    assert await store.channel("app", "trimmed") == found
+
+
 async def test_a_new_channel_starts_at_seq_zero(store: Store) -> None:
     log = await store.channel("app", "fresh")
     assert log.last_seq == 0
