@@ -32,17 +32,26 @@ Settle = Callable[[list[str | None] | None, AblyError | None], None]
 
 
 class _Slot:
-    """One publish's place in the reply order; `settle` is the callback handed to the publish."""
+    """One publish's place in the reply order; `settle` is the callback handed to the publish.
+    `what` and `channel` name it in the log if it is refused."""
 
-    __slots__ = ("msg_serial", "outcome", "queue", "started")
+    __slots__ = ("channel", "msg_serial", "outcome", "queue", "started", "what")
 
     def __init__(
-        self, queue: AckQueue, msg_serial: int, outcome: Outcome | None, started: float
+        self,
+        queue: AckQueue,
+        msg_serial: int,
+        outcome: Outcome | None,
+        started: float,
+        what: str | None = None,
+        channel: Any = None,
     ) -> None:
         self.queue = queue
         self.msg_serial = msg_serial
         self.outcome = outcome
         self.started = started
+        self.what = what
+        self.channel = channel
 
     def settle(self, serials: list[str | None] | None, error: AblyError | None) -> None:
         if self.outcome is not None:
@@ -50,7 +59,10 @@ class _Slot:
             return
         outcome: Outcome = error if error is not None else tuple(serials or ())
         self.outcome = outcome
-        self.queue._settled(self, outcome)
+        queue = self.queue
+        if error is not None and self.what is not None and queue._refused is not None:
+            queue._refused(self.what, self.channel, error)
+        queue._settled(self, outcome)
 
 
 class AckQueue:
@@ -58,15 +70,21 @@ class AckQueue:
         self,
         send: Callable[[dict[str, Any]], None],
         observe: Callable[[float], None] | None = None,
+        refused: Callable[[str, Any, AblyError], None] | None = None,
     ) -> None:
         """`send` writes a reply; `observe`, if given, is told each publish's seconds from its
-        arrival to its reply (the ACK latency metric)."""
+        arrival to its reply (the ACK latency metric); `refused`, if given, is told of each
+        NACK of a publish expected with a `what`."""
         self.send = send
         self._observe = observe
+        self._refused = refused
         self._waiting: deque[_Slot] = deque()
         self._pending: set[int] = set()
         self._results: OrderedDict[int, Outcome] = OrderedDict()
         self._flush_due = False
+        # Held once: asyncio.get_running_loop() per commit per connection was a getpid
+        # syscall each time on this platform. A connection lives and dies on one loop.
+        self._call_soon = asyncio.get_running_loop().call_soon
 
     def seen(self, msg_serial: int) -> bool:
         """Whether this msgSerial was received before. A finished one is answered again (its
@@ -89,9 +107,13 @@ class AckQueue:
         self._flush_soon()
         return True
 
-    def expect(self, msg_serial: int) -> Settle:
-        """Reserve this publish's place in the reply order; call the result with its outcome."""
-        slot = _Slot(self, msg_serial, None, time.perf_counter() if self._observe else 0.0)
+    def expect(self, msg_serial: int, what: str | None = None, channel: Any = None) -> Settle:
+        """Reserve this publish's place in the reply order; call the result with its outcome.
+
+        A bound method, not a closure: what waits for a commit is two objects per publish."""
+        slot = _Slot(
+            self, msg_serial, None, time.perf_counter() if self._observe else 0.0, what, channel
+        )
         self._waiting.append(slot)
         self._pending.add(msg_serial)
         return slot.settle
@@ -111,7 +133,7 @@ class AckQueue:
         # are lets consecutive ACKs leave as one frame (one write) instead of one each.
         if not self._flush_due:
             self._flush_due = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            self._call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_due = False

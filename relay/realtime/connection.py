@@ -119,7 +119,11 @@ class Connection:
         self.echo = True
         self.attachments: dict[str, Attachment] = {}
         metrics = self.channels.metrics
-        self.acks = AckQueue(self.send, None if metrics is None else metrics.ack_latency.observe)
+        self.acks = AckQueue(
+            self.send,
+            None if metrics is None else metrics.ack_latency.observe,
+            self._log_refused,
+        )
         self.frames_sent = 0
         # monotonic time the socket went away; None while one is attached
         self.dropped_at: float | None = None
@@ -894,26 +898,18 @@ class Connection:
 
     def _reply(self, msg_serial: int, channel: Any, what: str) -> Any:
         """The callback that answers one publish (ACK or NACK, timed); a NACK is logged."""
-        ack = self.acks.expect(msg_serial)
+        return self.acks.expect(msg_serial, what, channel)
+
+    def _log_refused(self, what: str, channel: Any, error: AblyError) -> None:
         name = channel if isinstance(channel, str) and valid_text(channel) else None
-
-        def settle(serials: list[str] | None, error: AblyError | None) -> None:
-            if error is not None:
-                log.info(
-                    "%s refused on %s: %s (%d)",
-                    what,
-                    name,
-                    error.message,
-                    error.code,
-                    extra={
-                        "connection_id": self.connection_id,
-                        "channel": name,
-                        "code": error.code,
-                    },
-                )
-            ack(serials, error)
-
-        return settle
+        log.info(
+            "%s refused on %s: %s (%d)",
+            what,
+            name,
+            error.message,
+            error.code,
+            extra={"connection_id": self.connection_id, "channel": name, "code": error.code},
+        )
 
     def _check_rate(self, items: Any) -> None:
         """Count a publish against max_inbound_rate (messages per second); 42911 past it."""

@@ -38,6 +38,7 @@ from channel_relay.auth.revocation import Revocation
 from channel_relay.protocol.actions import MessageAction, PresenceAction
 from channel_relay.protocol.errors import AblyError
 from channel_relay.protocol.serials import format_serial, new_epoch
+from channel_relay.realtime.frames import corked
 from channel_relay.store.appends import APPENDS_PER_ROW, fold, pending_query
 from channel_relay.store.base import (
     ChannelLog,
@@ -936,16 +937,18 @@ class _Writes:
 
 
 def _complete(ops: list[_Op], outcomes: list[_Outcome], health: WriteHealth) -> None:
-    """On the event loop: report each op's outcome, in submission order."""
+    """On the event loop: report each op's outcome, in submission order. What the completions
+    deliver to one socket leaves in one write."""
     health.record(ops, outcomes)
-    for op, (result, error) in zip(ops, outcomes, strict=True):
-        if isinstance(op, _Call):
-            _settle(op.future, result, error)
-            continue
-        try:
-            op.done(result, error)
-        except Exception:
-            log.exception("write completion failed")
+    with corked():
+        for op, (result, error) in zip(ops, outcomes, strict=True):
+            if isinstance(op, _Call):
+                _settle(op.future, result, error)
+                continue
+            try:
+                op.done(result, error)
+            except Exception:
+                log.exception("write completion failed")
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
