@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from channel_relay.auth.permissions import authorize_change
 from channel_relay.channels.deltas import Deltas
 from channel_relay.channels.outgoing import Outgoing, Subscriber
 from channel_relay.channels.presence import Presence
@@ -34,6 +35,7 @@ from channel_relay.store.base import (
 from channel_relay.store.errors import store_error
 
 if TYPE_CHECKING:
+    from channel_relay.auth.identity import Identity
     from channel_relay.faults import Faults
     from channel_relay.metrics import Metrics
 
@@ -134,13 +136,7 @@ class Channel:
     def submit(self, op: WriteOp) -> None:
         """Hand a write to the store; the channel counts as busy until it completes."""
         self.busy += 1
-        done: Callable[[Any, BaseException | None], None] = op.done
-
-        def completed(result: Any, error: BaseException | None) -> None:
-            self.busy -= 1
-            done(result, error)
-
-        op.done = completed
+        op.done = _Completion(self, op.done)
         self.store.submit(op)
 
     @property
@@ -211,36 +207,10 @@ class Channel:
                 stored.append(message)
                 client_ids.append(message["id"] if resendable else given_id)
 
-        def committed(result: PublishResult | None, error: BaseException | None) -> None:
-            if error is not None:
-                done(None, store_error("Message", error))
-                return
-            numbered = iter(zip(result.seqs, result.fresh, strict=True) if result else ())
-            serials: list[str | None] = []
-            # What subscribers get, each with its seq (None: ephemeral, never stored).
-            delivered: list[tuple[int | None, dict[str, Any]]] = []
-            for message in messages:
-                if _is_ephemeral(message):
-                    serials.append(None)
-                    delivered.append((None, message))
-                    continue
-                seq, fresh = next(numbered)
-                serial = format_serial(self.log.epoch, seq)
-                serials.append(serial)
-                if fresh:
-                    message["serial"] = serial
-                    delivered.append((seq, message))
-            if delivered:
-                if self.metrics is not None:
-                    self.metrics.publishes.inc(len(delivered))
-                if self.on_published is not None:
-                    self.on_published(self, [m for _, m in delivered])
-                self._deliver_committed(delivered, connection_id)
-            done(serials, None)
-
         # Even a publish with nothing to store goes through the store's queue, so that its
         # completion keeps its place among the publisher's others (ACKs stay in order).
         ephemeral = [m for m in messages if _is_ephemeral(m)]
+        committed = _PendingPublish(self, messages, done, connection_id).committed
         self.submit(
             Publish(self.log.channel_id, self.log.epoch, stored, client_ids, committed, ephemeral)
         )
@@ -250,18 +220,19 @@ class Channel:
         op: dict[str, Any],
         done: PublishDone,
         *,
-        authorize: Callable[[dict[str, Any]], None],
-        client_id: str | None,
+        identity: Identity,
+        channel_name: str,
         max_size: int,
         connection_id: str | None = None,
     ) -> None:
-        """Apply an update, delete or append (`op`, validated) to the message at `op["serial"]`.
+        """Apply an update, delete or append (`op`, validated) to the message at `op["serial"]`
+        for `identity`, who names the channel `channel_name`.
 
-        The store applies it inside its commit, to the aggregate it holds: `authorize` sees
-        that message and raises when the caller may not change it. `done` gets the new version
-        serial, or the error: 93002 when the channel's rules do not enable mutable messages;
-        40400 for a serial that names no message of this channel; 40009 when the result would
-        exceed `max_size`.
+        The store applies it inside its commit, to the aggregate it holds, once
+        `authorize_change` allows `identity` to change that message. `done` gets the new
+        version serial, or the error: 93002 when the channel's rules do not enable mutable
+        messages; 40400 for a serial that names no message of this channel; 40009 when the
+        result would exceed `max_size`.
         """
         if not self.rules.mutable_messages:
             raise AblyError(
@@ -271,45 +242,16 @@ class Channel:
         if parsed is None or parsed[0] != self.log.epoch:
             raise AblyError.not_found(f"No message with serial {op['serial']!r}")
         version: dict[str, Any] = dict(op.get("version") or {})
+        client_id = identity.client_id
         if client_id is not None and client_id != "*":
             version["clientId"] = client_id
         version["timestamp"] = self._now()
-
-        def apply(
-            current: dict[str, Any], version_serial: str
-        ) -> tuple[dict[str, Any], dict[str, Any]]:
-            authorize(current)
-            aggregate, operation = apply_mutation(
-                current, op, {**version, "serial": version_serial}
-            )
-            if message_size(aggregate) > max_size:
-                raise AblyError.too_large(
-                    f"Message would exceed the maximum size of {max_size} bytes"
-                )
-            return aggregate, operation
-
-        def committed(result: MutateResult | None, error: BaseException | None) -> None:
-            if error is not None:
-                done(None, store_error("Message", error))
-                return
-            assert result is not None
-            self._keep_aggregate(result.target_seq, result.aggregate)
-            self.sequencer.committed(
-                result.seq,
-                result.seq,
-                lambda _: self._fan_out_when_due(
-                    lambda: self._fan_out_change(
-                        result.target_seq,
-                        result.seq,
-                        result.operation,
-                        result.aggregate,
-                        connection_id,
-                    )
-                ),
-            )
-            done([format_serial(self.log.epoch, result.seq)], None)
-
-        self.submit(Mutate(self.log.channel_id, self.log.epoch, parsed[1], apply, committed))
+        change = _PendingChange(
+            self, op, version, identity, channel_name, max_size, done, connection_id
+        )
+        self.submit(
+            Mutate(self.log.channel_id, self.log.epoch, parsed[1], change.apply, change.committed)
+        )
 
     async def message(self, seq: int) -> dict[str, Any] | None:
         """The latest aggregate of the message first published at `seq`, read from the store:
@@ -462,6 +404,142 @@ class Channel:
             subscriber.deliver(outgoing)
         except Exception:
             log.exception("delivery to %s failed", subscriber.connection_id)
+
+
+class _Completion:
+    """A write's completion that first marks its channel one write less busy (a callable
+    object: one per pending write, where a closure would be four)."""
+
+    __slots__ = ("channel", "done")
+
+    def __init__(self, channel: Channel, done: Callable[[Any, BaseException | None], None]) -> None:
+        self.channel = channel
+        self.done = done
+
+    def __call__(self, result: Any, error: BaseException | None) -> None:
+        self.channel.busy -= 1
+        self.done(result, error)
+
+
+class _PendingPublish:
+    """A publish waiting for its commit (one object, like _PendingChange)."""
+
+    __slots__ = ("channel", "connection_id", "done", "messages")
+
+    def __init__(
+        self,
+        channel: Channel,
+        messages: list[dict[str, Any]],
+        done: PublishDone,
+        connection_id: str | None,
+    ) -> None:
+        self.channel = channel
+        self.messages = messages
+        self.done = done
+        self.connection_id = connection_id
+
+    def committed(self, result: PublishResult | None, error: BaseException | None) -> None:
+        if error is not None:
+            self.done(None, store_error("Message", error))
+            return
+        channel = self.channel
+        epoch = channel.log.epoch
+        numbered = iter(zip(result.seqs, result.fresh, strict=True) if result else ())
+        serials: list[str | None] = []
+        # What subscribers get, each with its seq (None: ephemeral, never stored).
+        delivered: list[tuple[int | None, dict[str, Any]]] = []
+        for message in self.messages:
+            if _is_ephemeral(message):
+                serials.append(None)
+                delivered.append((None, message))
+                continue
+            seq, fresh = next(numbered)
+            serial = format_serial(epoch, seq)
+            serials.append(serial)
+            if fresh:
+                message["serial"] = serial
+                delivered.append((seq, message))
+        if delivered:
+            if channel.metrics is not None:
+                channel.metrics.publishes.inc(len(delivered))
+            if channel.on_published is not None:
+                channel.on_published(channel, [m for _, m in delivered])
+            channel._deliver_committed(delivered, self.connection_id)
+        self.done(serials, None)
+
+
+class _PendingChange:
+    """An update, delete or append waiting for its commit. One object with two bound methods
+    (what the store calls), not nested closures and their cells: a relay that falls behind
+    holds thousands of these, and the cyclic collector walks each object they are made of."""
+
+    __slots__ = (
+        "channel",
+        "channel_name",
+        "connection_id",
+        "done",
+        "identity",
+        "max_size",
+        "op",
+        "result",
+        "version",
+    )
+
+    def __init__(
+        self,
+        channel: Channel,
+        op: dict[str, Any],
+        version: dict[str, Any],
+        identity: Identity,
+        channel_name: str,
+        max_size: int,
+        done: PublishDone,
+        connection_id: str | None,
+    ) -> None:
+        self.channel = channel
+        self.op = op
+        self.version = version
+        self.identity = identity
+        self.channel_name = channel_name
+        self.max_size = max_size
+        self.done = done
+        self.connection_id = connection_id
+        self.result: MutateResult | None = None
+
+    def apply(
+        self, current: dict[str, Any], version_serial: str
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        op = self.op
+        authorize_change(self.identity, self.channel_name, op["action"], current)
+        aggregate, operation = apply_mutation(
+            current, op, {**self.version, "serial": version_serial}
+        )
+        if message_size(aggregate) > self.max_size:
+            raise AblyError.too_large(
+                f"Message would exceed the maximum size of {self.max_size} bytes"
+            )
+        return aggregate, operation
+
+    def committed(self, result: MutateResult | None, error: BaseException | None) -> None:
+        if error is not None:
+            self.done(None, store_error("Message", error))
+            return
+        assert result is not None
+        self.result = result
+        channel = self.channel
+        channel._keep_aggregate(result.target_seq, result.aggregate)
+        channel.sequencer.committed(result.seq, result.seq, self._deliver)
+        self.done([format_serial(channel.log.epoch, result.seq)], None)
+
+    def _deliver(self, _after: int) -> None:
+        self.channel._fan_out_when_due(self._fan_out)
+
+    def _fan_out(self) -> None:
+        result = self.result
+        assert result is not None
+        self.channel._fan_out_change(
+            result.target_seq, result.seq, result.operation, result.aggregate, self.connection_id
+        )
 
 
 def _version_seq(message: dict[str, Any]) -> int:

@@ -21,7 +21,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from channel_relay.auth.authenticator import Authenticator, now_ms, stamp_client_ids
 from channel_relay.auth.credentials import message_client_id
 from channel_relay.auth.identity import Identity
-from channel_relay.auth.permissions import authorize_change, may_change_some
+from channel_relay.auth.permissions import may_change_some
 from channel_relay.channels.channel import Channel, SubscriberView
 from channel_relay.channels.deltas import DeltaChain
 from channel_relay.channels.filters import MessageFilter
@@ -793,10 +793,8 @@ class Connection:
                 await channel.mutate(
                     op,
                     ack,
-                    authorize=lambda original: authorize_change(
-                        identity, name, op["action"], original
-                    ),
-                    client_id=identity.client_id,
+                    identity=identity,
+                    channel_name=name,
                     max_size=max_size,
                     connection_id=self.connection_id,
                 )

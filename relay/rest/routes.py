@@ -14,7 +14,7 @@ from aiohttp import web
 
 from channel_relay.auth.authenticator import Authenticator, stamp_client_ids
 from channel_relay.auth.identity import Identity
-from channel_relay.auth.permissions import authorize_change, may_change_some
+from channel_relay.auth.permissions import may_change_some
 from channel_relay.channels.channel import Channel, PublishDone
 from channel_relay.channels.enumeration import ChannelListParams, read_channels
 from channel_relay.channels.history import (
@@ -174,10 +174,8 @@ class RestApi:
         await channel.mutate(
             op,
             _settle(future),
-            authorize=lambda original: authorize_change(
-                identity, channel.name, op["action"], original
-            ),
-            client_id=identity.client_id,
+            identity=identity,
+            channel_name=channel.name,
             max_size=self.settings.max_message_size,
         )
         serials = await future
