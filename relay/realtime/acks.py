@@ -26,6 +26,11 @@ from channel_relay.protocol.errors import AblyError
 __all__ = ["AckQueue"]
 
 _REMEMBERED = 1024
+# Publishes of one connection read and not yet answered, past which its socket is not read
+# until half have been answered: a relay that falls behind stops taking work in (as a TCP server
+# does) instead of queueing it without bound; what was read still completes, so the SDK, which
+# keeps its own queue, gets its ACKs and carries on.
+_MAX_PENDING = 256
 
 Outcome = tuple[str | None, ...] | AblyError
 Settle = Callable[[list[str | None] | None, AblyError | None], None]
@@ -82,6 +87,7 @@ class AckQueue:
         self._pending: set[int] = set()
         self._results: OrderedDict[int, Outcome] = OrderedDict()
         self._flush_due = False
+        self._room: asyncio.Future[None] | None = None
         # Held once: asyncio.get_running_loop() per commit per connection was a getpid
         # syscall each time on this platform. A connection lives and dies on one loop.
         self._call_soon = asyncio.get_running_loop().call_soon
@@ -118,10 +124,33 @@ class AckQueue:
         self._pending.add(msg_serial)
         return slot.settle
 
+    @property
+    def unanswered(self) -> int:
+        """Publishes received and not yet answered."""
+        return len(self._pending)
+
+    def full(self) -> bool:
+        """Whether so many publishes await their reply that no more should be read yet."""
+        return len(self._pending) >= _MAX_PENDING
+
+    async def room(self) -> None:
+        """Wait until at most half the bound of publishes await their reply."""
+        if len(self._pending) <= _MAX_PENDING // 2:
+            return
+        room = self._room = asyncio.get_running_loop().create_future()
+        try:
+            await room
+        finally:
+            self._room = None
+
     def _settled(self, slot: _Slot, outcome: Outcome) -> None:
         if self._observe is not None:
             self._observe(time.perf_counter() - slot.started)
-        self._pending.discard(slot.msg_serial)
+        pending = self._pending
+        pending.discard(slot.msg_serial)
+        room = self._room
+        if room is not None and len(pending) <= _MAX_PENDING // 2 and not room.done():
+            room.set_result(None)
         results = self._results
         results[slot.msg_serial] = outcome
         if len(results) > _REMEMBERED:

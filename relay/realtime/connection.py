@@ -326,6 +326,10 @@ class Connection:
                     break
                 if not await self._on_frame(frame.data, ws):
                     break
+                if self.acks.full():
+                    # Too far behind on this connection's publishes: read no more until some
+                    # are answered (realtime.acks).
+                    await self.acks.room()
         finally:
             for task in attaching.values():
                 task.cancel()
