@@ -137,11 +137,12 @@ class AckQueue:
         """Wait until at most half the bound of publishes await their reply."""
         if len(self._pending) <= _MAX_PENDING // 2:
             return
-        room = self._room = asyncio.get_running_loop().create_future()
-        try:
-            await room
-        finally:
-            self._room = None
+        # Shared (and shielded, so one waiter's cancellation wakes no other): the read loop of
+        # a socket being replaced by a resume may still be waiting here when the new one's is.
+        room = self._room
+        if room is None or room.done():
+            room = self._room = asyncio.get_running_loop().create_future()
+        await asyncio.shield(room)
 
     def _settled(self, slot: _Slot, outcome: Outcome) -> None:
         if self._observe is not None:
@@ -149,8 +150,10 @@ class AckQueue:
         pending = self._pending
         pending.discard(slot.msg_serial)
         room = self._room
-        if room is not None and len(pending) <= _MAX_PENDING // 2 and not room.done():
-            room.set_result(None)
+        if room is not None and len(pending) <= _MAX_PENDING // 2:
+            self._room = None
+            if not room.done():
+                room.set_result(None)
         results = self._results
         results[slot.msg_serial] = outcome
         if len(results) > _REMEMBERED:

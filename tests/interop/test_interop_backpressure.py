@@ -10,6 +10,7 @@ import threading
 import time
 
 import aiohttp
+import pytest
 from interop_support import RunNode
 from store_calls import post
 
@@ -23,9 +24,12 @@ ENGINES = ["sqlite"]
 COUNT = 1000
 
 
+@pytest.mark.parametrize("dropped", [False, True], ids=["steady", "socket-dropped-while-paused"])
 async def test_a_publisher_far_ahead_of_the_store_is_paused_and_every_publish_is_acked_in_order(
-    run_node: RunNode, relay: Relay, http: aiohttp.ClientSession
+    run_node: RunNode, relay: Relay, http: aiohttp.ClientSession, dropped: bool
 ) -> None:
+    """`dropped`: the paused publisher's socket goes away; ably-js resumes on a new one and
+    resends what it saw no ACK for, which the relay answers without publishing it twice."""
     # The channel exists before the stall, so publishes only wait for their commit.
     status, _ = await post(http, relay, "flood", {"name": "warm", "data": "x"})
     assert status == 201
@@ -46,6 +50,11 @@ async def test_a_publisher_far_ahead_of_the_store_is_paused_and_every_publish_is
         # Paused: it reads no further while the store is stalled.
         await asyncio.sleep(0.5)
         assert max(c.acks.unanswered for c in relay.realtime.connections.values()) == most
+        if dropped:
+            for connection in relay.realtime.connections.values():
+                if connection.acks.unanswered:
+                    connection.abort()
+            await asyncio.sleep(1.0)
     finally:
         release.set()
     await stalled
