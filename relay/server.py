@@ -34,6 +34,7 @@ from channel_relay.provisioning import Sandbox
 from channel_relay.push.service import Push
 from channel_relay.push.store import PUSH_SCHEMA, PushStore
 from channel_relay.realtime.endpoint import RealtimeEndpoint
+from channel_relay.realtime.frames import corked
 from channel_relay.rest.admin import AdminApi
 from channel_relay.rest.annotations import AnnotationsApi
 from channel_relay.rest.negotiate import error_response
@@ -139,6 +140,8 @@ class Relay:
         self.metrics = Metrics()
         self.channels.metrics = self.metrics
         self.store.on_commit = self.metrics.store_commit
+        # What one commit delivers to a socket leaves in one write.
+        self.store.completions = corked
         self.retention = Retention(
             self.store,
             self.apps.rules,

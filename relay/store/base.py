@@ -10,6 +10,7 @@ back in submission order once a write is durable.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -174,6 +175,8 @@ class Store(Protocol):
     node_id: str
     # Called after each commit with (operations, seconds): metrics.
     on_commit: Callable[[int, float], None] | None
+    # Wraps the reporting of each commit's outcomes (the relay corks its sockets in it).
+    completions: Callable[[], AbstractContextManager[None]]
     # Whether commits are failing (readiness).
     health: WriteHealth
 

@@ -50,6 +50,7 @@ from channel_relay.store.base import (
     WriteOp,
 )
 from channel_relay.store.commit_hook import CommitHook, report_commit
+from channel_relay.store.completion import Call, CompletionScope, Outcome, complete, no_scope
 from channel_relay.store.health import WriteHealth, ready_check_value
 from channel_relay.store.outage import ENGINE_AWAY, OutageLog
 from channel_relay.store.pg_schema import (
@@ -73,7 +74,6 @@ _COMMAND_TIMEOUT = 30.0
 _REVOCATIONS_LOCK = 0x7265766F6B65
 
 Conn = asyncpg.Connection
-_Outcome = tuple[Any, BaseException | None]
 _PLACEHOLDER = re.compile(r"\?")
 
 
@@ -84,18 +84,8 @@ def _numbered(sql: str) -> str:
     return _PLACEHOLDER.sub(lambda _: f"${next(count)}", sql)
 
 
-class _Call:
-    """A write that is not a log append (creating a channel, adding keys), run by the writer
-    inside a savepoint of its transaction."""
-
-    __slots__ = ("fn", "future")
-
-    def __init__(self, fn: Callable[[Conn], Awaitable[Any]], future: asyncio.Future[Any]):
-        self.fn = fn
-        self.future = future
-
-
-_Op = WriteOp | _Call
+# A Call's fn is awaited by the writer on its connection, inside a savepoint of its transaction.
+_Op = WriteOp | Call
 
 
 class PostgresStore(LogReads):
@@ -115,6 +105,7 @@ class PostgresStore(LogReads):
         self._task: asyncio.Task[None] | None = None
         # Called after each commit with (operations, seconds): metrics.
         self.on_commit: CommitHook | None = None
+        self.completions: CompletionScope = no_scope
         self.health = WriteHealth()
         self._outage = OutageLog(log, "the store writer (publishes are NACKed meanwhile)")
 
@@ -168,7 +159,7 @@ class PostgresStore(LogReads):
 
     async def _write(self, fn: Callable[[Conn], Awaitable[Any]]) -> Any:
         future = asyncio.get_running_loop().create_future()
-        self._queue.append(_Call(fn, future))
+        self._queue.append(Call(fn, future))
         self._wake.set()
         return await future
 
@@ -588,7 +579,7 @@ class PostgresStore(LogReads):
                 self.health.record(ops, outcomes)
                 if self.health.failure is None:
                     self._outage.succeeded()
-                _complete(ops, outcomes)
+                complete(ops, outcomes, self.completions)
             if stop:
                 return
 
@@ -602,16 +593,16 @@ class PostgresStore(LogReads):
         if writer is not None:
             writer.terminate()
 
-    async def _commit(self, ops: list[_Op]) -> list[_Outcome]:
-        outcomes: list[_Outcome] = []
+    async def _commit(self, ops: list[_Op]) -> list[Outcome]:
+        outcomes: list[Outcome] = []
         for publishing, run in itertools.groupby(ops, key=lambda op: isinstance(op, Publish)):
             commit = self._publish if publishing else self._transaction
             outcomes.extend(await self._commit_run(commit, list(run)))
         return outcomes
 
     async def _commit_run(
-        self, commit: Callable[[Conn, list[Any]], Awaitable[list[_Outcome]]], ops: list[_Op]
-    ) -> list[_Outcome]:
+        self, commit: Callable[[Conn, list[Any]], Awaitable[list[Outcome]]], ops: list[_Op]
+    ) -> list[Outcome]:
         """`ops` committed together by `commit`; if that fails, one by one, so that only a
         faulty operation fails."""
         try:
@@ -636,7 +627,7 @@ class PostgresStore(LogReads):
             log.warning(
                 "group commit of %d operations failed (%s); retrying one by one", len(ops), exc
             )
-        outcomes: list[_Outcome] = []
+        outcomes: list[Outcome] = []
         for op in ops:
             try:
                 outcomes.extend(await commit(conn, [op]))
@@ -648,7 +639,7 @@ class PostgresStore(LogReads):
                     conn = await self._writer_connection()
         return outcomes
 
-    async def _publish(self, conn: Conn, ops: list[Publish]) -> list[_Outcome]:
+    async def _publish(self, conn: Conn, ops: list[Publish]) -> list[Outcome]:
         """Publishes in one call of `relay_publish`: one statement, its own transaction."""
         cids: list[int] = []
         mids: list[str | None] = []
@@ -684,7 +675,7 @@ class PostgresStore(LogReads):
             )
         except asyncpg.NoDataFoundError as exc:
             raise LookupError(str(exc)) from exc
-        outcomes: list[_Outcome] = []
+        outcomes: list[Outcome] = []
         start = 0
         for op in ops:
             end = start + len(op.messages)
@@ -692,7 +683,7 @@ class PostgresStore(LogReads):
             start = end
         return outcomes
 
-    async def _transaction(self, conn: Conn, ops: list[_Op]) -> list[_Outcome]:
+    async def _transaction(self, conn: Conn, ops: list[_Op]) -> list[Outcome]:
         async with conn.transaction():
             writes = _Writes(conn, self.node_id)
             await writes.lock(ops)
@@ -754,7 +745,7 @@ class _Writes:
             self.presence_seqs[cid] = last_presence
             self.names[cid] = (app_id, name)
 
-    async def apply(self, op: _Op) -> _Outcome:
+    async def apply(self, op: _Op) -> Outcome:
         if isinstance(op, Mutate):
             try:
                 return await self.mutate(op), None
@@ -906,19 +897,3 @@ def _serial_last(message: dict[str, Any], serial: str) -> dict[str, Any]:
     body = {key: value for key, value in message.items() if key != "serial"}
     body["serial"] = serial
     return body
-
-
-def _complete(ops: list[_Op], outcomes: list[_Outcome]) -> None:
-    """Report each op's outcome, in submission order."""
-    for op, (result, error) in zip(ops, outcomes, strict=True):
-        if isinstance(op, _Call):
-            if not op.future.done():
-                if error is not None:
-                    op.future.set_exception(error)
-                else:
-                    op.future.set_result(result)
-            continue
-        try:
-            op.done(result, error)
-        except Exception:
-            log.exception("write completion failed")

@@ -38,7 +38,6 @@ from channel_relay.auth.revocation import Revocation
 from channel_relay.protocol.actions import MessageAction, PresenceAction
 from channel_relay.protocol.errors import AblyError
 from channel_relay.protocol.serials import format_serial, new_epoch
-from channel_relay.realtime.frames import corked
 from channel_relay.store.appends import APPENDS_PER_ROW, fold, pending_query
 from channel_relay.store.base import (
     ChannelLog,
@@ -54,6 +53,14 @@ from channel_relay.store.base import (
     WriteOp,
 )
 from channel_relay.store.commit_hook import CommitHook, report_commit
+from channel_relay.store.completion import (
+    Call,
+    CompletionScope,
+    Outcome,
+    complete,
+    no_scope,
+    settle,
+)
 from channel_relay.store.health import WriteHealth, ready_check_value
 from channel_relay.store.reads import LogReads
 from channel_relay.store.rows import pack, page_clause, unpack
@@ -80,18 +87,7 @@ _WAL_CHECKPOINT_PAGES = 10_000
 _REOPEN_DELAY = 0.5
 
 
-class _Call:
-    """A write that is not a message append (creating a channel, adding keys)."""
-
-    __slots__ = ("fn", "future")
-
-    def __init__(self, fn: Callable[[sqlite3.Connection], Any], future: asyncio.Future[Any]):
-        self.fn = fn
-        self.future = future
-
-
-_Op = WriteOp | _Call
-_Outcome = tuple[Any, BaseException | None]
+_Op = WriteOp | Call
 
 
 class SqliteStore(LogReads):
@@ -119,6 +115,7 @@ class SqliteStore(LogReads):
         self.node_id = ""
         # Called by the writer thread after each commit with (operations, seconds): metrics.
         self.on_commit: CommitHook | None = None
+        self.completions: CompletionScope = no_scope
         self.health = WriteHealth()
 
     async def open(self) -> None:
@@ -151,7 +148,7 @@ class SqliteStore(LogReads):
     async def _write(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         assert self._loop is not None
         future = self._loop.create_future()
-        self._queue.put(_Call(fn, future))
+        self._queue.put(Call(fn, future))
         return await future
 
     async def channel(self, app_id: str, name: str) -> ChannelLog:
@@ -477,9 +474,9 @@ class SqliteStore(LogReads):
         try:
             db = self._connect()
         except sqlite3.Error as exc:
-            loop.call_soon_threadsafe(_settle, ready, None, exc)
+            loop.call_soon_threadsafe(settle, ready, None, exc)
             return
-        loop.call_soon_threadsafe(_settle, ready, None, None)
+        loop.call_soon_threadsafe(settle, ready, None, None)
         while True:
             in_flight: list[_Op] = []
             stopping = False
@@ -515,7 +512,7 @@ class SqliteStore(LogReads):
         stop = self._take_queued(pending, limit=None)
         if pending:
             self._loop.call_soon_threadsafe(
-                _complete, pending, [(None, error)] * len(pending), self.health
+                _complete, pending, [(None, error)] * len(pending), self.health, self.completions
             )
         return stop
 
@@ -546,7 +543,9 @@ class SqliteStore(LogReads):
             started = time.perf_counter()
             outcomes = _commit(db, in_flight, self.node_id, known)
             report_commit(self.on_commit, len(in_flight), time.perf_counter() - started)
-            self._loop.call_soon_threadsafe(_complete, list(in_flight), outcomes, self.health)
+            self._loop.call_soon_threadsafe(
+                _complete, list(in_flight), outcomes, self.health, self.completions
+            )
             in_flight.clear()
             if stop:
                 return True
@@ -631,7 +630,7 @@ def _trim(db: sqlite3.Connection, channel_id: int, upto_seq: int, batch: int) ->
 
 def _commit(
     db: sqlite3.Connection, ops: list[_Op], node_id: str, known: _Committed
-) -> list[_Outcome]:
+) -> list[Outcome]:
     """Commit `ops` as one transaction; if that fails, each in a transaction of its own, so
     only a faulty op reports an error. Raises when a failed transaction cannot be rolled back."""
     try:
@@ -642,7 +641,7 @@ def _commit(
             log.warning("store commit failed: %s", exc)
             return [(None, exc)]
         log.warning("group commit of %d operations failed (%s); retrying one by one", len(ops), exc)
-    outcomes: list[_Outcome] = []
+    outcomes: list[Outcome] = []
     for op in ops:
         try:
             outcomes.extend(_transaction(db, [op], node_id, known))
@@ -660,7 +659,7 @@ def _rollback(db: sqlite3.Connection) -> None:
 
 def _transaction(
     db: sqlite3.Connection, ops: list[_Op], node_id: str, known: _Committed
-) -> list[_Outcome]:
+) -> list[Outcome]:
     db.execute("BEGIN IMMEDIATE")
     known.check()
     writer = _Writes(db, node_id, known)
@@ -745,7 +744,7 @@ class _Writes:
         # write ran (it may have changed messages: nothing is kept from this transaction).
         self.changed: dict[tuple[int, int], _Held] | None = {}
 
-    def apply(self, op: _Op) -> _Outcome:
+    def apply(self, op: _Op) -> Outcome:
         if isinstance(op, Publish):
             return self.publish(op), None
         if isinstance(op, Mutate):
@@ -936,25 +935,9 @@ class _Writes:
         )
 
 
-def _complete(ops: list[_Op], outcomes: list[_Outcome], health: WriteHealth) -> None:
-    """On the event loop: report each op's outcome, in submission order. What the completions
-    deliver to one socket leaves in one write."""
+def _complete(
+    ops: list[_Op], outcomes: list[Outcome], health: WriteHealth, scope: CompletionScope
+) -> None:
+    """On the event loop: readiness learns how the commit went, then each op its outcome."""
     health.record(ops, outcomes)
-    with corked():
-        for op, (result, error) in zip(ops, outcomes, strict=True):
-            if isinstance(op, _Call):
-                _settle(op.future, result, error)
-                continue
-            try:
-                op.done(result, error)
-            except Exception:
-                log.exception("write completion failed")
-
-
-def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)
+    complete(ops, outcomes, scope)
