@@ -88,6 +88,41 @@ class Connection:
     Everything written goes to the socket's FrameWriter as a pre-built frame.
     """
 
+    # Thousands of connections sit idle: slots, and the ACK queue and the set of lost
+    # presence made on first use, keep each one's own memory small.
+    __slots__ = (
+        "_acks",
+        "_attaching",
+        "_closing",
+        "_expiry",
+        "_presence_grace",
+        "_rate_count",
+        "_rate_second",
+        "_shedding",
+        "_views",
+        "attachments",
+        "authenticator",
+        "channels",
+        "closed",
+        "connection_id",
+        "connection_key",
+        "draining",
+        "dropped_at",
+        "echo",
+        "end_reason",
+        "format",
+        "frames_sent",
+        "identity",
+        "lost_presence",
+        "outbound",
+        "presence_channels",
+        "presence_grace_ms",
+        "replaces",
+        "settings",
+        "writer",
+        "ws",
+    )
+
     def __init__(
         self,
         identity: Identity,
@@ -118,12 +153,7 @@ class Connection:
         self.format: Format = "json"
         self.echo = True
         self.attachments: dict[str, Attachment] = {}
-        metrics = self.channels.metrics
-        self.acks = AckQueue(
-            self.send,
-            None if metrics is None else metrics.ack_latency.observe,
-            self._log_refused,
-        )
+        self._acks: AckQueue | None = None
         self.frames_sent = 0
         # monotonic time the socket went away; None while one is attached
         self.dropped_at: float | None = None
@@ -138,7 +168,7 @@ class Connection:
         # Channels whose members of this connection the relay removed without being asked (or
         # that a replaced connection had): the next attach there is not RESUMED, so the SDK
         # re-enters them. `replaces` is the connectionId of a connection that failed to resume.
-        self.lost_presence: set[str] = set()
+        self.lost_presence: set[str] | None = None
         self.replaces: str | None = None
         # Per channel, what this connection's subscription had received when its socket
         # dropped: a RESUMED re-attach carries on with it (appends stay fragments).
@@ -153,6 +183,16 @@ class Connection:
         # socket has its own, so an old socket ending cancels none of a newer one's.
         self._attaching: dict[str, asyncio.Task[None]] = {}
         self._rate_count = 0
+
+    @property
+    def acks(self) -> AckQueue:
+        """The ACK/NACK replies of this connection's publishes (made at the first)."""
+        acks = self._acks
+        if acks is None:
+            metrics = self.channels.metrics
+            observe = None if metrics is None else metrics.ack_latency.observe
+            acks = self._acks = AckQueue(self.send, observe, self._log_refused)
+        return acks
 
     def attach_socket(
         self,
@@ -326,10 +366,11 @@ class Connection:
                     break
                 if not await self._on_frame(frame.data, ws):
                     break
-                if self.acks.full():
+                acks = self._acks
+                if acks is not None and acks.full():
                     # Too far behind on this connection's publishes: read no more until some
                     # are answered (realtime.acks).
-                    await self.acks.room()
+                    await acks.room()
         finally:
             for task in attaching.values():
                 task.cancel()
@@ -456,6 +497,8 @@ class Connection:
 
     def _presence_expired(self) -> None:
         self._presence_grace = None
+        if self.lost_presence is None:
+            self.lost_presence = set()
         self.lost_presence.update(self.presence_channels)
         self.leave_presence()
 
@@ -648,7 +691,7 @@ class Connection:
         """Whether members this client entered on `channel` are gone from the relay (its grace
         ran out, or its previous connection could not be resumed): then the attach must not be
         RESUMED, which is what makes an SDK re-enter them."""
-        if channel.name in self.lost_presence:
+        if self.lost_presence is not None and channel.name in self.lost_presence:
             self.lost_presence.discard(channel.name)
             return True
         if self.replaces is None:

@@ -363,17 +363,22 @@ class _Socket(web.WebSocketResponse):
 
     def __init__(self, fmt: Format, max_frame_size: int) -> None:
         super().__init__(autoping=True, compress=False, max_msg_size=max_frame_size + 1)
-        error = AblyError.too_large(f"Protocol message exceeds maxFrameSize ({max_frame_size})")
-        self._too_big = encode_frame({"action": Action.ERROR, "error": error.to_dict()}, fmt)
+        # The ERROR is built only for a socket that needs it: most never do, and an idle
+        # socket's memory counts thousands of times over.
+        self._fmt: Format = fmt
+        self._max_frame_size = max_frame_size
 
     async def close(
         self, *, code: int = WSCloseCode.OK, message: bytes = b"", drain: bool = True
     ) -> bool:
         if code == WSCloseCode.MESSAGE_TOO_BIG and not self.closed:
-            if isinstance(self._too_big, str):
-                await self.send_str(self._too_big)
+            limit = self._max_frame_size
+            error = AblyError.too_large(f"Protocol message exceeds maxFrameSize ({limit})")
+            too_big = encode_frame({"action": Action.ERROR, "error": error.to_dict()}, self._fmt)
+            if isinstance(too_big, str):
+                await self.send_str(too_big)
             else:
-                await self.send_bytes(self._too_big)
+                await self.send_bytes(too_big)
         return await super().close(code=code, message=message, drain=drain)
 
 
