@@ -354,19 +354,29 @@ class Channel:
             return
         serial = next((m["serial"] for m in reversed(messages) if "serial" in m), None)
         outgoing = Outgoing(self._protocol_message(messages, serial, publisher), publisher)
-        choose = self.deltas.chooser(
-            messages,
-            outgoing,
-            lambda deltas: Outgoing(self._protocol_message(deltas, serial, publisher), publisher),
-        )
+        deltas = self.deltas
+        # This loop runs once per delivery: with no subscriber wanting deltas every one gets
+        # `outgoing`, without a chooser call per subscriber.
+        choose = None
+        if deltas.wanted:
+            choose = deltas.chooser(
+                messages,
+                outgoing,
+                lambda encoded: Outgoing(
+                    self._protocol_message(encoded, serial, publisher), publisher
+                ),
+            )
         if self.metrics is not None:
             self.metrics.deliveries.inc(len(self.subscribers))
         for subscriber in list(self.subscribers):
             if subscriber.connection_id == publisher and not subscriber.echo:
-                self.deltas.skipped(subscriber)
+                deltas.skipped(subscriber)
                 continue
-            self._deliver(subscriber, choose(subscriber))
-        self.deltas.advance(messages)
+            try:
+                subscriber.deliver(outgoing if choose is None else choose(subscriber))
+            except Exception:
+                log.exception("delivery to %s failed", subscriber.connection_id)
+        deltas.advance(messages)
 
     def _fan_out_change(
         self,
