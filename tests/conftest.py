@@ -14,7 +14,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from pg_support import empty_database, session_database
+from pg_support import PrivateServer, empty_database, session_database
 from raw_client import ConnectRaw, RawClient, connect_raw
 from relay_support import running_relay
 
@@ -63,6 +63,17 @@ def postgres_url(postgres_database: str) -> str:
     """The session's PostgreSQL database, emptied for this test."""
     asyncio.run(empty_database(postgres_database))
     return postgres_database
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[PrivateServer]:
+    """A PostgreSQL server of this test's own (about a second to make), to stop and start."""
+    private = PrivateServer()
+    try:
+        private.start()
+        yield private
+    finally:
+        private.remove()
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -27,23 +27,12 @@ OUTAGE_SECONDS = 3.0
 
 
 @pytest.fixture
-def server() -> Iterator[PrivateServer]:
-    """A PostgreSQL of this test's own, to stop and start."""
-    private = PrivateServer()
-    try:
-        private.start()
-        yield private
-    finally:
-        private.remove()
-
-
-@pytest.fixture
-async def relay(tmp_path: Path, server: PrivateServer) -> AsyncIterator[Relay]:
+async def relay(tmp_path: Path, own_postgres: PrivateServer) -> AsyncIterator[Relay]:
     # Every periodic task at a fast pace, so each has many attempts during the outage:
     # heartbeats (node liveness) every 200 ms, stats flushes and retention passes every 200 ms.
     async with running_relay(
         tmp_path,
-        store=server.url,
+        store=own_postgres.url,
         max_idle_interval=600,
         stats_flush_interval=0.2,
         retention_interval=0.2,
@@ -63,7 +52,7 @@ async def _until_ready(http: aiohttp.ClientSession, relay: Relay, status: int) -
 
 async def test_an_engine_outage_is_logged_once_per_task_and_the_relay_recovers(
     relay: Relay,
-    server: PrivateServer,
+    own_postgres: PrivateServer,
     http: aiohttp.ClientSession,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -74,7 +63,7 @@ async def test_an_engine_outage_is_logged_once_per_task_and_the_relay_recovers(
     caplog.set_level(logging.INFO, logger="asyncpg")
     caplog.clear()
 
-    await asyncio.to_thread(server.stop, "fast")
+    await asyncio.to_thread(own_postgres.stop, "fast")
     await _until_ready(http, relay, 503)
     # As if another node's commit had been heard just before: the channel catches up from the
     # log, retried every half second while the log cannot be read.
@@ -88,7 +77,7 @@ async def test_an_engine_outage_is_logged_once_per_task_and_the_relay_recovers(
     # (The requests' own log, a line per refused request, is not a background task's.)
     during = [r for r in caplog.records if r.name != "channel_relay.server"]
 
-    await asyncio.to_thread(server.start)
+    await asyncio.to_thread(own_postgres.start)
     await _until_ready(http, relay, 200)
     deadline = time.monotonic() + 10
     while (await post(http, relay, "watched", {"data": "after"}))[0] != 201:

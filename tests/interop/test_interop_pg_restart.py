@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -29,23 +29,12 @@ OUTAGE_SECONDS = 2.0
 
 
 @pytest.fixture
-def server() -> Iterator[PrivateServer]:
-    """A PostgreSQL of this test's own (about a second to make), to stop and start."""
-    private = PrivateServer()
-    try:
-        private.start()
-        yield private
-    finally:
-        private.remove()
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path, server: PrivateServer) -> AsyncIterator[list[Relay]]:
+async def cluster(tmp_path: Path, own_postgres: PrivateServer) -> AsyncIterator[list[Relay]]:
     for name in "ab":
         (tmp_path / name).mkdir()
     async with (
-        running_relay(tmp_path / "a", store=server.url) as a,
-        running_relay(tmp_path / "b", store=server.url) as b,
+        running_relay(tmp_path / "a", store=own_postgres.url) as a,
+        running_relay(tmp_path / "b", store=own_postgres.url) as b,
     ):
         yield [a, b]
 
@@ -71,7 +60,7 @@ async def _until_readiness(
 @pytest.mark.parametrize("mode", ["fast", "immediate", "kill"])
 async def test_a_postgresql_restart_mid_stream_loses_nothing_acked_and_service_resumes(
     tmp_path: Path,
-    server: PrivateServer,
+    own_postgres: PrivateServer,
     cluster: list[Relay],
     nodes: list[NodeProcess],
     http: aiohttp.ClientSession,
@@ -95,12 +84,12 @@ async def test_a_postgresql_restart_mid_stream_loses_nothing_acked_and_service_r
     await script.wait_progress("acked", 20, within=30)
     await _until_readiness(http, cluster, 200, within=10)
 
-    await asyncio.to_thread(server.stop, mode)
+    await asyncio.to_thread(own_postgres.stop, mode)
     down = time.monotonic()
     reasons = await _until_readiness(http, cluster, 503, within=15)
     await script.wait_event(lambda e: e.get("ev") == "nacked", within=15)
     await asyncio.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - down)))
-    await asyncio.to_thread(server.start)
+    await asyncio.to_thread(own_postgres.start)
 
     await _until_readiness(http, cluster, 200, within=30)
     # The publisher's later publishes are ACKed again.
