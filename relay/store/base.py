@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from channel_relay.store.health import WriteHealth
 
 __all__ = [
+    "CHANNEL_TABLES",
     "DEFAULT_KEY_SETTING",
     "UNSTORED",
     "ChannelLog",
@@ -38,6 +39,17 @@ __all__ = [
     "WriteOp",
 ]
 
+
+# The tables holding rows of a channel's log, keyed by channel_id, in both engines' schemas.
+CHANNEL_TABLES = (
+    "messages",
+    "versions",
+    "presence",
+    "idempotency",
+    "trimmed",
+    "restored",
+    "presence_members",
+)
 
 # The setting naming the default app's key of local development, made once per database.
 DEFAULT_KEY_SETTING = "default_key"

@@ -5,7 +5,6 @@ together do not race to create it."""
 from __future__ import annotations
 
 __all__ = [
-    "CHANNEL_TABLES",
     "NOTIFY_BYTES",
     "NOTIFY_CHANNEL",
     "PG_FUNCTIONS",
@@ -25,17 +24,6 @@ PARKED_MS = 60_000
 INLINE_BYTES = 3000
 # pg_advisory_xact_lock key taken while the schema is applied.
 SCHEMA_LOCK = 0x72656C6179
-
-# The tables holding rows of a channel's log, keyed by channel_id.
-CHANNEL_TABLES = (
-    "messages",
-    "versions",
-    "presence",
-    "idempotency",
-    "trimmed",
-    "restored",
-    "presence_members",
-)
 
 # Names compare as code points (COLLATE "C"), as they do in SQLite: channel listing pages by
 # name. Channel ids are never reused (BIGSERIAL), and the channel row carries both sequences:

@@ -39,6 +39,7 @@ from channel_relay.protocol.actions import PresenceAction
 from channel_relay.protocol.errors import AblyError
 from channel_relay.protocol.serials import format_serial, new_epoch
 from channel_relay.store.base import (
+    CHANNEL_TABLES,
     ChannelLog,
     Mutate,
     MutateResult,
@@ -54,7 +55,6 @@ from channel_relay.store.completion import Call, CompletionScope, Outcome, compl
 from channel_relay.store.health import WriteHealth, ready_check_value
 from channel_relay.store.outage import ENGINE_AWAY, OutageLog
 from channel_relay.store.pg_schema import (
-    CHANNEL_TABLES,
     NOTIFY_CHANNEL,
     PG_FUNCTIONS,
     PG_SCHEMA,

@@ -40,6 +40,7 @@ from channel_relay.protocol.errors import AblyError
 from channel_relay.protocol.serials import format_serial, new_epoch
 from channel_relay.store.appends import APPENDS_PER_ROW, fold, pending_query
 from channel_relay.store.base import (
+    CHANNEL_TABLES,
     ChannelLog,
     HistoryQuery,
     LogEvent,
@@ -562,18 +563,6 @@ def _create_channel(db: sqlite3.Connection, app_id: str, name: str) -> tuple[int
     ).fetchone()
 
 
-# Every table that holds rows of a channel's log, by channel_id.
-_CHANNEL_TABLES = (
-    "messages",
-    "versions",
-    "presence",
-    "idempotency",
-    "trimmed",
-    "restored",
-    "presence_members",
-)
-
-
 def _replace_channel(
     db: sqlite3.Connection, app_id: str, name: str, epoch: str, last_seq: int, first_seq: int
 ) -> int:
@@ -581,7 +570,7 @@ def _replace_channel(
         "SELECT id FROM channels WHERE app_id = ? AND name = ?", (app_id, name)
     ).fetchone()
     if row is not None:
-        for table in _CHANNEL_TABLES:
+        for table in CHANNEL_TABLES:
             db.execute(f"DELETE FROM {table} WHERE channel_id = ?", row)
         db.execute("DELETE FROM channels WHERE id = ?", row)
     channel_id = db.execute(
@@ -598,7 +587,7 @@ def _replace_channel(
 
 def _delete_app_data(db: sqlite3.Connection, app_id: str, keep_app: bool) -> None:
     channels = "SELECT id FROM channels WHERE app_id = ?"
-    for table in _CHANNEL_TABLES:
+    for table in CHANNEL_TABLES:
         db.execute(f"DELETE FROM {table} WHERE channel_id IN ({channels})", (app_id,))
     db.execute("DELETE FROM channels WHERE app_id = ?", (app_id,))
     db.execute("DELETE FROM stats WHERE app_id = ?", (app_id,))
