@@ -124,6 +124,16 @@ class RevocationRegistry:
                     return True
         return False
 
+    def next_in_force(self, now_ms: int) -> int | None:
+        """When the next revocation not yet in force at `now_ms` comes into force, if any."""
+        later = [
+            applies_at
+            for entries in self._entries.values()
+            for _, applies_at in entries
+            if applies_at > now_ms
+        ]
+        return min(later, default=None)
+
     def check(self, identity: Identity, now_ms: int) -> None:
         """AblyError 40141/401 if `identity` is revoked."""
         if self.is_revoked(identity, now_ms):

@@ -28,6 +28,8 @@ from channel_relay.tasks import cancel_and_wait
 __all__ = ["RealtimeEndpoint"]
 
 log = logging.getLogger(__name__)
+# A time after every revocation has come into force: whether one revokes a token at all.
+_NEVER = 2**63
 _outage = OutageLog(log, "recording connection state in the store")
 
 
@@ -46,6 +48,8 @@ class RealtimeEndpoint:
         self.on_socket: Callable[[str, int], None] | None = None
         self.outbound = OutboundBudget(settings.max_outbound_total)
         self._ticker: asyncio.Task[None] | None = None
+        # Fires when the next revocation made with allowReauthMargin comes into force.
+        self._revocation_due: asyncio.TimerHandle | None = None
         # This process among the nodes writing to the store (connections record their node).
         self.node_id = secrets.token_hex(8)
         self._recording: set[asyncio.Task[None]] = set()
@@ -89,6 +93,8 @@ class RealtimeEndpoint:
         """
         self._stopping = True
         await cancel_and_wait(self._ticker)
+        if self._revocation_due is not None:
+            self._revocation_due.cancel()
         live = [c for c in self.connections.values() if c.ws is not None]
         for connection in self.connections.values():
             connection.draining = True
@@ -268,19 +274,33 @@ class RealtimeEndpoint:
         task.add_done_callback(self._recording.discard)
 
     def enforce_revocations(self) -> None:
-        """Drop the sockets of connections whose token has been revoked (40141)."""
+        """Revocations were committed: connections whose token they revoke now are dropped
+        (40141); those whose token one revokes later (allowReauthMargin) get an AUTH, Ably's
+        hint to renew the token in band before then (ably-js authorizes at once)."""
+        self._enforce(hint=True)
+
+    def _enforce(self, *, hint: bool = False) -> None:
         revocations = self.authenticator.revocations
         now = now_ms()
         for connection in list(self.connections.values()):
             identity = connection.identity
-            if (
-                connection.ws is not None
-                and identity.method == "token"
-                and revocations.is_revoked(identity, now)
-            ):
+            if connection.ws is None or identity.method != "token":
+                continue
+            if revocations.is_revoked(identity, now):
                 asyncio.get_running_loop().create_task(
                     connection.disconnect(AblyError(40141, 401, "Token revoked"))
                 )
+            elif hint and revocations.is_revoked(identity, _NEVER):
+                connection.send({"action": Action.AUTH})
+        if self._revocation_due is not None:
+            self._revocation_due.cancel()
+            self._revocation_due = None
+        due = revocations.next_in_force(now)
+        if due is not None and not self._stopping:
+            # Dropped when it comes into force, not at the next heartbeat tick.
+            self._revocation_due = asyncio.get_running_loop().call_later(
+                (due - now) / 1000, self._enforce
+            )
 
     async def _tick(self) -> None:
         """Heartbeats and expiry: a HEARTBEAT to each connection that was sent nothing since the
@@ -309,8 +329,6 @@ class RealtimeEndpoint:
                 self._record(self.channels.store.forget_connections(self.node_id, expired))
             self._record(self._node_alive())
             self._record(self._leave_orphans())
-            # A revocation may apply some time after it is made (allowReauthMargin).
-            self.enforce_revocations()
 
 
 def _context(connection: Connection) -> dict[str, Any]:

@@ -24,6 +24,7 @@ import pytest
 from aiohttp import web
 from interop_support import RunNode
 
+from channel_relay.auth import revocation
 from channel_relay.auth.capability import Capability
 from channel_relay.auth.keys import ApiKey
 from channel_relay.auth.tokens import create_token_request
@@ -309,6 +310,24 @@ async def test_revoked_tokens_stop_working_at_once_and_revoking_needs_the_key(
     # revokeTokens with a token instead of Basic: 40162 from ably-js and from the relay alike.
     assert_refusal(out["sdkRefusal"], 40162, 401)
     assert out["relayRefusal"] == {"statusCode": 401, "errorCode": 40162, "success": False}
+
+
+async def test_a_revocation_with_reauth_margin_asks_clients_to_renew_and_drops_the_rest_when_due(
+    relay: Relay, run_node: RunNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    margin_ms = 2000
+    monkeypatch.setattr(revocation, "REAUTH_MARGIN_MS", margin_ms)
+    out = await run_node("auth_revoke_margin.mjs", args={"marginMs": margin_ms})
+    applies_at = out["appliesAt"][0]
+    assert out["appliesAt"] == [applies_at, applies_at]
+    assert applies_at - out["revokedAt"] == pytest.approx(margin_ms, abs=500)
+    # The client that renewed when told to (its second token) is untouched by the revocation.
+    assert out["renewerCalls"] == 2, out
+    assert "disconnected" not in out["renewerStates"], out["renewerStates"]
+    assert out["renewerState"] == "connected" and out["sameConnection"]
+    # The one that could not renew is dropped when the revocation comes into force.
+    assert out["disconnected"]["reason"]["code"] == 40141, out["disconnected"]
+    assert applies_at - 50 <= out["droppedAt"] <= applies_at + 1000, out
 
 
 # Renewal
