@@ -29,6 +29,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import msgpack
@@ -60,6 +61,7 @@ from channel_relay.store.pg_schema import (
     PG_SCHEMA,
     SCHEMA_LOCK,
 )
+from channel_relay.store.preflight import StoreOpenError
 from channel_relay.store.reads import LogReads
 from channel_relay.store.rows import pack, unpack
 
@@ -119,10 +121,17 @@ class PostgresStore(LogReads):
             timeout=_CONNECT_TIMEOUT,
             command_timeout=_COMMAND_TIMEOUT,
         )
-        async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK)
-            await conn.execute(PG_SCHEMA)
-            await conn.execute(PG_FUNCTIONS)
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK)
+                await conn.execute(PG_SCHEMA)
+                await conn.execute(PG_FUNCTIONS)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            # A relay that cannot reach its engine or is refused by it cannot serve: one line
+            # saying which (not a traceback, nor a socket error mistaken for the listener's).
+            await self._pool.close()
+            self._pool = None
+            raise StoreOpenError(_unreachable(self.url, exc)) from exc
         self._task = asyncio.get_running_loop().create_task(self._run_writer())
 
     async def close(self) -> None:
@@ -888,6 +897,17 @@ class _Writes:
             kinds.append("presence")
             entries.append(json.dumps([cid, self.presence_seqs[cid], *self.names[cid]]))
         return kinds, entries
+
+
+def _unreachable(url: str, exc: BaseException) -> str:
+    """Why PostgreSQL at `url` cannot serve, in one line naming it (without the password)."""
+    parts = urlsplit(url)
+    where = f"PostgreSQL at {parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
+    if isinstance(exc, TimeoutError):
+        return f"{where}: no answer within {_CONNECT_TIMEOUT:g} s"
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{where}: {exc.strerror}"
+    return f"{where}: {exc}"
 
 
 def _serial_last(message: dict[str, Any], serial: str) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from pg_support import with_database
 
 from channel_relay.client import Realtime
 
@@ -146,6 +148,22 @@ async def test_a_missing_directory_is_one_line_and_exit_1(tmp_path: Path) -> Non
     code, err = await _fails("--db", str(tmp_path / "nope" / "relay.db"), cwd=tmp_path)
     assert code == 1
     assert f"the directory {tmp_path / 'nope'} does not exist" in _one_line(err)
+
+
+async def test_a_postgresql_that_cannot_serve_is_one_line_naming_it_and_exit_1(
+    tmp_path: Path, postgres_database: str
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+    code, err = await _fails("--store", f"postgresql://u:pw@127.0.0.1:{free}/x", cwd=tmp_path)
+    assert code == 1
+    line = _one_line(err)
+    assert f"database: PostgreSQL at 127.0.0.1:{free}/x: " in line and "pw" not in line
+    missing = with_database(postgres_database, "relay_no_such_database")
+    code, err = await _fails("--store", missing, cwd=tmp_path)
+    assert code == 1
+    assert 'database "relay_no_such_database" does not exist' in _one_line(err)
 
 
 async def test_a_page_corrupted_database_is_refused_at_start(tmp_path: Path) -> None:
