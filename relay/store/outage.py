@@ -23,6 +23,10 @@ ENGINE_AWAY: tuple[type[BaseException], ...] = (
     asyncpg.PostgresConnectionError,
     asyncpg.OperatorInterventionError,  # shutting down, starting up, or a terminated backend
     asyncpg.InsufficientResourcesError,  # disk full, too many connections
+    # Refused: a password or role changed, the database dropped. The operator's to fix, and
+    # every attempt until then fails the same way.
+    asyncpg.InvalidAuthorizationSpecificationError,
+    asyncpg.InvalidCatalogNameError,
     sqlite3.OperationalError,  # full, read-only, an I/O error
 )
 """The errors that say the engine cannot serve now, rather than that the call was wrong."""

@@ -14,8 +14,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
+import asyncpg
 import pytest
-from pg_support import PrivateServer
+from pg_support import PrivateServer, with_database
 from raw_client import connect_raw
 from relay_support import APP_KEY, running_relay
 from store_calls import post
@@ -102,3 +103,44 @@ async def test_an_engine_outage_is_logged_once_per_task_and_the_relay_recovers(
     }
     assert tasks <= noticed, "\n".join(lines)
     assert len(during) <= 12, "\n".join(lines)
+
+
+async def test_credentials_the_engine_stops_accepting_are_logged_once_and_recovered_from(
+    tmp_path: Path,
+    own_postgres: PrivateServer,
+    http: aiohttp.ClientSession,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    admin = await asyncpg.connect(own_postgres.url)
+    try:
+        await admin.execute("CREATE ROLE relay_login LOGIN")
+        await admin.execute("CREATE DATABASE relay_refused OWNER relay_login")
+        url = with_database(own_postgres.url, "relay_refused").replace("postgres@", "relay_login@")
+        async with running_relay(tmp_path, store=url, max_idle_interval=600) as relay:
+            assert (await post(http, relay, "c", {"data": "before"}))[0] == 201
+            caplog.set_level(logging.INFO, logger="channel_relay")
+            caplog.clear()
+            # As when an operator rotates a password: the role may no longer log in, and its
+            # connections are cut, so every reconnection is refused (28000).
+            await admin.execute("ALTER ROLE relay_login NOLOGIN")
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE usename = 'relay_login'"
+            )
+            await _until_ready(http, relay, 503)
+            for _ in range(5):
+                assert (await post(http, relay, "c", {"data": "refused"}))[0] == 500
+            await asyncio.sleep(OUTAGE_SECONDS)
+            during = [r for r in caplog.records if r.name != "channel_relay.server"]
+            await admin.execute("ALTER ROLE relay_login LOGIN")
+            await _until_ready(http, relay, 200)
+            deadline = time.monotonic() + 10
+            while (await post(http, relay, "c", {"data": "after"}))[0] != 201:
+                assert time.monotonic() < deadline, "publishes not accepted once allowed again"
+                await asyncio.sleep(0.2)
+    finally:
+        await admin.close()
+    lines = [f"{r.name} {r.levelname} {r.getMessage()}" for r in during]
+    assert not [r for r in during if r.exc_info], "\n".join(lines)
+    assert max(Counter(r.name for r in during).values()) <= 3, "\n".join(lines)
+    assert any("not permitted to log in" in line for line in lines), "\n".join(lines)
