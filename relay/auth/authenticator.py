@@ -38,6 +38,8 @@ __all__ = ["Authenticator", "now_ms", "stamp_client_ids"]
 
 log = logging.getLogger(__name__)
 _outage = OutageLog(log, "reading revocations")
+# Between attempts to read revocations another node committed, while the engine fails.
+_RETRY_SECONDS = 1.0
 
 
 def now_ms() -> int:
@@ -52,6 +54,8 @@ class Authenticator:
         # Called when revocations come into force, so live connections using them are dropped.
         self.on_revoked: Callable[[], None] | None = None
         self._revocations_seen = 0
+        self._catching_up = False
+        self._revocations_stale = False
         # One read at a time, so the last id seen only grows.
         self._reading = asyncio.Lock()
 
@@ -71,15 +75,27 @@ class Authenticator:
 
     async def catch_up_revocations(self) -> None:
         """Put in force the revocations another node committed, dropping the connections they
-        revoke."""
+        revoke. A read that fails is tried again until one succeeds: the notification that
+        asked for it does not come twice, and a missed revocation leaves its tokens working."""
+        self._revocations_stale = True
+        if self._catching_up:
+            return  # the read under way goes round again
+        self._catching_up = True
         try:
-            changed = await self.refresh_revocations()
-        except Exception as exc:
-            _outage.failed(exc)
-            return
-        _outage.succeeded()
-        if changed and self.on_revoked is not None:
-            self.on_revoked()
+            while self._revocations_stale:
+                self._revocations_stale = False
+                try:
+                    changed = await self.refresh_revocations()
+                except Exception as exc:
+                    _outage.failed(exc)
+                    self._revocations_stale = True
+                    await asyncio.sleep(_RETRY_SECONDS)
+                    continue
+                _outage.succeeded()
+                if changed and self.on_revoked is not None:
+                    self.on_revoked()
+        finally:
+            self._catching_up = False
 
     def key(self, key: str, client_id: str | None = None) -> Identity:
         return authenticate(key, "key", self.lookup, client_id=client_id, now_ms=now_ms())

@@ -130,6 +130,41 @@ async def test_a_revocation_made_while_a_node_was_not_listening_is_in_force_once
         assert (status, refused["error"]["code"]) == (401, 40141)
 
 
+async def test_a_revocation_another_node_fails_to_read_is_read_again_until_in_force(
+    tmp_path: Path, engine: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with _nodes(tmp_path, engine) as (a, b):
+        request = create_token_request(
+            ApiKey.parse(APP_KEY), now_ms=int(time.time() * 1000), client_id="mallory"
+        ).to_dict()
+        _, token = await _call(a, "POST", f"/keys/{KEY_NAME}/requestToken", "", request)
+        bearer = "Bearer " + base64.b64encode(token["token"].encode()).decode()
+        assert (await _call(b, "GET", "/channels/c/messages", bearer))[0] == 200
+        # Node b's reads of the revocations fail twice (the engine busy, a connection cut)
+        # just as the notification of a new one arrives; no other notification follows.
+        read = b.store.revocations
+        failures = [OSError("connection reset"), TimeoutError()]
+
+        async def failing(after: int) -> Any:
+            if failures:
+                raise failures.pop(0)
+            return await read(after)
+
+        monkeypatch.setattr(b.store, "revocations", failing)
+        status, _ = await _call(
+            a, "POST", f"/keys/{KEY_NAME}/revokeTokens", _basic(), {"targets": ["clientId:mallory"]}
+        )
+        assert status == 201
+        for _ in range(100):
+            status, refused = await _call(b, "GET", "/channels/c/messages", bearer)
+            if status != 200:
+                break
+            await asyncio.sleep(0.1)
+        assert status == 401, "the revoked token still works on node b"
+        assert refused["error"]["code"] == 40141
+        assert not failures
+
+
 async def test_a_member_entered_on_one_node_is_in_sync_on_another_and_leaves_when_it_dies(
     tmp_path: Path, engine: str | None
 ) -> None:
