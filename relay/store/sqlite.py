@@ -661,7 +661,13 @@ def _transaction(
     writer = _Writes(db, node_id, known)
     outcomes = [writer.apply(op) for op in ops]
     writer.finish()
-    db.execute("COMMIT")
+    try:
+        db.execute("COMMIT")
+    except sqlite3.Error:
+        # No transaction left open: rolled back, or committed after all (SQLite reports an
+        # interrupt that arrives once the commit is done as the COMMIT's error).
+        if db.in_transaction or not writer.landed():
+            raise
     known.committed(writer)
     return outcomes
 
@@ -922,6 +928,20 @@ class _Writes:
         for key, held in due:
             pending = None if held.pending is None else 0
             changed[key] = _Held(held.aggregate, pending, held.version, False)
+
+    def landed(self) -> bool:
+        """After a failed COMMIT: whether this transaction is on disk all the same, as a
+        channel it numbered shows (False when it numbered none, or the read fails)."""
+        if not self.touched:
+            return False
+        channel_id = next(iter(self.touched))
+        try:
+            row = self.db.execute(
+                "SELECT last_seq FROM channels WHERE id = ?", (channel_id,)
+            ).fetchone()
+        except sqlite3.Error:
+            return False
+        return row is not None and row[0] == self.last_seqs[channel_id]
 
     def finish(self) -> None:
         self.write_aggregates()
