@@ -54,14 +54,18 @@ CREATE INDEX IF NOT EXISTS messages_by_time ON messages (channel_id, timestamp);
 
 -- Each update, delete or append of a message: its own seq in the channel (the version serial),
 -- the seq of the message it changes, and the operation as subscribers received it. The row for
--- seq = target_seq is the message as first published, kept once it starts changing.
+-- seq = target_seq is the message as first published, kept once it starts changing. In commit
+-- order like messages, found through narrow indexes: a token stream logs a row per append, and
+-- clustered by channel each commit rewrote a page of wide rows per channel it touched.
 CREATE TABLE IF NOT EXISTS versions (
+    id INTEGER PRIMARY KEY,
     channel_id INTEGER NOT NULL,
     seq INTEGER NOT NULL,
     target_seq INTEGER NOT NULL,
-    body BLOB NOT NULL,
-    PRIMARY KEY (channel_id, seq)
-) WITHOUT ROWID;
+    body BLOB NOT NULL
+);
+
+CREATE UNIQUE INDEX IF NOT EXISTS versions_by_seq ON versions (channel_id, seq);
 
 CREATE INDEX IF NOT EXISTS versions_by_message ON versions (channel_id, target_seq, seq);
 
@@ -185,6 +189,7 @@ CREATE TABLE IF NOT EXISTS trimmed (
 _REBUILT = {
     "messages": "WITHOUT ROWID",
     "idempotency": "PRIMARY KEY (channel_id, message_id)",
+    "versions": "WITHOUT ROWID",
 }
 
 

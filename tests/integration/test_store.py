@@ -629,8 +629,17 @@ async def test_a_database_in_the_layout_clustered_by_channel_opens_in_the_log_la
     for seq in range(1, 4):
         for log in logs:
             await _append(store, log, [_message(seq)], [f"id-{seq}"])
+    before = [(await _mutate_append(store, logs[0], 1, f" {i}")).seq for i in range(3)]
     await store.close()
     with sqlite3.connect(db_path) as older:  # as releases before the log layout made it
+        older.executescript(
+            "CREATE TABLE old_versions (channel_id INTEGER NOT NULL, seq INTEGER NOT NULL, "
+            "target_seq INTEGER NOT NULL, body BLOB NOT NULL, PRIMARY KEY (channel_id, seq)) "
+            "WITHOUT ROWID; "
+            "INSERT INTO old_versions SELECT channel_id, seq, target_seq, body FROM versions; "
+            "DROP TABLE versions; ALTER TABLE old_versions RENAME TO versions; "
+            "CREATE INDEX versions_by_message ON versions (channel_id, target_seq, seq);"
+        )
         older.executescript(
             "CREATE TABLE clustered (channel_id INTEGER NOT NULL, seq INTEGER NOT NULL, "
             "timestamp INTEGER NOT NULL, body BLOB NOT NULL, PRIMARY KEY (channel_id, seq)) "
@@ -647,21 +656,32 @@ async def test_a_database_in_the_layout_clustered_by_channel_opens_in_the_log_la
     await store.open()
     try:
         a, b = logs
-        assert await _data(store, HistoryQuery(a.channel_id, limit=10)) == ["m3", "m2", "m1"]
+        assert await _data(store, HistoryQuery(a.channel_id, limit=10)) == ["m3", "m2", "m1 0 1 2"]
         again = await _append(store, b, [_message(2)], ["id-2"])
         assert (again.seqs, again.fresh) == ([2], [False])
         assert (await _append(store, b, [_message(4)], ["id-4"])).seqs == [4]
         assert await _data(store, HistoryQuery(b.channel_id, limit=2)) == ["m4", "m3"]
-        for i in range(70):
+        for i in range(3, 70):
             await _mutate_append(store, a, 1, f" {i}")
         final = await store.message(a.channel_id, 1)
         assert final is not None and final["data"] == "m1" + "".join(f" {i}" for i in range(70))
+        versions = await store.versions(
+            a.channel_id, 1, HistoryQuery(a.channel_id, limit=100, forwards=True)
+        )
+        assert [v.message["data"] for v in versions] == ["m1", *(f" {i}" for i in range(70))]
+        assert [v.seq for v in versions[1:4]] == before
+        start = before[0] - 1
+        replayed = await store.events(a.channel_id, start, start, before[-1], 10)
+        assert [(e.seq, e.message["data"]) for e in replayed] == [
+            (seq, f" {i}") for i, seq in enumerate(before)
+        ]
     finally:
         await store.close()
     with sqlite3.connect(db_path) as migrated:
         tables = {name for (name,) in migrated.execute("SELECT name FROM sqlite_master")}
-    assert not {"messages_before", "idempotency_before"} & tables
+    assert not {"messages_before", "idempotency_before", "versions_before"} & tables
     assert {"messages", "messages_by_seq", "messages_by_time", "idempotency"} <= tables
+    assert {"versions", "versions_by_seq", "versions_by_message"} <= tables
 
 
 async def test_two_stores_on_one_file_number_a_channel_without_gaps_or_repeats(
