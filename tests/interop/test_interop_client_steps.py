@@ -18,7 +18,15 @@ from interop_support import RunNode
 from test_interop_client import py_realtime
 
 from channel_relay.client import Realtime
-from channel_relay.client.turns import AgentSession, Invocation, Session, headers, wait_until
+from channel_relay.client.turns import (
+    ActiveTurn,
+    AgentRun,
+    AgentSession,
+    Invocation,
+    Session,
+    headers,
+    wait_until,
+)
 
 if TYPE_CHECKING:
     from channel_relay.server import Relay
@@ -86,18 +94,31 @@ async def _late_python_reader(relay: Relay, made: list[Realtime], session: Sessi
     return late
 
 
+async def _python_pair(
+    relay: Relay, made: list[Realtime], channel: str
+) -> tuple[Session, AgentSession]:
+    """alice's session and a Python agent's, both connected to `channel`."""
+    phone = Session(py_realtime(relay, made, "alice"), channel)
+    await phone.connect()
+    agent = AgentSession(py_realtime(relay, made, "py-agent"), channel)
+    await agent.connect()
+    return phone, agent
+
+
+async def _asked(phone: Session, agent: AgentSession) -> tuple[ActiveTurn, AgentRun]:
+    """alice asks QUESTION, and the Python agent accepts the invocation: the turn and the run."""
+    invocations = agent.invocations()
+    turn = await phone.send(QUESTION)
+    return turn, await agent.accept(await invocations.get(20))
+
+
 async def test_a_python_agents_retried_step_reads_the_same_in_the_js_session(
     run_node: RunNode, relay: Relay, py_client: list[Realtime]
 ) -> None:
     channel = "ai:steps-py"
-    phone = Session(py_realtime(relay, py_client, "alice"), channel)
-    await phone.connect()
-    agent = AgentSession(py_realtime(relay, py_client, "py-agent"), channel)
-    await agent.connect()
+    phone, agent = await _python_pair(relay, py_client, channel)
     observer = await _observer(run_node, phone)
-    invocations = agent.invocations()
-    turn = await phone.send(QUESTION)
-    run = await agent.accept(await invocations.get(20))
+    turn, run = await _asked(phone, agent)
     async with run:
         with pytest.raises(TimeoutError):
             async with run.step("think") as attempt:
@@ -220,14 +241,9 @@ async def test_a_js_agent_adopts_a_run_a_python_agent_started(
     run_node: RunNode, relay: Relay, py_client: list[Realtime]
 ) -> None:
     channel = "ai:adopt-py-js"
-    phone = Session(py_realtime(relay, py_client, "alice"), channel)
-    await phone.connect()
-    agent = AgentSession(py_realtime(relay, py_client, "py-agent"), channel)
-    await agent.connect()
+    phone, agent = await _python_pair(relay, py_client, channel)
     observer = await _observer(run_node, phone)
-    invocations = agent.invocations()
-    turn = await phone.send(QUESTION)
-    run = await agent.accept(await invocations.get(20))
+    turn, run = await _asked(phone, agent)
     await run.start()
     async with run.step("fetch") as step:
         await step.pipe(text_chunks("Fetched. ", "f"))
@@ -278,13 +294,9 @@ async def test_a_late_reader_whose_pages_split_the_run_reads_it_as_a_live_reader
     run_node: RunNode, relay: Relay, py_client: list[Realtime]
 ) -> None:
     channel = "ai:steps-late"
-    phone = Session(py_realtime(relay, py_client, "alice"), channel)
-    await phone.connect()
-    agent = AgentSession(py_realtime(relay, py_client, "py-agent"), channel)
-    await agent.connect()
-    invocations = agent.invocations()
-    turn = await phone.send(QUESTION)
-    async with await agent.accept(await invocations.get(20)) as run:
+    phone, agent = await _python_pair(relay, py_client, channel)
+    turn, run = await _asked(phone, agent)
+    async with run:
         await run.pipe(text_chunks(RIGHT, "r"))
     assert await turn.done(20) == "complete"
     await agent.close()
