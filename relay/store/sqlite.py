@@ -745,6 +745,11 @@ class _Writes:
         # Aggregates this transaction changed, by (channel_id, seq); None once an arbitrary
         # write ran (it may have changed messages: nothing is kept from this transaction).
         self.changed: dict[tuple[int, int], _Held] | None = {}
+        # Version rows of this transaction not inserted yet: one statement for all of them, at
+        # the end or before an arbitrary write (a statement per append was the writer's
+        # largest share of a token stream). Nothing reads them back before: a message changed
+        # in this transaction is held in `changed`, not loaded.
+        self.versions: list[tuple[int, int, int, bytes]] = []
 
     def apply(self, op: _Op) -> Outcome:
         if isinstance(op, Publish):
@@ -843,12 +848,10 @@ class _Writes:
                 "VALUES (?, ?, ?, ?)",
                 (cid, target, target, stored),
             )
-        db.execute(
-            "INSERT INTO versions (channel_id, seq, target_seq, body) VALUES (?, ?, ?, ?)",
-            (cid, seq, target, pack(operation)),
-        )
+        self.versions.append((cid, seq, target, pack(operation)))
         append = operation.get("action") == MessageAction.APPEND
         if changed is None:
+            self.write_versions()
             db.execute(
                 "UPDATE messages SET body = ?, folded_seq = NULL WHERE channel_id = ? AND seq = ?",
                 (pack(aggregate), cid, target),
@@ -912,8 +915,18 @@ class _Writes:
                 )
         self.presence_seqs[cid] = last
 
+    def write_versions(self) -> None:
+        if self.versions:
+            self.db.executemany(
+                "INSERT INTO versions (channel_id, seq, target_seq, body) VALUES (?, ?, ?, ?)",
+                self.versions,
+            )
+            self.versions.clear()
+
     def write_aggregates(self) -> None:
-        """Rewrite the rows of the messages this transaction changed that are due."""
+        """Rewrite the rows of the messages this transaction changed that are due (and insert
+        its version rows first)."""
+        self.write_versions()
         changed = self.changed
         if not changed:
             return
