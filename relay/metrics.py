@@ -1,20 +1,29 @@
 """The relay's Prometheus metrics, served at GET /metrics (channel_relay.ops).
 
 Each Relay has its own CollectorRegistry, so several relays in one process (tests) keep apart.
-The hot paths pay one counter increment per publish batch, per fan-out (deliveries count
-`len(subscribers)` at once, never one increment per subscriber frame) and per store commit (one
-histogram observation each for batch size and latency, made by the writer thread). Gauges of
-connections and channels are read when scraped, not maintained.
+The hot paths pay one addition per publish batch and per fan-out (deliveries count
+`len(subscribers)` at once, never one per subscriber frame), one bucket count per ACK, and per
+store commit one histogram observation each for batch size and latency (made by the writer
+thread). What the event loop counts per publish is kept as plain numbers (`LoopCounter`,
+`LoopHistogram`): prometheus_client's own take a lock per increment, which was a few percent of
+the loop's time per publish. Gauges of connections and channels are read when scraped, not
+maintained.
 """
 
 from __future__ import annotations
 
+import time
+from bisect import bisect_left
+from collections.abc import Iterator, Sequence
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.utils import floatToGoString
 
 from channel_relay import __version__
 
-__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+__all__ = ["CONTENT_TYPE_LATEST", "LoopCounter", "LoopHistogram", "Metrics"]
 
 _LATENCY_BUCKETS = (
     0.0005,
@@ -50,21 +59,21 @@ class Metrics:
             registry=r,
         )
         self.channels = Gauge("relay_channels", "Channels loaded in memory", registry=r)
-        self.publishes = Counter(
+        self.publishes = LoopCounter(
             "relay_messages_published",
             "Messages accepted from publishers (realtime and REST), counted when durable",
-            registry=r,
+            r,
         )
-        self.deliveries = Counter(
+        self.deliveries = LoopCounter(
             "relay_deliveries",
             "Message protocol messages written to subscribers (one per subscriber per fan-out)",
-            registry=r,
+            r,
         )
-        self.ack_latency = Histogram(
+        self.ack_latency = LoopHistogram(
             "relay_ack_latency_seconds",
             "From a realtime publish's arrival to its ACK or NACK",
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
+            _LATENCY_BUCKETS,
+            r,
         )
         self.commit_batch = Histogram(
             "relay_store_commit_batch_size",
@@ -127,3 +136,64 @@ class Metrics:
     def exposition(self) -> bytes:
         """The Prometheus text format of every metric."""
         return generate_latest(self.registry)
+
+
+class LoopCounter:
+    """A counter that only the event loop adds to (`count += n`) and reads (scrapes run on the
+    loop), exposed like prometheus_client's Counter."""
+
+    def __init__(self, name: str, documentation: str, registry: CollectorRegistry) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.count = 0
+        self._created = time.time()
+        registry.register(self)
+
+    def describe(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(self.name, self.documentation)
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(
+            self.name, self.documentation, value=self.count, created=self._created
+        )
+
+
+class LoopHistogram:
+    """A histogram that only the event loop observes and reads, exposed like
+    prometheus_client's Histogram."""
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        buckets: Sequence[float],
+        registry: CollectorRegistry,
+    ) -> None:
+        self.name = name
+        self.documentation = documentation
+        self._bounds = tuple(buckets)
+        # Observations per bucket (the last: above every bound), not cumulative.
+        self._counts = [0] * (len(self._bounds) + 1)
+        self._sum = 0.0
+        self._created = time.time()
+        registry.register(self)
+
+    def observe(self, value: float) -> None:
+        # A bucket holds the values at or below its bound, as Prometheus's `le` says.
+        self._counts[bisect_left(self._bounds, value)] += 1
+        self._sum += value
+
+    def describe(self) -> Iterator[Metric]:
+        yield HistogramMetricFamily(self.name, self.documentation)
+
+    def collect(self) -> Iterator[Metric]:
+        buckets: list[tuple[str, float]] = []
+        total = 0
+        for bound, count in zip((*self._bounds, float("inf")), self._counts, strict=True):
+            total += count
+            buckets.append((floatToGoString(bound), total))
+        family = HistogramMetricFamily(
+            self.name, self.documentation, buckets=buckets, sum_value=self._sum
+        )
+        family.add_sample(f"{self.name}_created", {}, self._created)
+        yield family

@@ -162,7 +162,9 @@ class Channel:
 
     def _now(self) -> int:
         # Timestamps never go backwards within a channel, so time bounds follow seq order.
-        now = max(int(time.time() * 1000), self._last_timestamp)
+        now = int(time.time() * 1000)
+        if now < self._last_timestamp:
+            return self._last_timestamp
         self._last_timestamp = now
         return now
 
@@ -195,6 +197,7 @@ class Channel:
         now = self._now()
         stored: list[dict[str, Any]] = []
         client_ids: list[str | None] = []
+        ephemeral: list[dict[str, Any]] = []
         for index, message in enumerate(messages):
             given_id = message.get("id")
             if given_id is None:
@@ -203,16 +206,21 @@ class Channel:
                 message["connectionId"] = connection_id
             message["timestamp"] = now
             message["action"] = MessageAction.CREATE
-            if not _is_ephemeral(message):
+            if "extras" in message and _is_ephemeral(message):
+                ephemeral.append(message)
+            else:
                 stored.append(message)
                 client_ids.append(message["id"] if resendable else given_id)
 
         # Even a publish with nothing to store goes through the store's queue, so that its
-        # completion keeps its place among the publisher's others (ACKs stay in order).
-        ephemeral = [m for m in messages if _is_ephemeral(m)]
-        committed = _PendingPublish(self, messages, done, connection_id).committed
-        self.submit(
-            Publish(self.log.channel_id, self.log.epoch, stored, client_ids, committed, ephemeral)
+        # completion keeps its place among the publisher's others (ACKs stay in order). The
+        # pending publish is its own completion (it marks the channel one write less busy, as
+        # `submit` would): one object per publish waits for the commit.
+        pending = _PendingPublish(self, messages, done, connection_id)
+        log_ = self.log
+        self.busy += 1
+        self.store.submit(
+            Publish(log_.channel_id, log_.epoch, stored, client_ids, pending.committed, ephemeral)
         )
 
     async def mutate(
@@ -294,23 +302,6 @@ class Channel:
             message["id"] = first["id"].rpartition(":")[0]
         return message
 
-    def _deliver_committed(
-        self, delivered: list[tuple[int | None, dict[str, Any]]], publisher: str | None
-    ) -> None:
-        """Deliver a publish this node committed, in its place in serial order."""
-        seqs = [seq for seq, _ in delivered if seq is not None]
-
-        def deliver(after: int) -> None:
-            # Messages at or below `after` went out already (read from the log).
-            messages = [m for seq, m in delivered if seq is None or seq > after]
-            if messages:
-                self._fan_out_when_due(lambda: self._fan_out(messages, publisher))
-
-        if not seqs:
-            deliver(self.delivered_seq)
-        else:
-            self.sequencer.committed(seqs[0], seqs[-1], deliver)
-
     def deliver_ephemeral(self, messages: list[dict[str, Any]]) -> None:
         """Ephemeral messages another node published here (never stored, so never in the log:
         delivered as they arrive, outside serial order)."""
@@ -350,30 +341,49 @@ class Channel:
             fan_out()
 
     def _fan_out(self, messages: list[dict[str, Any]], publisher: str | None) -> None:
-        if not self.subscribers:
+        subscribers = self.subscribers
+        if not subscribers:
             return
-        serial = next((m["serial"] for m in reversed(messages) if "serial" in m), None)
+        if self.metrics is not None:
+            self.metrics.deliveries.count += len(subscribers)
+        deltas = self.deltas
+        if deltas.wanted:
+            self._fan_out_deltas(messages, publisher)
+            return
+        # This loop runs once per delivery. The frame is made for the first subscriber that
+        # gets it: a publisher alone on its channel without echo gets none.
+        outgoing = None
+        for subscriber in list(subscribers):
+            if subscriber.connection_id == publisher and not subscriber.echo:
+                # (deltas.skipped is for subscribers that want deltas: none does.)
+                continue
+            if outgoing is None:
+                outgoing = Outgoing(
+                    self._protocol_message(messages, _last_serial(messages), publisher), publisher
+                )
+            try:
+                subscriber.deliver(outgoing)
+            except Exception:
+                log.exception("delivery to %s failed", subscriber.connection_id)
+        deltas.advance(messages)
+
+    def _fan_out_deltas(self, messages: list[dict[str, Any]], publisher: str | None) -> None:
+        """The fan-out when some subscriber wants vcdiff deltas: each gets the whole message or
+        the delta its chooser picks."""
+        serial = _last_serial(messages)
         outgoing = Outgoing(self._protocol_message(messages, serial, publisher), publisher)
         deltas = self.deltas
-        # This loop runs once per delivery: with no subscriber wanting deltas every one gets
-        # `outgoing`, without a chooser call per subscriber.
-        choose = None
-        if deltas.wanted:
-            choose = deltas.chooser(
-                messages,
-                outgoing,
-                lambda encoded: Outgoing(
-                    self._protocol_message(encoded, serial, publisher), publisher
-                ),
-            )
-        if self.metrics is not None:
-            self.metrics.deliveries.inc(len(self.subscribers))
+        choose = deltas.chooser(
+            messages,
+            outgoing,
+            lambda encoded: Outgoing(self._protocol_message(encoded, serial, publisher), publisher),
+        )
         for subscriber in list(self.subscribers):
             if subscriber.connection_id == publisher and not subscriber.echo:
                 deltas.skipped(subscriber)
                 continue
             try:
-                subscriber.deliver(outgoing if choose is None else choose(subscriber))
+                subscriber.deliver(choose(subscriber))
             except Exception:
                 log.exception("delivery to %s failed", subscriber.connection_id)
         deltas.advance(messages)
@@ -392,7 +402,7 @@ class Channel:
         serial = format_serial(self.log.epoch, seq)
         change = (target, seq)
         if self.metrics is not None:
-            self.metrics.deliveries.inc(len(self.subscribers))
+            self.metrics.deliveries.count += len(self.subscribers)
         op_out = Outgoing(self._protocol_message([operation], serial, publisher), publisher, change)
         whole_out = op_out
         if operation is not aggregate:
@@ -432,9 +442,10 @@ class _Completion:
 
 
 class _PendingPublish:
-    """A publish waiting for its commit (one object, like _PendingChange)."""
+    """A publish waiting for its commit, then for its place in serial order: the store's
+    completion and the delivery are its bound methods (one object, like _PendingChange)."""
 
-    __slots__ = ("channel", "connection_id", "done", "messages")
+    __slots__ = ("channel", "connection_id", "delivered", "done", "first", "messages", "seqs")
 
     def __init__(
         self,
@@ -447,35 +458,68 @@ class _PendingPublish:
         self.messages = messages
         self.done = done
         self.connection_id = connection_id
+        # Once committed: what subscribers get, each one's seq (None: ephemeral), and the
+        # first seq among them (None: all ephemeral).
+        self.delivered: list[dict[str, Any]] = []
+        self.seqs: list[int | None] = []
+        self.first: int | None = None
 
     def committed(self, result: PublishResult | None, error: BaseException | None) -> None:
+        channel = self.channel
+        channel.busy -= 1
         if error is not None:
             self.done(None, store_error("Message", error))
             return
-        channel = self.channel
         epoch = channel.log.epoch
-        numbered = iter(zip(result.seqs, result.fresh, strict=True) if result else ())
+        seqs, fresh = (result.seqs, result.fresh) if result is not None else ((), ())
+        stored = 0
         serials: list[str | None] = []
-        # What subscribers get, each with its seq (None: ephemeral, never stored).
-        delivered: list[tuple[int | None, dict[str, Any]]] = []
+        delivered = self.delivered
+        delivered_seqs = self.seqs
+        first = last = None
         for message in self.messages:
-            if _is_ephemeral(message):
+            if "extras" in message and _is_ephemeral(message):
                 serials.append(None)
-                delivered.append((None, message))
+                delivered.append(message)
+                delivered_seqs.append(None)
                 continue
-            seq, fresh = next(numbered)
+            seq = seqs[stored]
             serial = format_serial(epoch, seq)
             serials.append(serial)
-            if fresh:
+            if fresh[stored]:
                 message["serial"] = serial
-                delivered.append((seq, message))
+                delivered.append(message)
+                delivered_seqs.append(seq)
+                if first is None:
+                    first = seq
+                last = seq
+            stored += 1
         if delivered:
             if channel.metrics is not None:
-                channel.metrics.publishes.inc(len(delivered))
+                channel.metrics.publishes.count += len(delivered)
             if channel.on_published is not None:
-                channel.on_published(channel, [m for _, m in delivered])
-            channel._deliver_committed(delivered, self.connection_id)
+                channel.on_published(channel, delivered)
+            self.first = first
+            if first is None:
+                self._deliver(channel.delivered_seq)
+            else:
+                assert last is not None
+                channel.sequencer.committed(first, last, self._deliver)
         self.done(serials, None)
+
+    def _deliver(self, after: int) -> None:
+        """Deliver in its place in serial order: what is at or below `after` went out already
+        (read from the log)."""
+        delivered = self.delivered
+        if self.first is not None and self.first <= after:
+            delivered = self.delivered = [
+                m for seq, m in zip(self.seqs, delivered, strict=True) if seq is None or seq > after
+            ]
+        if delivered:
+            self.channel._fan_out_when_due(self._fan_out)
+
+    def _fan_out(self) -> None:
+        self.channel._fan_out(self.delivered, self.connection_id)
 
 
 class _PendingChange:
@@ -557,6 +601,14 @@ def _version_seq(message: dict[str, Any]) -> int:
     version = message.get("version")
     parsed = parse_serial(version["serial"]) if version else None
     return parsed[1] if parsed is not None else 0
+
+
+def _last_serial(messages: list[dict[str, Any]]) -> str | None:
+    """The serial of the last stored message among `messages` (ephemeral ones have none)."""
+    for message in reversed(messages):
+        if "serial" in message:
+            return message["serial"]
+    return None
 
 
 def _is_ephemeral(message: dict[str, Any]) -> bool:
