@@ -81,11 +81,17 @@ class LiveStats:
         self, app_id: str, channel: str, messages: list[dict[str, Any]], fan_out: int
     ) -> None:
         """Messages a channel committed (and delivered to `fan_out` subscribers)."""
+        # Every commit calls this for each publish: loops, not generator expressions' frames.
         count = len(messages)
-        data = sum(message_size(m) for m in messages)
-        kept = sum(1 for m in messages if not (m.get("extras") or {}).get("ephemeral"))
+        data = 0
+        kept = count
+        for message in messages:
+            data += message_size(message)
+            extras = message.get("extras")
+            if extras and extras.get("ephemeral"):
+                kept -= 1
         key = (app_id, _minute(int(time.time() * 1000)))
-        # Every commit calls this: it adds to five numbers, spelled out as entries when read.
+        # It adds to five numbers, spelled out as entries when read.
         tally = self._tallies.get(key)
         if tally is None:
             tally = self._tallies[key] = [0, 0, 0, 0, 0]

@@ -106,7 +106,13 @@ class Push:
         the channel's push subscribers, when its rules enable push."""
         if not channel.rules.push_enabled:
             return
-        pushed = [m for m in messages if isinstance((m.get("extras") or {}).get("push"), dict)]
+        # Every committed publish comes here: a loop, not a comprehension's frame, for the
+        # common message without extras.
+        pushed: list[dict[str, Any]] = []
+        for message in messages:
+            extras = message.get("extras")
+            if extras and isinstance(extras.get("push"), dict):
+                pushed.append(message)
         if not pushed:
             return
         task = asyncio.get_running_loop().create_task(self._channel_push(channel, pushed))

@@ -816,10 +816,11 @@ class Connection:
 
     async def _on_message(self, message: dict[str, Any]) -> None:
         msg_serial = _msg_serial(message)
-        if self.acks.seen(msg_serial):
+        acks = self.acks
+        if acks.seen(msg_serial):
             return
         name = message.get("channel")
-        ack = self._reply(msg_serial, name, "publish")
+        ack = acks.expect(msg_serial, "publish", name)
         identity = self.identity
         max_size = self.settings.max_message_size
         attached_as = name
@@ -931,10 +932,13 @@ class Connection:
         ack(list(serials), None)
 
     def _check_mode(self, name: str, mode: Flag) -> None:
-        """40165 when the channel is attached without `mode` (the SDK did not request it, or
-        the capability did not grant it). Publishing to a channel not attached needs no mode."""
+        """40165 when the channel is attached without `mode`, one mode (the SDK did not request
+        it, or the capability did not grant it). Publishing to a channel not attached needs no
+        mode."""
         attachment = self.attachments.get(name)
-        if attachment is not None and not attachment.modes & mode:
+        # `in`, not `&`: a Flag's `&` makes a new Flag through the enum machinery, on every
+        # publish.
+        if attachment is not None and mode not in attachment.modes:
             raise AblyError(
                 40165,
                 401,
