@@ -223,7 +223,7 @@ class Channel:
             Publish(log_.channel_id, log_.epoch, stored, client_ids, pending.committed, ephemeral)
         )
 
-    async def mutate(
+    def mutate(
         self,
         op: dict[str, Any],
         done: PublishDone,
@@ -404,19 +404,21 @@ class Channel:
         if self.metrics is not None:
             self.metrics.deliveries.count += len(self.subscribers)
         op_out = Outgoing(self._protocol_message([operation], serial, publisher), publisher, change)
-        whole_out = op_out
-        if operation is not aggregate:
-            whole_out = Outgoing(
-                self._protocol_message([aggregate], serial, publisher), publisher, change
-            )
+        # The whole aggregate is for a subscriber that does not hold the message yet: made for
+        # the first one (with an append, a stream's subscribers all hold it but a late joiner).
+        whole_out = op_out if operation is aggregate else None
         for subscriber, subscription in list(self.subscribers.items()):
             if subscriber.connection_id == publisher and not subscriber.echo:
                 continue
             if target > subscription.start_seq or target in subscription.adopted:
                 self._deliver(subscriber, op_out)
-            else:
-                subscription.adopted.add(target)
-                self._deliver(subscriber, whole_out)
+                continue
+            subscription.adopted.add(target)
+            if whole_out is None:
+                whole_out = Outgoing(
+                    self._protocol_message([aggregate], serial, publisher), publisher, change
+                )
+            self._deliver(subscriber, whole_out)
 
     @staticmethod
     def _deliver(subscriber: Subscriber, outgoing: Outgoing) -> None:

@@ -835,10 +835,12 @@ class Connection:
             if change is not None:
                 op = parse_mutation(change, max_size)
                 may_change_some(identity, name, op["action"])
-                channel = await self.channels.find(identity.app_id, name)
+                channel = self.channels.peek(identity.app_id, name) or await self.channels.find(
+                    identity.app_id, name
+                )
                 if channel is None:
                     raise AblyError.not_found(f"No message with serial {op['serial']!r}")
-                await channel.mutate(
+                channel.mutate(
                     op,
                     ack,
                     identity=identity,

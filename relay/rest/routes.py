@@ -171,7 +171,7 @@ class RestApi:
         if channel is None:
             raise AblyError.not_found(f"No message with serial {op['serial']!r}")
         future = _completion()
-        await channel.mutate(
+        channel.mutate(
             op,
             _settle(future),
             identity=identity,
