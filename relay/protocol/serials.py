@@ -36,7 +36,9 @@ def new_epoch() -> str:
 
 
 def format_serial(epoch: str, seq: int) -> str:
-    return f"{epoch}-{seq:0{_SEQ_WIDTH}d}"
+    # The width spelled out (_SEQ_WIDTH): a nested {_SEQ_WIDTH} builds the format spec on
+    # every call, and this runs several times per publish and per append.
+    return f"{epoch}-{seq:016d}"
 
 
 def parse_serial(serial: str) -> tuple[str, int] | None:
