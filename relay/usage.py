@@ -101,7 +101,9 @@ class LiveStats:
         tally[3] += data * fan_out
         tally[4] += kept
         # Channels active in the minute: the first publish on each counts it as opened.
-        active = self._channels.setdefault(key, set())
+        active = self._channels.get(key)
+        if active is None:
+            active = self._channels[key] = set()
         if channel not in active:
             active.add(channel)
             self._add(app_id, {"channels.opened": 1, "channels.peak": len(active)})

@@ -174,4 +174,4 @@ class Push:
             if error is not None:
                 log.warning("push to channel %s failed: %s", name, error.message)
 
-        await channel.publish([{"name": _PUSH_MESSAGE, "data": json.dumps(payload)}], done)
+        channel.publish([{"name": _PUSH_MESSAGE, "data": json.dumps(payload)}], done)

@@ -854,7 +854,7 @@ class Connection:
             channel = self.channels.peek(identity.app_id, name) or await self.channels.get(
                 identity.app_id, name
             )
-            await channel.publish(
+            channel.publish(
                 messages,
                 ack,
                 connection_id=self.connection_id,

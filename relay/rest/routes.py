@@ -134,7 +134,7 @@ class RestApi:
             for message in messages:
                 message.setdefault("extras", {})["ephemeral"] = True
         future = _completion()
-        await channel.publish(messages, _settle(future), id_base=secrets.token_urlsafe(12))
+        channel.publish(messages, _settle(future), id_base=secrets.token_urlsafe(12))
         serials = await future
         first_id = messages[0]["id"]
         message_id = first_id.rpartition(":")[0] or first_id

@@ -65,7 +65,7 @@ async def _publish(relay: Relay, channel: str, count: int, per_batch: int = 1) -
             future.set_exception(error) if error else future.set_result(serials)
 
         messages = [{"data": f"m{i}"} for i in range(start, min(start + per_batch, count))]
-        await live.publish(messages, done)
+        live.publish(messages, done)
         futures.append(future)
     return [s for batch in await asyncio.gather(*futures) for s in batch]
 
