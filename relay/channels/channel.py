@@ -47,6 +47,11 @@ PublishDone = Callable[[list[str | None] | None, AblyError | None], None]
 """Called once a publish is durable, with its serials (one per message, None for an ephemeral
 one), or with the error."""
 
+# Enum members every publish uses, looked up once (on Python 3.11 reading one off its class
+# costs ~0.4 us).
+_CREATE = MessageAction.CREATE
+_MESSAGE = Action.MESSAGE
+
 # Aggregates of recently changed messages, as commits left them: what a change another node
 # committed is applied to, to deliver its aggregate without reading the store.
 _RECENT_AGGREGATES = 1_000
@@ -208,7 +213,7 @@ class Channel:
             if connection_id is not None:
                 message["connectionId"] = connection_id
             message["timestamp"] = now
-            message["action"] = MessageAction.CREATE
+            message["action"] = _CREATE
             if "extras" in message and _is_ephemeral(message):
                 ephemeral.append(message)
             else:
@@ -293,7 +298,7 @@ class Channel:
     ) -> dict[str, Any]:
         first = messages[0]
         message: dict[str, Any] = {
-            "action": Action.MESSAGE,
+            "action": _MESSAGE,
             "channel": self.name,
             "timestamp": first["timestamp"],
             "messages": messages,

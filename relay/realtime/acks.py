@@ -32,6 +32,10 @@ _REMEMBERED = 1024
 # keeps its own queue, gets its ACKs and carries on.
 _MAX_PENDING = 256
 
+# Looked up once: reading an enum member off its class costs ~0.4 us on Python 3.11, and this
+# is once per ACK frame.
+_ACK = Action.ACK
+
 Outcome = tuple[str | None, ...] | AblyError
 Settle = Callable[[list[str | None] | None, AblyError | None], None]
 
@@ -193,4 +197,4 @@ class AckQueue:
                 and waiting[0].msg_serial == serial + len(res)
             ):
                 res.append({"serials": waiting.popleft().outcome})
-            self.send({"action": Action.ACK, "msgSerial": serial, "count": len(res), "res": res})
+            self.send({"action": _ACK, "msgSerial": serial, "count": len(res), "res": res})

@@ -62,6 +62,12 @@ CONNECTION_KEY = re.compile(r"[A-Za-z0-9_-]{16}!([A-Za-z0-9]{11})")
 _SHED_GRACE = 5.0
 # ATTACHes of one connection acted on at once (Connection._attach_soon).
 _MAX_ATTACHING = 256
+# Enum members the per-frame path compares with, looked up once: reading a member off its enum
+# class costs ~0.4 us on Python 3.11 (a module global ~0.05), and a publish read half a dozen.
+_DATA_FRAMES = (WSMsgType.TEXT, WSMsgType.BINARY)
+_ATTACH = Action.ATTACH
+_MESSAGE = Action.MESSAGE
+_PUBLISH = Flag.PUBLISH
 
 
 @dataclass(slots=True)
@@ -352,7 +358,7 @@ class Connection:
         attaching = self._attaching
         try:
             async for frame in ws:
-                if frame.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                if frame.type not in _DATA_FRAMES:
                     if ws.close_code == WSCloseCode.MESSAGE_TOO_BIG:
                         # The socket sent ERROR 40009 (realtime.endpoint): the SDK has failed
                         # the connection and will not resume it.
@@ -398,7 +404,7 @@ class Connection:
             await self.fail(error)
             return False
         name = message.get("channel")
-        if message.get("action") == Action.ATTACH and isinstance(name, str) and name:
+        if message.get("action") == _ATTACH and isinstance(name, str) and name:
             await self._attach_soon(name, message, ws)
             return True
         if self._attaching:
@@ -529,7 +535,7 @@ class Connection:
         if self.draining:
             return
         action = message.get("action")
-        if action == Action.MESSAGE:
+        if action == _MESSAGE:
             await self._on_message(message)
         elif action == Action.ATTACH:
             await self._on_attach(message)
@@ -831,7 +837,7 @@ class Connection:
             change = _single_change(raw)
             if change is None and not identity.capability.allows(name, "publish"):
                 raise AblyError.forbidden(f"Unable to publish to channel {name}: not permitted")
-            self._check_mode(attached_as, Flag.PUBLISH)
+            self._check_mode(attached_as, _PUBLISH)
             if change is not None:
                 op = parse_mutation(change, max_size)
                 may_change_some(identity, name, op["action"])
