@@ -737,6 +737,7 @@ class _Writes:
 
     def __init__(self, db: sqlite3.Connection, node_id: str, known: _Committed) -> None:
         self.db = db
+        self.cursor = db.cursor()
         self.node_id = node_id
         self.known = known
         self.last_seqs: dict[int, int] = {}
@@ -799,8 +800,14 @@ class _Writes:
         db, cid = self.db, op.channel_id
         seqs: list[int] = []
         fresh: list[bool] = []
+        if not op.messages:
+            return PublishResult(seqs, fresh)
+        # The channel's last seq is read once per publish, and its statements run on one
+        # cursor (Connection.execute makes a cursor per call): this runs for every message.
+        cursor = self.cursor
+        start = last = self.last_seq(cid)
         for message, mid in zip(op.messages, op.idempotent_ids, strict=True):
-            seq = self.last_seq(cid) + 1
+            seq = last + 1
             # Claiming the id is also the lookup: a row already there keeps it (a retry).
             if mid is not None and not self.claim(cid, mid, seq):
                 row = db.execute(
@@ -810,20 +817,23 @@ class _Writes:
                 seqs.append(row[0])
                 fresh.append(False)
                 continue
-            self.take_seq(cid)
+            last = seq
             body = {**message, "serial": format_serial(op.epoch, seq)}
-            db.execute(
+            cursor.execute(
                 "INSERT INTO messages (channel_id, seq, timestamp, body) VALUES (?, ?, ?, ?)",
                 (cid, seq, message["timestamp"], pack(body)),
             )
             seqs.append(seq)
             fresh.append(True)
+        if last != start:
+            self.last_seqs[cid] = last
+            self.touched.add(cid)
         return PublishResult(seqs, fresh)
 
     def claim(self, channel_id: int, message_id: str, seq: int) -> bool:
         """Store `message_id` for `seq` of the channel; False when the channel has it already."""
         return (
-            self.db.execute(
+            self.cursor.execute(
                 "INSERT OR IGNORE INTO idempotency (message_id, channel_id, seq) VALUES (?, ?, ?)",
                 (message_id, channel_id, seq),
             ).rowcount
