@@ -122,7 +122,9 @@ class Publish:
     ephemeral: Sequence[dict[str, Any]] = ()
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, like MutateResult: the writer makes one per publish, and a frozen dataclass sets
+# each field through object.__setattr__.
+@dataclass(slots=True)
 class PublishResult:
     """Per message of a `Publish`: its seq, and whether this commit stored it (False: its id
     was stored before, and the seq is that earlier one)."""
