@@ -60,8 +60,6 @@ CONNECTION_KEY = re.compile(r"[A-Za-z0-9_-]{16}!([A-Za-z0-9]{11})")
 # Seconds a shed slow consumer's socket has to take its DISCONNECTED and CLOSE before it is
 # dropped (sooner if the relay-wide outbound budget needs the room).
 _SHED_GRACE = 5.0
-# How long before a token expires the SDK is asked to renew it (half its lifetime at most).
-_RENEW_BEFORE_MS = 30_000
 # ATTACHes of one connection acted on at once (Connection._attach_soon).
 _MAX_ATTACHING = 256
 # Enum members the per-frame path compares with, looked up once: reading a member off its enum
@@ -233,40 +231,23 @@ class Connection:
         self.presence_grace_ms = min(grace, self.settings.connection_state_ttl)
 
     def set_identity(self, identity: Identity) -> None:
-        """Act with `identity` from now on. Before its token expires the SDK is asked to renew
-        it in band (an AUTH, as Ably sends: ably-js authorizes and sends the new token on the
-        same connection); if it has not by expiry, the socket is dropped with DISCONNECTED
-        40142, and the SDK renews its token and resumes."""
+        """Act with `identity` from now on; when its token expires, the socket is dropped with
+        DISCONNECTED 40142, and the SDK renews its token and resumes."""
         self.identity = identity
         if self._expiry is not None:
             self._expiry.cancel()
             self._expiry = None
-        expires = identity.expires
-        if expires is not None:
-            now = now_ms()
-            lifetime = expires - (identity.issued if identity.issued is not None else now)
-            renew_at = expires - min(_RENEW_BEFORE_MS, lifetime // 2)
-            # A token presented again past its renewal point (an authCallback with nothing
-            # newer) is not asked for again: it runs to its expiry.
-            renew = renew_at > now
+        if identity.expires is not None:
             loop = asyncio.get_running_loop()
-            delay = ((renew_at if renew else expires) - now) / 1000
-            self._expiry = loop.call_at(loop.time() + max(delay, 0), self._token_due, renew)
+            delay = (identity.expires - now_ms()) / 1000
+            self._expiry = loop.call_at(loop.time() + max(delay, 0), self._token_expired)
 
-    def _token_due(self, renew: bool) -> None:
+    def _token_expired(self) -> None:
         self._expiry = None
-        if self.ws is None or self.closed:
-            return
-        expires = self.identity.expires
-        if renew and expires is not None:
-            self.send({"action": Action.AUTH})
-            loop = asyncio.get_running_loop()
-            delay = (expires - now_ms()) / 1000
-            self._expiry = loop.call_at(loop.time() + max(delay, 0), self._token_due, False)
-            return
-        asyncio.get_running_loop().create_task(
-            self.disconnect(AblyError(40142, 401, "Token expired"))
-        )
+        if self.ws is not None and not self.closed:
+            asyncio.get_running_loop().create_task(
+                self.disconnect(AblyError(40142, 401, "Token expired"))
+            )
 
     def key_matches(self, key: str) -> bool:
         return secrets.compare_digest(key.encode(), self.connection_key.encode())

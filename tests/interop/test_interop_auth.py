@@ -346,24 +346,12 @@ async def test_a_subscriber_on_expiring_tokens_gets_every_message_exactly_once_i
     for out in await asyncio.gather(stream("msgpack"), stream("json")):
         assert out["data"] == list(range(count)), out["data"]
         assert len(set(out["ids"])) == count
-        # Renewed in band, several times, when the relay asked (an AUTH before each expiry):
-        # the connection never dropped.
-        assert out["tokenRequests"] >= 3, out
-        assert [s[0] for s in out["states"] if s[0] != "connected"] == ["connecting"], out
-        assert len(out["states"]) >= 3, out["states"]  # the renewals' 'update' events
+        # Renewed at least twice: each expiry is DISCONNECTED 40142, then a resume.
+        expiries = [s for s in out["states"] if s == ["disconnected", 40142]]
+        assert len(expiries) >= 2, out["states"]
+        assert out["tokenRequests"] == len(expiries) + 1, out
         assert out["connectionIds"] and len(out["connectionIds"]) == 1, out
         assert out["channelState"] == "attached"
-
-
-async def test_a_client_that_cannot_renew_is_dropped_with_40142_when_its_token_expires(
-    run_node: RunNode,
-) -> None:
-    out = await run_node("auth_expiry_stuck.mjs", args={"ttl": 2000})
-    # Asked before expiry (it had nothing newer), then dropped at expiry (and ably-js asks its
-    # callback again to reconnect).
-    assert out["callbackCalls"] >= 2, out
-    assert out["disconnected"]["reason"]["code"] == 40142, out["disconnected"]
-    assert out["expires"] - 50 <= out["droppedAt"] <= out["expires"] + 1000, out
 
 
 async def test_reauth_to_a_narrower_capability_fails_only_the_channels_no_longer_granted(
