@@ -415,25 +415,23 @@ class Channel:
         # The whole aggregate is for a subscriber that does not hold the message yet: made for
         # the first one (with an append, a stream's subscribers all hold it but a late joiner).
         whole_out = op_out if operation is aggregate else None
+        # This loop runs once per delivery of every append: the delivery is made inline.
         for subscriber, subscription in list(self.subscribers.items()):
             if subscriber.connection_id == publisher and not subscriber.echo:
                 continue
             if target > subscription.start_seq or target in subscription.adopted:
-                self._deliver(subscriber, op_out)
-                continue
-            subscription.adopted.add(target)
-            if whole_out is None:
-                whole_out = Outgoing(
-                    self._protocol_message([aggregate], serial, publisher), publisher, change
-                )
-            self._deliver(subscriber, whole_out)
-
-    @staticmethod
-    def _deliver(subscriber: Subscriber, outgoing: Outgoing) -> None:
-        try:
-            subscriber.deliver(outgoing)
-        except Exception:
-            log.exception("delivery to %s failed", subscriber.connection_id)
+                outgoing = op_out
+            else:
+                subscription.adopted.add(target)
+                if whole_out is None:
+                    whole_out = Outgoing(
+                        self._protocol_message([aggregate], serial, publisher), publisher, change
+                    )
+                outgoing = whole_out
+            try:
+                subscriber.deliver(outgoing)
+            except Exception:
+                log.exception("delivery to %s failed", subscriber.connection_id)
 
 
 class _Completion:

@@ -221,7 +221,7 @@ class Connection:
             self._presence_grace.cancel()
             self._presence_grace = None
         self.ws, self.format, self.echo = ws, fmt, echo
-        self.writer = FrameWriter(ws, transport)
+        self.writer = FrameWriter(ws, transport, self._queued, self.settings.max_outbound_buffer)
         self._attaching = {}
         self._shedding = False
         self.connection_key = f"{secrets.token_urlsafe(12)}!{self.connection_id}"
@@ -269,8 +269,10 @@ class Connection:
             # Cached even when empty: a delivery that cannot be encoded is logged once, not
             # once per subscriber.
             frame = outgoing.frames[self.format] = self._encode(outgoing.message) or b""
-        if frame:
-            self._write(frame)
+        # _write spelt out: this runs once per subscriber per delivery.
+        writer = self.writer
+        if frame and writer is not None and not self._shedding and writer.write(frame):
+            self.frames_sent += 1
 
     def _encode(self, message: dict[str, Any]) -> bytes | None:
         """The frame for `message`, or None (logged) if this format cannot carry it. Validation
@@ -283,10 +285,15 @@ class Connection:
 
     def _write(self, frame: bytes) -> None:
         writer = self.writer
-        if writer is None or self._shedding or not writer.write(frame):
+        if writer is not None and not self._shedding and writer.write(frame):
+            self.frames_sent += 1
+
+    def _queued(self, size: int) -> None:
+        """The socket holds `size` bytes after a write (FrameWriter): the outbound bounds."""
+        if self._shedding:
+            # Its last frame (DISCONNECTED) is being written, maybe while the budget sheds
+            # others: the budget holds what it noted until it drops the socket.
             return
-        self.frames_sent += 1
-        size = writer.buffered()
         if size > self.settings.max_outbound_buffer:
             self.shed()
         self.outbound.note(self, size)

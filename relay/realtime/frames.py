@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from aiohttp import web
@@ -63,15 +63,31 @@ def corked() -> Iterator[None]:
 class FrameWriter:
     """The outbound side of one WebSocket: pre-built frames written synchronously to its
     transport (a fan-out writes the same bytes to every subscriber without awaiting each), but
-    never once aiohttp has begun closing the socket, so no byte follows a CLOSE frame."""
+    never once aiohttp has begun closing the socket, so no byte follows a CLOSE frame.
 
-    __slots__ = ("_held", "_held_bytes", "_transport", "_ws")
+    After each write to the transport, `queued` is told the bytes the socket holds (for the
+    outbound bounds), unless it holds none and held none at the last report: the kernel takes
+    nearly every frame at once, and then there is nothing to account for. Frames held by a cork
+    are accounted when they leave, or at once if they take the socket past its own `bound`."""
 
-    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport) -> None:
+    __slots__ = ("_bound", "_held", "_queued", "_reported", "_room", "_transport", "_ws")
+
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        transport: asyncio.Transport,
+        queued: Callable[[int], None] | None = None,
+        bound: int = 0,
+    ) -> None:
         self._ws = ws
         self._transport = transport
+        self._queued = queued
+        self._bound = bound
         self._held: list[bytes] | None = None
-        self._held_bytes = 0
+        # While frames are held: bytes the socket may still take before it passes `bound`.
+        self._room = 0
+        # Whether the last size reported to `queued` was not 0.
+        self._reported = False
 
     @property
     def open(self) -> bool:
@@ -79,30 +95,49 @@ class FrameWriter:
 
     def write(self, frame: bytes) -> bool:
         """Queue `frame`; False (nothing written) once the socket is closing."""
-        if not self.open:
+        # `open` spelt out: this runs once per frame sent.
+        transport = self._transport
+        if self._ws.closed or transport.is_closing():
             return False
         held = self._held
         if held is not None:
             held.append(frame)
-            self._held_bytes += len(frame)
+            self._room -= len(frame)
         elif _corked is not None:
             self._held = [frame]
-            self._held_bytes = len(frame)
             _corked.append(self)
+            self._room = self._bound - transport.get_write_buffer_size() - len(frame)
         else:
-            self._transport.write(frame)
+            transport.write(frame)
+            self._report(transport)
+            return True
+        if self._room < 0 and self._queued is not None:
+            self._reported = True
+            self._queued(self.buffered())
         return True
 
     def _flush(self) -> None:
         held = self._held
         self._held = None
-        self._held_bytes = 0
         if held and self.open:
-            self._transport.write(held[0] if len(held) == 1 else b"".join(held))
+            transport = self._transport
+            transport.write(held[0] if len(held) == 1 else b"".join(held))
+            self._report(transport)
+
+    def _report(self, transport: asyncio.Transport) -> None:
+        queued = self._queued
+        if queued is None:
+            return
+        size = transport.get_write_buffer_size()
+        if size or self._reported:
+            self._reported = size > 0
+            queued(size)
 
     def buffered(self) -> int:
         """Bytes written and not yet taken by the kernel (held ones included)."""
-        return self._transport.get_write_buffer_size() + self._held_bytes
+        held = self._held
+        size = self._transport.get_write_buffer_size()
+        return size if held is None else size + sum(map(len, held))
 
     def abort(self) -> None:
         """Drop the socket at once, discarding what is buffered."""
