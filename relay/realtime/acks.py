@@ -22,6 +22,7 @@ from typing import Any
 
 from channel_relay.protocol.actions import Action
 from channel_relay.protocol.errors import AblyError
+from channel_relay.realtime.frames import at_uncork
 
 __all__ = ["AckQueue"]
 
@@ -166,10 +167,13 @@ class AckQueue:
 
     def _flush_soon(self) -> None:
         # One commit settles many of a connection's publishes in a row: sending once they all
-        # are lets consecutive ACKs leave as one frame (one write) instead of one each.
+        # are lets consecutive ACKs leave as one frame (one write) instead of one each. Inside
+        # a commit's completions that is as they end (no loop callback per ACK, and the ACKs
+        # leave with the commit's deliveries); otherwise on the loop's next turn.
         if not self._flush_due:
             self._flush_due = True
-            self._call_soon(self._flush)
+            if not at_uncork(self._flush):
+                self._call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_due = False

@@ -9,13 +9,16 @@ gets every append of the commit); they are held and leave in one write when the 
 from __future__ import annotations
 
 import asyncio
+import logging
 import struct
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from aiohttp import web
 
-__all__ = ["FrameWriter", "corked", "ws_frame"]
+__all__ = ["FrameWriter", "at_uncork", "corked", "ws_frame"]
+
+log = logging.getLogger(__name__)
 
 _TEXT = 0x81
 _BINARY = 0x82
@@ -41,6 +44,17 @@ def ws_frame(payload: bytes | str) -> bytes:
 
 # The writers holding frames while corked; None when not corked.
 _corked: list[FrameWriter] | None = None
+# What runs as the current cork ends (at_uncork).
+_at_uncork: list[Callable[[], None]] = []
+
+
+def at_uncork(callback: Callable[[], None]) -> bool:
+    """Run `callback` as the current cork ends, before its frames leave, so what it writes
+    leaves with them; False (not taken) when not corked."""
+    if _corked is None:
+        return False
+    _at_uncork.append(callback)
+    return True
 
 
 @contextmanager
@@ -55,9 +69,20 @@ def corked() -> Iterator[None]:
     try:
         yield
     finally:
-        _corked = None
-        for writer in writers:
-            writer._flush()
+        try:
+            # Callbacks may add callbacks; each failure is logged, as the loop would.
+            index = 0
+            while index < len(_at_uncork):
+                try:
+                    _at_uncork[index]()
+                except Exception:
+                    log.exception("callback at the end of a cork failed")
+                index += 1
+        finally:
+            _at_uncork.clear()
+            _corked = None
+            for writer in writers:
+                writer._flush()
 
 
 class FrameWriter:
