@@ -24,7 +24,6 @@ import sys
 from collections.abc import Callable
 from multiprocessing.synchronize import Event
 from typing import Any
-from urllib.parse import urlsplit
 
 from channel_relay.cli.fixtures import export_to, import_from
 from channel_relay.cli.target import CliError
@@ -34,6 +33,7 @@ from channel_relay.logs import configure as configure_logging
 from channel_relay.server import Relay
 from channel_relay.settings_loader import add_arguments, load_settings
 from channel_relay.store.base import Store
+from channel_relay.store.postgres import location
 from channel_relay.store.preflight import StoreOpenError
 
 __all__ = ["add_commands", "serve", "settings_from_args"]
@@ -270,6 +270,5 @@ def _start_failure(exc: Exception, settings: Settings) -> str | None:
 def _database(settings: Settings) -> str:
     """Where the relay keeps everything, as the banner names it (no password)."""
     if settings.store is not None:
-        url = urlsplit(settings.store)
-        return f"PostgreSQL at {url.hostname}:{url.port or 5432}{url.path}"
+        return location(settings.store)
     return settings.db_path or "(in memory, removed at exit)"

@@ -65,7 +65,7 @@ from channel_relay.store.preflight import StoreOpenError
 from channel_relay.store.reads import LogReads
 from channel_relay.store.rows import pack, unpack
 
-__all__ = ["PostgresStore"]
+__all__ = ["PostgresStore", "location"]
 
 log = logging.getLogger(__name__)
 
@@ -899,10 +899,15 @@ class _Writes:
         return kinds, entries
 
 
-def _unreachable(url: str, exc: BaseException) -> str:
-    """Why PostgreSQL at `url` cannot serve, in one line naming it (without the password)."""
+def location(url: str) -> str:
+    """The server and database `url` names, for people to read (no user or password)."""
     parts = urlsplit(url)
-    where = f"PostgreSQL at {parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
+    return f"PostgreSQL at {parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
+
+
+def _unreachable(url: str, exc: BaseException) -> str:
+    """Why PostgreSQL at `url` cannot serve, in one line naming it."""
+    where = location(url)
     if isinstance(exc, TimeoutError):
         return f"{where}: no answer within {_CONNECT_TIMEOUT:g} s"
     if isinstance(exc, OSError) and exc.strerror:
