@@ -10,22 +10,11 @@ from typing import Any
 
 import pytest
 from client_support import MakeClient
+from vercel_chunks import text_chunks
 
 from channel_relay.client.errors import AblyError
 from channel_relay.client.message import Message
 from channel_relay.client.turns import AgentRun, AgentSession, Invocation, Session, wait_until
-
-
-def text_chunks(text: str, text_id: str = "t") -> list[dict[str, Any]]:
-    return [
-        {"type": "start"},
-        {"type": "start-step"},
-        {"type": "text-start", "id": text_id},
-        {"type": "text-delta", "id": text_id, "delta": text},
-        {"type": "text-end", "id": text_id},
-        {"type": "finish-step"},
-        {"type": "finish", "finishReason": "stop"},
-    ]
 
 
 @pytest.fixture

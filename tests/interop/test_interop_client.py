@@ -11,6 +11,7 @@ from unittest.mock import ANY
 
 import pytest
 from interop_support import RunNode
+from vercel_chunks import text_chunks
 
 from channel_relay.client import Realtime
 from channel_relay.client.turns import AgentRun, AgentSession, Session, wait_until
@@ -272,18 +273,6 @@ CLIENT_TOOL = [
 ]
 
 
-def _text(text: str, text_id: str = "t9") -> list[dict[str, Any]]:
-    return [
-        {"type": "start"},
-        {"type": "start-step"},
-        {"type": "text-start", "id": text_id},
-        {"type": "text-delta", "id": text_id, "delta": text},
-        {"type": "text-end", "id": text_id},
-        {"type": "finish-step"},
-        {"type": "finish", "finishReason": "stop"},
-    ]
-
-
 async def test_js_agent_reasoning_tools_sources_and_data_reach_python_devices(
     run_node: RunNode, relay: Relay, py_client: list[Realtime]
 ) -> None:
@@ -327,9 +316,8 @@ async def test_a_python_client_tool_result_fork_is_continued_by_the_js_agent(
     run_node: RunNode, relay: Relay, py_client: list[Realtime]
 ) -> None:
     phone, bob = await _sessions(relay, py_client, "ai:js-fork", "alice", "bob")
-    node = await _js_agent(
-        run_node, phone, [{"chunks": CLIENT_TOOL}, {"chunks": _text("You are in Oslo.")}]
-    )
+    answers = [{"chunks": CLIENT_TOOL}, {"chunks": text_chunks("You are in Oslo.", "t9")}]
+    node = await _js_agent(run_node, phone, answers)
     turn = await phone.send("Where am I?")
     assert await turn.done(20) == "complete"
     fork = await phone.add_tool_result("call-loc", {"city": "Oslo"})
@@ -352,7 +340,7 @@ async def test_js_agent_regenerates_and_answers_edits_each_python_view_selects_i
     run_node: RunNode, relay: Relay, py_client: list[Realtime]
 ) -> None:
     [phone] = await _sessions(relay, py_client, "ai:js-branches", "alice")
-    answers = [{"chunks": _text(t)} for t in ("First.", "Second.", "Edited.")]
+    answers = [{"chunks": text_chunks(t, "t9")} for t in ("First.", "Second.", "Edited.")]
     node = await _js_agent(run_node, phone, answers)
     first = await phone.send("Q1")
     assert await first.done(20) == "complete"
@@ -473,7 +461,7 @@ async def test_python_agent_asks_approval_and_the_js_users_other_device_grants_i
 async def test_a_js_client_tool_result_fork_is_continued_by_the_python_agent(
     run_node: RunNode, relay: Relay, py_client: list[Realtime]
 ) -> None:
-    answers = [{"chunks": CLIENT_TOOL}, {"chunks": _text("You are in Oslo.")}]
+    answers = [{"chunks": CLIENT_TOOL}, {"chunks": text_chunks("You are in Oslo.", "t9")}]
     agent = await _py_agent(relay, py_client, "ai:py-fork", answers)
     args = {
         "channel": "ai:py-fork",
@@ -500,7 +488,7 @@ async def test_a_js_client_tool_result_fork_is_continued_by_the_python_agent(
 async def test_python_agent_regenerates_and_answers_edits_the_js_view_selects_branches(
     run_node: RunNode, relay: Relay, py_client: list[Realtime]
 ) -> None:
-    answers = [{"chunks": _text(t)} for t in ("First.", "Second.", "Edited.")]
+    answers = [{"chunks": text_chunks(t, "t9")} for t in ("First.", "Second.", "Edited.")]
     agent = await _py_agent(relay, py_client, "ai:py-branches", answers)
     args = {"channel": "ai:py-branches", "mode": "branches", "question": "Q1", "edited": "Q1b"}
     result = await run_node("client_py_agent.mjs", args=args)

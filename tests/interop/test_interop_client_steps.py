@@ -9,13 +9,13 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from interop_support import RunNode
-from test_interop_client import py_realtime
+from test_interop_client import py_client, py_realtime
+from vercel_chunks import text_chunks
 
 from channel_relay.client import Realtime
 from channel_relay.client.turns import (
@@ -36,25 +36,7 @@ WRONG = "A first draft that failed. "
 RIGHT = "The considered answer ✓"
 CONSTANTS = Path(__file__).parent / "node_modules/@ably/ai-transport/dist/constants.d.ts"
 
-
-@pytest.fixture
-async def py_client(relay: Relay) -> AsyncIterator[list[Realtime]]:
-    made: list[Realtime] = []
-    yield made
-    for client in made:
-        await client.close()
-
-
-def text_chunks(text: str, text_id: str) -> list[dict[str, Any]]:
-    return [
-        {"type": "start"},
-        {"type": "start-step"},
-        {"type": "text-start", "id": text_id},
-        {"type": "text-delta", "id": text_id, "delta": text},
-        {"type": "text-end", "id": text_id},
-        {"type": "finish-step"},
-        {"type": "finish", "finishReason": "stop"},
-    ]
+__all__ = ["py_client"]
 
 
 async def _observer(run_node: RunNode, session: Session, runs: int = 1) -> asyncio.Task[Any]:
@@ -72,6 +54,22 @@ async def _observer(run_node: RunNode, session: Session, runs: int = 1) -> async
         async with asyncio.timeout(20):
             await ready.wait()
     return task
+
+
+async def _js_agent_run(
+    run_node: RunNode, turn: ActiveTurn, right: str, *, hand_off: bool = False
+) -> dict[str, Any]:
+    """The JS agent answers `turn`: a step that fails with WRONG, retried with `right`; with
+    `hand_off`, it leaves the run open for another agent to adopt."""
+    args = {
+        "mode": "agent",
+        "channel": turn.session.channel.name,
+        "inputEventId": turn.event_id,
+        "wrong": WRONG,
+        "right": right,
+        "handOff": hand_off,
+    }
+    return await run_node("client_steps.mjs", args=args)
 
 
 def _steps(session: Session, run_id: str) -> list[dict[str, Any]]:
@@ -147,16 +145,7 @@ async def test_a_js_agents_retried_step_reads_the_same_in_python_sessions(
     phone = Session(py_realtime(relay, py_client, "alice"), channel)
     await phone.connect()
     turn = await phone.send(QUESTION)
-    result = await run_node(
-        "client_steps.mjs",
-        args={
-            "mode": "agent",
-            "channel": channel,
-            "inputEventId": turn.event_id,
-            "wrong": WRONG,
-            "right": RIGHT,
-        },
-    )
+    result = await _js_agent_run(run_node, turn, RIGHT)
     assert result["errors"] == [] and result["retryStepId"] == "think"
     assert await turn.done(20) == "complete"
     late = await _late_python_reader(relay, py_client, phone)
@@ -179,17 +168,7 @@ async def test_a_python_agent_adopts_a_run_a_js_agent_started(
     await phone.connect()
     observer = await _observer(run_node, phone)
     turn = await phone.send(QUESTION)
-    opened = await run_node(
-        "client_steps.mjs",
-        args={
-            "mode": "agent",
-            "channel": channel,
-            "inputEventId": turn.event_id,
-            "wrong": WRONG,
-            "right": "Fetched. ",
-            "handOff": True,
-        },
-    )
+    opened = await _js_agent_run(run_node, turn, "Fetched. ", hand_off=True)
     assert opened["errors"] == []
     worker = AgentSession(py_realtime(relay, py_client, "py-worker"), channel)
     await worker.connect()
