@@ -38,6 +38,19 @@ def db_path(tmp_path: Path) -> str:
     return str(tmp_path / "store.db")
 
 
+@pytest.fixture
+async def two_stores(db_path: str) -> AsyncIterator[tuple[SqliteStore, SqliteStore]]:
+    """Two stores on one SQLite file, as the relay and another process (the CLI) open it."""
+    relay, other = SqliteStore(db_path), SqliteStore(db_path)
+    await relay.open()
+    await other.open()
+    try:
+        yield relay, other
+    finally:
+        await other.close()
+        await relay.close()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def new_store(request: pytest.FixtureRequest, db_path: str) -> Callable[[], Store]:
     """Makes a store on this test's database (each one made opens the same database)."""
@@ -590,22 +603,16 @@ async def test_a_stream_carries_on_whole_after_the_database_is_reopened(
 
 
 async def test_an_append_builds_on_what_another_process_wrote_to_the_message(
-    db_path: str,
+    two_stores: tuple[SqliteStore, SqliteStore],
 ) -> None:
-    relay, other = SqliteStore(db_path), SqliteStore(db_path)
-    await relay.open()
-    await other.open()
-    try:
-        log = await relay.channel("app", "shared-file")
-        (target,) = (await _append(relay, log, [{"data": "", "timestamp": 1}])).seqs
-        await _mutate_append(relay, log, target, "a ")
-        await _mutate_append(other, log, target, "b ")
-        await _mutate_append(relay, log, target, "c ")
-        final = await relay.message(log.channel_id, target)
-        assert final is not None and final["data"] == "a b c "
-    finally:
-        await other.close()
-        await relay.close()
+    relay, other = two_stores
+    log = await relay.channel("app", "shared-file")
+    (target,) = (await _append(relay, log, [{"data": "", "timestamp": 1}])).seqs
+    await _mutate_append(relay, log, target, "a ")
+    await _mutate_append(other, log, target, "b ")
+    await _mutate_append(relay, log, target, "c ")
+    final = await relay.message(log.channel_id, target)
+    assert final is not None and final["data"] == "a b c "
 
 
 async def test_an_append_to_a_message_retention_removed_is_refused(
@@ -685,21 +692,15 @@ async def test_a_database_in_the_layout_clustered_by_channel_opens_in_the_log_la
 
 
 async def test_two_stores_on_one_file_number_a_channel_without_gaps_or_repeats(
-    db_path: str,
+    two_stores: tuple[SqliteStore, SqliteStore],
 ) -> None:
-    relay, other = SqliteStore(db_path), SqliteStore(db_path)
-    await relay.open()
-    await other.open()
-    try:
-        log = await relay.channel("app", "two-writers")
-        seqs = []
-        for i in range(6):
-            store = relay if i % 3 else other
-            seqs += (await _append(store, log, [_message(i)])).seqs
-        assert seqs == list(range(1, 7))
-    finally:
-        await other.close()
-        await relay.close()
+    relay, other = two_stores
+    log = await relay.channel("app", "two-writers")
+    seqs = []
+    for i in range(6):
+        store = relay if i % 3 else other
+        seqs += (await _append(store, log, [_message(i)])).seqs
+    assert seqs == list(range(1, 7))
 
 
 async def test_a_replaced_channel_numbers_on_from_its_new_last_seq(
