@@ -77,6 +77,10 @@ class ClusterFeed:
     async def stop(self) -> None:
         await cancel_and_wait(self._task)
         self._task = None
+        # What notifications started ends with the feed (a catch-up still retrying a read
+        # would go on against a closed store).
+        for task in list(self._tasks):
+            await cancel_and_wait(task)
 
     async def _run(self) -> None:
         first = True

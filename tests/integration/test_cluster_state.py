@@ -158,6 +158,30 @@ async def test_a_revocation_another_node_fails_to_read_is_read_again_until_in_fo
         assert not failures
 
 
+async def test_a_node_retrying_a_revocation_read_stops_retrying_when_it_stops(
+    tmp_path: Path, engine: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with _nodes(tmp_path, engine) as (a, b):
+        attempts = 0
+        retried = asyncio.Event()
+
+        async def failing(after: int) -> Any:
+            nonlocal attempts
+            attempts += 1
+            if attempts == 2:
+                retried.set()
+            raise OSError("connection reset")
+
+        monkeypatch.setattr(b.store, "revocations", failing)
+        await _revoke_mallory(a)
+        async with asyncio.timeout(10):
+            await retried.wait()
+        await b.stop()
+        stopped_at = attempts
+        await asyncio.sleep(1.5)
+        assert attempts == stopped_at
+
+
 async def test_a_member_entered_on_one_node_is_in_sync_on_another_and_leaves_when_it_dies(
     tmp_path: Path, engine: str | None
 ) -> None:
