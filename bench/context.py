@@ -129,6 +129,15 @@ class Context:
         return handle
 
 
+def mean_lag_ms(
+    before: tuple[float, float] | None, after: tuple[float, float] | None
+) -> float | None:
+    """The relay's mean event-loop lag between two `ServerProcess.loop_lag` readings."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return (after[0] - before[0]) / (after[1] - before[1]) * 1000
+
+
 def seq_checks(seq: dict[str, Any] | None) -> str:
     """'ok' or what went wrong, from a SeqTotals dict."""
     if seq is None:

@@ -11,6 +11,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -135,6 +136,29 @@ class ServerProcess:
 
     def write_bytes(self) -> int:
         return write_bytes(self.pid)
+
+    def loop_lag(self) -> tuple[float, float] | None:
+        """(seconds, probes) of the relay's relay_event_loop_lag_seconds so far; None for a
+        server that does not expose it (the ceilings, an older relay)."""
+        url = f"http://127.0.0.1:{self.port}/metrics"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                text = response.read().decode()
+        except OSError:
+            return None
+        values = dict(
+            line.split(" ", 1)
+            for line in text.splitlines()
+            if line.startswith(
+                ("relay_event_loop_lag_seconds_sum ", "relay_event_loop_lag_seconds_count ")
+            )
+        )
+        if len(values) != 2:
+            return None
+        return (
+            float(values["relay_event_loop_lag_seconds_sum"]),
+            float(values["relay_event_loop_lag_seconds_count"]),
+        )
 
     def tail(self, n: int = 20) -> str:
         return "".join(self.output[-n:])

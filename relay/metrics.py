@@ -75,6 +75,12 @@ class Metrics:
             _LATENCY_BUCKETS,
             r,
         )
+        self.loop_lag = LoopHistogram(
+            "relay_event_loop_lag_seconds",
+            "How long after its due time the event loop ran a timer due every 0.25 s",
+            _LATENCY_BUCKETS,
+            r,
+        )
         self.commit_batch = Histogram(
             "relay_store_commit_batch_size",
             "Operations (publish batches and other writes) per store commit",

@@ -27,6 +27,7 @@ from channel_relay.deployment import (
 )
 from channel_relay.faults import Faults
 from channel_relay.inspector import InspectorApi
+from channel_relay.loop_lag import LoopLagProbe
 from channel_relay.metrics import Metrics
 from channel_relay.ops import OpsApi
 from channel_relay.protocol.errors import AblyError
@@ -140,6 +141,7 @@ class Relay:
         self.metrics = Metrics()
         self.channels.metrics = self.metrics
         self.store.on_commit = self.metrics.store_commit
+        self.loop_lag = LoopLagProbe(self.metrics.loop_lag)
         # What one commit delivers to a socket leaves in one write.
         self.store.completions = corked
         self.retention = Retention(
@@ -192,6 +194,7 @@ class Relay:
         if self.settings.store is None and self.settings.db_path is not None:
             await asyncio.to_thread(check_database, self.settings.db_path)
         await self.store.open()
+        self.loop_lag.start()
         try:
             if prepare is not None:
                 await prepare(self.store)
@@ -231,6 +234,7 @@ class Relay:
         `finish` is given the store once everything is durable, before it closes
         (`relay serve --export-on-exit`)."""
         self.accepting = False
+        await self.loop_lag.stop()
         await self.retention.stop()
         if self._runner is not None:
             for site in list(self._runner.sites):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..context import Context, Row, Unavailable, ack_checks
+from ..context import Context, Row, Unavailable, ack_checks, mean_lag_ms
 from ..servers import ServerProcess
 
 __all__ = ["NAME", "measure", "run", "sqlite_ceiling"]
@@ -27,8 +27,9 @@ def measure(ctx: Context, server: ServerProcess) -> dict[str, Any]:
     with ctx.workers() as handles:
         pub = ctx.spawn_into(handles, "bench.load.publishers:durable", params, "durable")
         pub.recv(120)
-        cpu0, written0 = server.cpu_seconds(), server.write_bytes()
+        cpu0, written0, lag0 = server.cpu_seconds(), server.write_bytes(), server.loop_lag()
         res = pub.request({"cmd": "run", "duration": sizes.durable_s}, sizes.durable_s + 60)
+        res["loop_lag_ms"] = mean_lag_ms(lag0, server.loop_lag())
         res["server_cpu_util"] = (server.cpu_seconds() - cpu0) / res["elapsed"]
         res["server_write_bytes"] = server.write_bytes() - written0
         pub.send({"cmd": "close"})
@@ -107,7 +108,8 @@ def run(ctx: Context) -> list[Row]:
         echo["ack"]["p50_ms"],
         "bare aiohttp echo",
     )
-    rows = [rate, p99, p50]
+    lag = Row(NAME, case, "event-loop lag, mean", "ms", relay and relay["loop_lag_ms"], None)
+    rows = [rate, p99, p50, lag]
     rows.extend(
         Row(
             NAME,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..context import Context, Row, Unavailable, seq_checks
+from ..context import Context, Row, Unavailable, mean_lag_ms, seq_checks
 from ..servers import ServerProcess
 from ..stats import LatencyHistogram
 
@@ -39,8 +39,9 @@ def _measure(ctx: Context, server: ServerProcess) -> dict[str, Any]:
             pub.send({"cmd": "close"})
             raise Unavailable(ready["unavailable"])
         subs.request({"cmd": "reset"}, 30)
-        cpu0, written0 = server.cpu_seconds(), server.write_bytes()
+        cpu0, written0, lag0 = server.cpu_seconds(), server.write_bytes(), server.loop_lag()
         res = pub.request({"cmd": "run", "duration": sizes.stream_s}, sizes.stream_s + 60)
+        res["loop_lag_ms"] = mean_lag_ms(lag0, server.loop_lag())
         st = subs.request({"cmd": "wait", "last": res["last"], "timeout": 10.0}, 60)
         res["server_cpu_util"] = (server.cpu_seconds() - cpu0) / res["elapsed"]
         res["server_write_bytes"] = server.write_bytes() - written0
@@ -114,4 +115,5 @@ def run(ctx: Context) -> list[Row]:
         "bare aiohttp broadcast",
     )
     ack = Row(NAME, case, "p99 append->ACK", "ms", relay and relay["ack"]["p99_ms"], None)
-    return [rate, p99, p50, ack]
+    lag = Row(NAME, case, "event-loop lag, mean", "ms", relay and relay["loop_lag_ms"], None)
+    return [rate, p99, p50, ack, lag]

@@ -60,3 +60,9 @@ def test_bench_quick(tmp_path: Path) -> None:
         # zero loss, zero duplicates, in order, wherever the relay ran
         for bad in ("LOST", "DUP", "REORDER", "NACK", "bad page"):
             assert bad not in (row["checks"] or ""), row
+    # the relay's own event-loop lag beside its latency, read from its /metrics
+    lags = {
+        row["scenario"]: row["relay"] for row in rows if row["metric"] == "event-loop lag, mean"
+    }
+    assert set(lags) == {"durable", "streaming"}
+    assert all(lag is not None and lag >= 0 for lag in lags.values()), lags

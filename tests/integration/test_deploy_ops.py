@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -105,6 +106,28 @@ async def test_metrics_parse_and_count_publishes_deliveries_acks_and_commits(
     assert after["relay_store_commit_batch_size_count"] >= 5
     assert after["relay_store_commit_seconds_sum"] > 0
     assert after["relay_info{version=0.1.0}"] == 1
+
+
+async def test_a_blocked_event_loop_shows_in_the_loop_lag_metric(relay: Relay) -> None:
+    await asyncio.sleep(0.3)  # the probe has run at least once, and the loop was idle
+    before = await _metrics(relay)
+    assert before["relay_event_loop_lag_seconds_count"] >= 1
+    assert before["relay_event_loop_lag_seconds_sum"] < 0.1
+    # Whatever runs on the loop delays everything else on it: here, 0.6 s of it at once, so a
+    # probe due in its first 0.25 s runs at least 0.35 s late.
+    time.sleep(0.6)  # noqa: ASYNC251
+    await asyncio.sleep(0.3)
+    after = await _metrics(relay)
+    late = after["relay_event_loop_lag_seconds_sum"] - before["relay_event_loop_lag_seconds_sum"]
+    assert late >= 0.35
+    within_quarter = (
+        after["relay_event_loop_lag_seconds_bucket{le=0.25}"]
+        - before["relay_event_loop_lag_seconds_bucket{le=0.25}"]
+    )
+    observed = (
+        after["relay_event_loop_lag_seconds_count"] - before["relay_event_loop_lag_seconds_count"]
+    )
+    assert observed - within_quarter >= 1
 
 
 async def test_auth_failures_are_counted_by_code(relay: Relay) -> None:
