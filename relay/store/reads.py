@@ -118,9 +118,11 @@ class LogReads(ABC):
         self, channel_id: int, target_seq: int, query: HistoryQuery
     ) -> list[StoredVersion]:
         where, params = page_clause(query, with_time=False)
-        params[0:1] = [channel_id, target_seq]
+        # From the message's own seq on: the scan of the channel's versions stops there.
+        params[0:1] = [channel_id, target_seq, target_seq]
         rows = await self._fetchall(
-            f"SELECT seq, body FROM versions WHERE channel_id = ? AND target_seq = ? {where}",
+            "SELECT seq, body FROM versions WHERE channel_id = ? AND seq >= ? AND target_seq = ? "
+            f"{where}",
             params,
         )
         return [StoredVersion(seq, target_seq, unpack(body)) for seq, body in rows]

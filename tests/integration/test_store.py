@@ -565,6 +565,34 @@ async def test_appends_queued_together_all_land_in_the_aggregate_and_its_version
     assert [v.message["data"] for v in versions] == ["", *(f"{i} " for i in range(30))]
 
 
+async def test_a_messages_versions_are_its_own_when_streams_interleave_on_its_channel(
+    store: Store,
+) -> None:
+    log = await store.channel("app", "interleaved")
+    first, second = (
+        await _append(store, log, [{"data": "", "timestamp": 1}, {"data": "", "timestamp": 2}])
+    ).seqs
+    for i in range(40):
+        await asyncio.gather(
+            _mutate_append(store, log, first, f"a{i}"), _mutate_append(store, log, second, f"b{i}")
+        )
+    (later,) = (await _append(store, log, [_message(3)])).seqs
+    await _mutate_append(store, log, later, " changed")
+    for target, name in ((first, "a"), (second, "b")):
+        oldest = await store.versions(
+            log.channel_id, target, HistoryQuery(log.channel_id, limit=10, forwards=True)
+        )
+        newest = await store.versions(
+            log.channel_id, target, HistoryQuery(log.channel_id, limit=10)
+        )
+        assert [v.message["data"] for v in oldest] == ["", *(f"{name}{i}" for i in range(9))]
+        assert [v.message["data"] for v in newest] == [f"{name}{i}" for i in range(39, 29, -1)]
+        assert {v.target_seq for v in oldest + newest} == {target}
+        before = HistoryQuery(log.channel_id, limit=100, max_seq=oldest[-1].seq)
+        paged = await store.versions(log.channel_id, target, before)
+        assert [v.seq for v in paged] == [v.seq for v in reversed(oldest)]
+
+
 async def test_a_long_stream_reads_whole_from_history_the_message_and_a_replay(
     store: Store,
 ) -> None:
@@ -688,7 +716,8 @@ async def test_a_database_in_the_layout_clustered_by_channel_opens_in_the_log_la
         tables = {name for (name,) in migrated.execute("SELECT name FROM sqlite_master")}
     assert not {"messages_before", "idempotency_before", "versions_before"} & tables
     assert {"messages", "messages_by_seq", "messages_by_time", "idempotency"} <= tables
-    assert {"versions", "versions_by_seq", "versions_by_message"} <= tables
+    assert {"versions", "versions_by_seq"} <= tables
+    assert "versions_by_message" not in tables
 
 
 async def test_two_stores_on_one_file_number_a_channel_without_gaps_or_repeats(
