@@ -48,13 +48,7 @@ class LogReads(ABC):
     ) -> int:
         cutoff = 0
         if before_ms is not None:
-            # Timestamps never decrease along seq, so the (channel_id, timestamp) index finds it.
-            row = await self._fetchone(
-                "SELECT seq FROM messages WHERE channel_id = ? AND timestamp < ? "
-                "ORDER BY timestamp DESC, seq DESC LIMIT 1",
-                (channel_id, before_ms),
-            )
-            cutoff = max(cutoff, row[0] if row else 0)
+            cutoff = await self._last_before(channel_id, before_ms)
         if keep is not None:
             row = await self._fetchone(
                 "SELECT seq FROM messages WHERE channel_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?",
@@ -62,6 +56,16 @@ class LogReads(ABC):
             )
             cutoff = max(cutoff, row[0] if row else 0)
         return cutoff
+
+    async def _last_before(self, channel_id: int, before_ms: int) -> int:
+        """The last seq of the channel's messages stamped before `before_ms` (0: none)."""
+        # Timestamps never decrease along seq, so the (channel_id, timestamp) index finds it.
+        row = await self._fetchone(
+            "SELECT seq FROM messages WHERE channel_id = ? AND timestamp < ? "
+            "ORDER BY timestamp DESC, seq DESC LIMIT 1",
+            (channel_id, before_ms),
+        )
+        return row[0] if row else 0
 
     async def apps(self) -> list[tuple[str, str]]:
         return [(a, s) for a, s in await self._fetchall("SELECT app_id, spec FROM apps", ())]

@@ -7,13 +7,14 @@ import sqlite3
 __all__ = ["SCHEMA", "apply_schema"]
 
 # Messages are kept in the order they were committed (rowid), found by the narrow
-# (channel_id, seq) and (channel_id, timestamp) indexes: a commit's rows land together at the end
-# of the table instead of on a page of every channel it touches, which is what a commit writes
-# (clustered by channel, the bytes written per publish grew with the channels a commit touched).
-# A history page is an index range scan plus a lookup per row. The message body is msgpack of
-# the wire dict (str and bytes data kept apart), and for a message that was updated or appended
-# to, it is the latest aggregate (what history and late joiners get). Timestamps are
-# non-decreasing within a channel, so the timestamp index serves start/end bounds.
+# (channel_id, seq) index: a commit's rows land together at the end of the table instead of on a
+# page of every channel it touches, which is what a commit writes (clustered by channel, the
+# bytes written per publish grew with the channels a commit touched; so does each index, a page
+# per channel per commit, hence only the one). A history page is an index range scan plus a
+# lookup per row. The message body is msgpack of the wire dict (str and bytes data kept apart),
+# and for a message that was updated or appended to, it is the latest aggregate (what history
+# and late joiners get). Timestamps are non-decreasing within a channel, so start/end bounds
+# filter along the seq index.
 # folded_seq NULL: the body is the message's latest aggregate. Otherwise the body is its aggregate
 # as of the version numbered folded_seq, and the appends logged in `versions` after it are the
 # rest of it (channel_relay.store.appends): a streamed message's row is not rewritten per append.
@@ -50,7 +51,10 @@ CREATE TABLE IF NOT EXISTS messages (
 
 CREATE UNIQUE INDEX IF NOT EXISTS messages_by_seq ON messages (channel_id, seq);
 
-CREATE INDEX IF NOT EXISTS messages_by_time ON messages (channel_id, timestamp);
+-- No index by timestamp (messages_by_time, dropped): it cost every commit a page per channel
+-- it touched. Timestamps never decrease along seq, so history pages filter time bounds along
+-- the seq index, and retention finds its cutoff by a binary search over it (SqliteStore).
+DROP INDEX IF EXISTS messages_by_time;
 
 -- Each update, delete or append of a message: its own seq in the channel (the version serial),
 -- the seq of the message it changes, and the operation as subscribers received it. The row for

@@ -388,9 +388,8 @@ class SqliteStore(LogReads):
 
     async def history(self, query: HistoryQuery) -> list[StoredMessage]:
         # A page walks the channel in seq order and stops at its limit: time bounds filter
-        # along the way (+ keeps the planner off the timestamp index, which would gather every
-        # message in the time range and sort them before the limit applies).
-        where, params = page_clause(query, with_time=True, time="+timestamp")
+        # along the way (there is no timestamp index: schema.py).
+        where, params = page_clause(query, with_time=True)
         rows = await self._fetchall(
             f"SELECT seq, body, folded_seq FROM messages WHERE channel_id = ? {where}", params
         )
@@ -438,6 +437,44 @@ class SqliteStore(LogReads):
         for target, body in await self._fetchall(*pending_query(channel_id, marked)):
             appends.setdefault(target, []).append(body)
         return [(seq, fold(m, appends[seq]) if seq in appends else m) for seq, m in messages]
+
+    async def _last_before(self, channel_id: int, before_ms: int) -> int:
+        # No timestamp index here (schema.py): timestamps never decrease along seq, so a
+        # binary search over the seq index finds the last message stamped before `before_ms`,
+        # a few dozen lookups at most.
+        bounds = await self._fetchone(
+            "SELECT min(seq), max(seq) FROM messages WHERE channel_id = ?", (channel_id,)
+        )
+        if bounds is None or bounds[0] is None:
+            return 0
+        low, high = bounds
+        if await self._stamped(channel_id, low, high + 1) >= before_ms:
+            return 0
+        # `low` is a message stamped before; every message from `high` on is not.
+        if await self._stamped(channel_id, high, high + 1) < before_ms:
+            return high
+        while high - low > 1:
+            middle = (low + high) // 2
+            row = await self._fetchone(
+                "SELECT seq, timestamp FROM messages WHERE channel_id = ? AND seq >= ? "
+                "AND seq < ? ORDER BY seq LIMIT 1",
+                (channel_id, middle, high),
+            )
+            if row is not None and row[1] < before_ms:
+                low = row[0]
+            else:
+                high = middle
+        return low
+
+    async def _stamped(self, channel_id: int, seq: int, until: int) -> int:
+        """The timestamp of the channel's first message from `seq` on (before `until`)."""
+        row = await self._fetchone(
+            "SELECT timestamp FROM messages WHERE channel_id = ? AND seq >= ? AND seq < ? "
+            "ORDER BY seq LIMIT 1",
+            (channel_id, seq, until),
+        )
+        assert row is not None
+        return int(row[0])
 
     async def idempotent_seqs(self, channel_id: int, ids: Sequence[str]) -> dict[str, int]:
         if not ids:

@@ -593,6 +593,27 @@ async def test_a_messages_versions_are_its_own_when_streams_interleave_on_its_ch
         assert [v.seq for v in paged] == [v.seq for v in reversed(oldest)]
 
 
+async def test_the_retention_cutoff_by_age_is_the_last_message_stamped_before_it(
+    store: Store,
+) -> None:
+    log = await store.channel("app", "aging")
+    stamped: list[tuple[int, int]] = []
+    for i in range(40):
+        # Several messages share a millisecond, and appends take seqs between messages.
+        timestamp = 1_000 + 10 * (i // 3)
+        (seq,) = (await _append(store, log, [_message(i, timestamp)])).seqs
+        stamped.append((seq, timestamp))
+        if i % 4 == 0:
+            await _mutate_append(store, log, seq, " more")
+    await store.trim(log.channel_id, stamped[4][0], 100)
+    kept = stamped[5:]
+    for before in range(kept[0][1] - 1, kept[-1][1] + 12):
+        expected = max((seq for seq, timestamp in kept if timestamp < before), default=0)
+        assert await store.retention_cutoff(log.channel_id, before, None) == expected, before
+    empty = await store.channel("app", "empty")
+    assert await store.retention_cutoff(empty.channel_id, 10**13, None) == 0
+
+
 async def test_a_long_stream_reads_whole_from_history_the_message_and_a_replay(
     store: Store,
 ) -> None:
@@ -715,9 +736,9 @@ async def test_a_database_in_the_layout_clustered_by_channel_opens_in_the_log_la
     with sqlite3.connect(db_path) as migrated:
         tables = {name for (name,) in migrated.execute("SELECT name FROM sqlite_master")}
     assert not {"messages_before", "idempotency_before", "versions_before"} & tables
-    assert {"messages", "messages_by_seq", "messages_by_time", "idempotency"} <= tables
+    assert {"messages", "messages_by_seq", "idempotency"} <= tables
+    assert not {"messages_by_time", "versions_by_message"} & tables
     assert {"versions", "versions_by_seq"} <= tables
-    assert "versions_by_message" not in tables
 
 
 async def test_two_stores_on_one_file_number_a_channel_without_gaps_or_repeats(
