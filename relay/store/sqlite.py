@@ -27,7 +27,7 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -449,12 +449,8 @@ class SqliteStore(LogReads):
         (low, _), (high, high_stamp) = ends[0], ends[-1]
         if high_stamp < before_ms:
             return high
-        assert self._reader is not None
         bounds = {"low": low, "high": high, "before": before_ms, "channel": channel_id}
-        async with self._reader.execute(_LAST_BEFORE, bounds) as cursor:
-            row = await cursor.fetchone()
-        assert row is not None
-        return int(row[0])
+        return int((await self._fetchone(_LAST_BEFORE, bounds))[0])
 
     async def idempotent_seqs(self, channel_id: int, ids: Sequence[str]) -> dict[str, int]:
         if not ids:
@@ -467,7 +463,7 @@ class SqliteStore(LogReads):
         )
         return dict(rows)
 
-    async def _fetchone(self, sql: str, params: Sequence[Any]) -> Any:
+    async def _fetchone(self, sql: str, params: Sequence[Any] | Mapping[str, Any]) -> Any:
         assert self._reader is not None
         async with self._reader.execute(sql, params) as cursor:
             return await cursor.fetchone()
