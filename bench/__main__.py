@@ -15,6 +15,7 @@ from .report import render_table, write_json
 from .scenarios import SCENARIOS
 from .servers import ROOT
 from .sizes import FULL, QUICK
+from .speed import reference_ms
 
 __all__ = ["main"]
 
@@ -44,12 +45,14 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             print(f"== {name}", flush=True)
             t0 = time.monotonic()
+            before = reference_ms(ctx.server_cpus)
             try:
                 rows.extend(SCENARIOS[name].run(ctx))
             except (Unavailable, WorkerError, RuntimeError, OSError) as exc:
                 print(f"  {name} failed: {exc}", flush=True)
                 traceback.print_exc()
                 rows.append(Row(name, "-", "scenario error", "", note=str(exc)))
+            rows.append(_speed_row(name, before, reference_ms(ctx.server_cpus)))
             print(f"  ({time.monotonic() - t0:.1f} s)", flush=True)
     finally:
         shutil.rmtree(ctx.workdir, ignore_errors=True)
@@ -59,6 +62,20 @@ def main(argv: list[str] | None = None) -> int:
     write_json(args.out, rows, ctx, elapsed)
     print(f"\nwrote {args.out} ({elapsed:.0f} s)")
     return 0
+
+
+def _speed_row(scenario: str, before: float | None, after: float | None) -> Row:
+    """The server core's speed around a scenario (bench.speed): its figures are read with it."""
+    known = [ms for ms in (before, after) if ms is not None]
+    shown = ", ".join("-" if ms is None else f"{ms:.0f}" for ms in (before, after))
+    return Row(
+        scenario,
+        "server core",
+        "reference loop, slower of before/after",
+        "ms",
+        max(known) if known else None,
+        note=f"before, after: {shown} ms (110-120 ms when this machine class is quiet)",
+    )
 
 
 if __name__ == "__main__":

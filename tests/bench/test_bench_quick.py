@@ -66,3 +66,7 @@ def test_bench_quick(tmp_path: Path) -> None:
     }
     assert set(lags) == {"durable", "streaming"}
     assert all(lag is not None and lag >= 0 for lag in lags.values()), lags
+    # how fast the server core was around each scenario, to read its figures with
+    speeds = {row["scenario"]: row["relay"] for row in rows if row["case"] == "server core"}
+    assert set(speeds) == SCENARIOS
+    assert all(ms is not None and ms > 0 for ms in speeds.values()), speeds
