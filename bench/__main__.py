@@ -15,7 +15,7 @@ from .report import render_table, write_json
 from .scenarios import SCENARIOS
 from .servers import ROOT
 from .sizes import FULL, QUICK
-from .speed import reference_ms
+from .speed import QUIET, reference_ms
 
 __all__ = ["main"]
 
@@ -74,7 +74,7 @@ def _speed_row(scenario: str, before: float | None, after: float | None) -> Row:
         "reference loop, slower of before/after",
         "ms",
         max(known) if known else None,
-        note=f"before, after: {shown} ms (110-120 ms when this machine class is quiet)",
+        note=f"before, after: {shown} ms ({QUIET} when this machine class is quiet)",
     )
 
 
